@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL on loopback, for the tests and the demo.
+#
+#   testenv/postgres.sh start DIR   initialise (once) and start a cluster in DIR;
+#                                   prints DATABASE_URL=... on stdout
+#   testenv/postgres.sh stop DIR    stop it (the data stays in DIR)
+#   testenv/postgres.sh url DIR     print DATABASE_URL=... of a started cluster
+#
+# Installs Debian's PostgreSQL when no server binaries are found. The server runs
+# as the unprivileged `postgres` user (PostgreSQL refuses to run as root), listens
+# on 127.0.0.1 only, on the first free port from 55432 up, with password auth.
+set -euo pipefail
+
+log() { echo "postgres.sh: $*" >&2; }
+
+find_bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return 0; fi
+  done
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then
+    pg_config --bindir; return 0
+  fi
+  return 1
+}
+
+ensure_installed() {
+  if ! find_bindir >/dev/null; then
+    log "installing PostgreSQL from apt"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq postgresql postgresql-client >&2
+  fi
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+print_url() {
+  local dir=$1
+  local port password
+  port=$(cat "$dir/port")
+  password=$(cat "$dir/password")
+  echo "DATABASE_URL=postgres://aurum:${password}@127.0.0.1:${port}/aurum"
+}
+
+start() {
+  local dir=$1
+  ensure_installed
+  local bindir
+  bindir=$(find_bindir)
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    log "initialising a cluster in $dir/data"
+    umask 077
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$dir/password"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$dir/password"; fi
+    as_pg "$bindir/initdb" -D "$dir/data" -U aurum --auth=scram-sha-256 \
+      --pwfile="$dir/password" --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    log "already running"
+  else
+    local port=55432
+    while ! port_free "$port"; do port=$((port + 1)); done
+    echo "$port" > "$dir/port"
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null
+    PGPASSWORD=$(cat "$dir/password") "$bindir/psql" -h 127.0.0.1 -p "$port" -U aurum -d postgres -qtAc \
+      "SELECT 1 FROM pg_database WHERE datname = 'aurum'" | grep -q 1 ||
+      PGPASSWORD=$(cat "$dir/password") "$bindir/createdb" -h 127.0.0.1 -p "$port" -U aurum aurum
+    log "started on 127.0.0.1:$port (log: $dir/server.log)"
+  fi
+  print_url "$dir"
+}
+
+stop() {
+  local dir=$1
+  local bindir
+  bindir=$(find_bindir) || return 0
+  [ -f "$dir/data/PG_VERSION" ] || return 0
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  log "stopped"
+}
+
+case "${1:-}" in
+  start) start "${2:?usage: postgres.sh start DIR}" ;;
+  stop) stop "${2:?usage: postgres.sh stop DIR}" ;;
+  url) print_url "${2:?usage: postgres.sh url DIR}" ;;
+  *) echo "usage: testenv/postgres.sh start|stop|url DIR" >&2; exit 2 ;;
+esac
