@@ -12,6 +12,10 @@
 #   testenv/hdfs.sh kill-datanode DIR N   SIGKILL DataNode N (1 or 2), as a crash would
 #   testenv/hdfs.sh start-datanode DIR N  start DataNode N again (a no-op if it runs)
 #                                         and wait until it heartbeats to the NameNode
+#   testenv/hdfs.sh wait-datanode-dead DIR N
+#                                         wait until the NameNode lists DataNode N as
+#                                         dead (~15 s after a kill), so that new
+#                                         writes go to the survivor only
 #
 # The jars come from Maven Central through testenv/hdfs/pom.xml, once, into
 # $AURUM_CACHE/hdfs/lib (default ~/.cache/aurum; Maven's local repository is
@@ -22,15 +26,24 @@
 # (HADOOP_USER_NAME; Hadoop's simple auth trusts it), so `hdfs` is the superuser and
 # the client user (AURUM_HDFS_USER, default: the user running this script, e.g. root)
 # is an ordinary user that owns /aurum. Writing outside /aurum and /tmp is therefore
-# a real "permission denied". Dead DataNodes are noticed within ~20 s (heartbeat 1 s,
-# recheck 5 s), stale ones avoided for new blocks after 5 s.
+# a real "permission denied". The NameNode declares a DataNode dead ~15 s after its
+# last heartbeat (heartbeat 1 s, recheck 2.5 s) and stops choosing it for new blocks
+# once it is stale (3 s, noticed at the next recheck). Until then a new block may
+# still be placed on a killed DataNode: hdfs-native 0.13 recovers a pipeline that
+# loses a DataNode inside a block, but fails a write whose next block is placed on
+# the dead one ("Connection refused"). `wait-datanode-dead` waits until the
+# NameNode has noticed, after which writes go to the survivor (one replica).
 #
-# Layout: DIR/conf (client + NameNode configuration, what HADOOP_CONF_DIR points at),
-# DIR/dnN/conf (DataNode N's own ports and data dir), DIR/data, DIR/logs, DIR/run
-# (pid files).
+# Layout: DIR/conf (the client configuration, what HADOOP_CONF_DIR points at),
+# DIR/nn/conf and DIR/dnN/conf (each daemon's own, with its ports and data dir),
+# DIR/data, DIR/logs (NAME.out per daemon), DIR/run (pid files), DIR/ports.
 #
 # Environment: AURUM_CACHE, AURUM_HDFS_USER, AURUM_HDFS_BLOCKSIZE (bytes or 128m
-# style, default 128m), JAVA (default: java on PATH), MVN (default: mvn on PATH).
+# style, default 128m), AURUM_HDFS_BASE_PORT (first port tried, default 59100),
+# AURUM_HDFS_JVM_OPTS (default -XX:TieredStopAtLevel=1), JAVA (default: java on
+# PATH), MVN (default: mvn on PATH).
+#
+# Heaps: NameNode 512m, DataNodes 256m each. One start costs ~11 s of CPU in all.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -100,7 +113,9 @@ running() {
 }
 
 jvm_opts() {
-  echo "-XX:+UseSerialGC -XX:-UsePerfData -Djava.net.preferIPv4Stack=true" \
+  # C1 only (TieredStopAtLevel=1) halves the CPU a start costs on two cores;
+  # AURUM_HDFS_JVM_OPTS replaces it (set it empty for the full JIT).
+  echo "${AURUM_HDFS_JVM_OPTS--XX:TieredStopAtLevel=1} -XX:+UseSerialGC -XX:-UsePerfData -Djava.net.preferIPv4Stack=true" \
     "--add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED" \
     "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED" \
     "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED"
@@ -117,7 +132,15 @@ launch() {
     -Dhadoop.home.dir="$dir" -Dproc_"$name" \
     -cp "$conf:$web:$lib/*" "$class" "$@" \
     </dev/null >>"$dir/logs/$name.out" 2>&1 &
-  echo $! > "$(pidfile "$dir" "$name")"
+  local pid=$! i
+  echo "$pid" > "$(pidfile "$dir" "$name")"
+  # until the fork has exec'd java, /proc/PID/cmdline is still this shell's
+  for i in $(seq 1 100); do
+    running "$dir" "$name" && return 0
+    [ -d "/proc/$pid" ] || break
+    sleep 0.05
+  done
+  running "$dir" "$name" || die "$name did not start (log: $dir/logs/$name.out)"
 }
 
 # hadoop_tool DIR CLASS ARGS...: a short-lived client JVM as the superuser
@@ -208,8 +231,8 @@ write_hdfs_site() {
     prop dfs.namenode.safemode.min.datanodes 0
     prop dfs.namenode.resource.du.reserved 0
     prop dfs.heartbeat.interval 1
-    prop dfs.namenode.heartbeat.recheck-interval 5000
-    prop dfs.namenode.stale.datanode.interval 5000
+    prop dfs.namenode.heartbeat.recheck-interval 2500
+    prop dfs.namenode.stale.datanode.interval 3000
     prop dfs.namenode.avoid.read.stale.datanode true
     prop dfs.namenode.avoid.write.stale.datanode true
     prop dfs.namenode.handler.count 20
@@ -463,15 +486,35 @@ start_datanode() {
   log "DataNode $n is up"
 }
 
+wait_datanode_dead() {
+  local dir=$1 n=$2 port xfer j start=$SECONDS timeout=120
+  check_n "$n"
+  dir=$(cd "$dir" && pwd)
+  running "$dir" namenode || die "the NameNode in $dir is not running"
+  port=$(nn_http "$dir")
+  read -r _ _ d1a _ _ d2a _ _ < "$dir/ports"
+  if [ "$n" = 1 ]; then xfer=$d1a; else xfer=$d2a; fi
+  while :; do
+    j=$(jmx "$port" 'Hadoop:service=NameNode,name=NameNodeInfo' || true)
+    # DeadNodes is a JSON object (as a string) keyed by the DataNode's transfer address
+    if grep '"DeadNodes"' <<< "$j" | grep -qF "127.0.0.1:$xfer"; then
+      log "the NameNode lists DataNode $n as dead after $((SECONDS - start)) s"
+      return 0
+    fi
+    [ $((SECONDS - start)) -lt "$timeout" ] || die "DataNode $n not declared dead within ${timeout}s"
+    sleep 0.5
+  done
+}
+
 usage() {
-  echo "usage: testenv/hdfs.sh start|stop|env DIR | kill-datanode|start-datanode DIR N" >&2
+  echo "usage: testenv/hdfs.sh start|stop|env DIR | kill-datanode|start-datanode|wait-datanode-dead DIR N" >&2
   exit 2
 }
 
 cmd=${1:-}
 case "$cmd" in
   start|stop|env) [ $# -eq 2 ] || usage ;;
-  kill-datanode|start-datanode) [ $# -eq 3 ] || usage ;;
+  kill-datanode|start-datanode|wait-datanode-dead) [ $# -eq 3 ] || usage ;;
   *) usage ;;
 esac
 case "$cmd" in
@@ -480,4 +523,5 @@ case "$cmd" in
   env) print_env "$(cd "$2" && pwd)" ;;
   kill-datanode) kill_datanode "$2" "$3" ;;
   start-datanode) start_datanode "$2" "$3" ;;
+  wait-datanode-dead) wait_datanode_dead "$2" "$3" ;;
 esac
