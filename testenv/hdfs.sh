@@ -131,7 +131,7 @@ launch() {
     -Daurum.hdfs.role="$dir/$name" -Dhadoop.log.dir="$dir/logs" -Dhadoop.log.file="$name.log" \
     -Dhadoop.home.dir="$dir" -Dproc_"$name" \
     -cp "$conf:$web:$lib/*" "$class" "$@" \
-    </dev/null >>"$dir/logs/$name.out" 2>&1 &
+    </dev/null >>"$dir/logs/$name.out" 2>&1 9>&- &
   local pid=$! i
   echo "$pid" > "$(pidfile "$dir" "$name")"
   # until the fork has exec'd java, /proc/PID/cmdline is still this shell's
@@ -141,16 +141,6 @@ launch() {
     sleep 0.05
   done
   running "$dir" "$name" || die "$name did not start (log: $dir/logs/$name.out)"
-}
-
-# hadoop_tool DIR CLASS ARGS...: a short-lived client JVM as the superuser
-hadoop_tool() {
-  local dir=$1 class=$2
-  shift 2
-  # shellcheck disable=SC2046
-  HADOOP_USER_NAME=$hdfs_user "$java" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-    -XX:-UsePerfData -Djava.net.preferIPv4Stack=true -Dhadoop.log.dir="$dir/logs" \
-    -cp "$dir/conf:$lib/*" "$class" "$@"
 }
 
 # stop_proc DIR NAME SIGNAL: signal a daemon and wait until it is gone
@@ -383,7 +373,7 @@ format_namenode() {
     if ! HADOOP_USER_NAME=$hdfs_user "$java" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
         -XX:-UsePerfData -Dhadoop.log.dir="$dir/logs" -cp "$tmpl.new/conf:$lib/*" \
         org.apache.hadoop.hdfs.server.namenode.NameNode \
-        -format -clusterid aurum-test -force -nonInteractive >"$dir/logs/format.out" 2>&1; then
+        -format -clusterid aurum-test -force -nonInteractive >"$dir/logs/format.out" 2>&1 9>&-; then
       grep -v 'classpath = ' "$dir/logs/format.out" | tail -n 30 >&2
       die "formatting the NameNode failed (log: $dir/logs/format.out)"
     fi
@@ -416,11 +406,20 @@ start_datanode_proc() {
 start() {
   local dir
   dir=$(absdir "$1")
+  # one start at a time per cache: no two Maven runs, no two clusters picking the same ports
+  mkdir -p "$cache/hdfs"
+  exec 9>"$cache/hdfs/.start.lock"
+  flock 9
   ensure_jars
   ensure_webapps
   if running "$dir" namenode; then
     local n
-    for n in $datanodes; do start_datanode_proc "$dir" "$n"; done
+    for n in $datanodes; do
+      if ! running "$dir" "datanode$n"; then
+        start_datanode_proc "$dir" "$n"
+        wait_datanode "$dir" "$n" 120
+      fi
+    done
     wait_cluster "$dir" 2 120
     log "already running"
     print_env "$dir"
