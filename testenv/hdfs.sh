@@ -13,9 +13,10 @@
 #   testenv/hdfs.sh start-datanode DIR N  start DataNode N again (a no-op if it runs)
 #                                         and wait until it heartbeats to the NameNode
 #   testenv/hdfs.sh wait-datanode-dead DIR N
-#                                         wait until the NameNode lists DataNode N as
-#                                         dead (~15 s after a kill), so that new
-#                                         writes go to the survivor only
+#                                         wait until the NameNode has declared
+#                                         DataNode N dead and dropped it (15-20 s
+#                                         after a kill), so that new blocks go to
+#                                         the survivor only
 #
 # The jars come from Maven Central through testenv/hdfs/pom.xml, once, into
 # $AURUM_CACHE/hdfs/lib (default ~/.cache/aurum; Maven's local repository is
@@ -26,13 +27,15 @@
 # (HADOOP_USER_NAME; Hadoop's simple auth trusts it), so `hdfs` is the superuser and
 # the client user (AURUM_HDFS_USER, default: the user running this script, e.g. root)
 # is an ordinary user that owns /aurum. Writing outside /aurum and /tmp is therefore
-# a real "permission denied". The NameNode declares a DataNode dead ~15 s after its
-# last heartbeat (heartbeat 1 s, recheck 2.5 s) and stops choosing it for new blocks
-# once it is stale (3 s, noticed at the next recheck). Until then a new block may
-# still be placed on a killed DataNode: hdfs-native 0.13 recovers a pipeline that
-# loses a DataNode inside a block, but fails a write whose next block is placed on
-# the dead one ("Connection refused"). `wait-datanode-dead` waits until the
-# NameNode has noticed, after which writes go to the survivor (one replica).
+# a real "permission denied". The NameNode declares a DataNode dead 15-20 s after
+# its last heartbeat (heartbeat 1 s, recheck 2.5 s, monitor every 5 s). A stale one
+# (3 s) is avoided for new blocks only while enough others exist: with two
+# DataNodes the NameNode falls back to the stale one for the second replica. So
+# until it is dead a new block may still be placed on a killed DataNode:
+# hdfs-native 0.13 recovers a pipeline that loses a DataNode inside a block, but
+# fails a write whose new block includes the dead one ("Connection refused").
+# `wait-datanode-dead` waits until the NameNode has dropped it; from then on
+# writes go to the survivor alone (one replica, under-replicated).
 #
 # Layout: DIR/conf (the client configuration, what HADOOP_CONF_DIR points at),
 # DIR/nn/conf and DIR/dnN/conf (each daemon's own, with its ports and data dir),
@@ -486,7 +489,7 @@ start_datanode() {
 }
 
 wait_datanode_dead() {
-  local dir=$1 n=$2 port xfer j start=$SECONDS timeout=120
+  local dir=$1 n=$2 port xfer j last start=$SECONDS timeout=120
   check_n "$n"
   dir=$(cd "$dir" && pwd)
   running "$dir" namenode || die "the NameNode in $dir is not running"
@@ -495,9 +498,14 @@ wait_datanode_dead() {
   if [ "$n" = 1 ]; then xfer=$d1a; else xfer=$d2a; fi
   while :; do
     j=$(jmx "$port" 'Hadoop:service=NameNode,name=NameNodeInfo' || true)
-    # DeadNodes is a JSON object (as a string) keyed by the DataNode's transfer address
-    if grep '"DeadNodes"' <<< "$j" | grep -qF "127.0.0.1:$xfer"; then
-      log "the NameNode lists DataNode $n as dead after $((SECONDS - start)) s"
+    # DeadNodes (a JSON object as a string, keyed by transfer address) is computed
+    # from the last heartbeat on the fly, but block placement only stops offering
+    # the node once the heartbeat monitor (every 5 s) has removed it from the
+    # topology, which the NameNode logs: wait for both.
+    last=$(grep -F 'net.NetworkTopology' "$dir/logs/namenode.out" | grep -F "/127.0.0.1:$xfer" | tail -n 1)
+    if grep '"DeadNodes"' <<< "$j" | grep -qF "127.0.0.1:$xfer" &&
+        [[ $last == *"Removing a node"* ]]; then
+      log "the NameNode has removed DataNode $n as dead ($((SECONDS - start)) s)"
       return 0
     fi
     [ $((SECONDS - start)) -lt "$timeout" ] || die "DataNode $n not declared dead within ${timeout}s"
