@@ -1,0 +1,235 @@
+//! `aurum-api`: the gold API of Aurum.
+//!
+//! Serves the four gold datamarts from in-memory snapshots that are refreshed when
+//! `gold_runs` records a newer successful run, behind JWT authentication.
+
+pub mod auth;
+pub mod config;
+pub mod gold;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod ratelimit;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod users;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::{ConfigError, ServeArgs};
+use crate::gold::store::{GoldStore, run_refresher};
+use crate::ratelimit::FailureLimiter;
+use crate::state::AppState;
+use crate::users::{Role, User, UserStore};
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The users file is unusable (exit code 2).
+    #[error(transparent)]
+    Users(#[from] users::UsersError),
+    /// The JWT keys are unusable (exit code 2).
+    #[error(transparent)]
+    Keys(#[from] auth::KeyError),
+    /// The database URL is invalid (exit code 2).
+    #[error("invalid DATABASE_URL: {0}")]
+    DatabaseUrl(String),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// Whether the failure is a usage/configuration error (exit code 2).
+    pub fn is_config(&self) -> bool {
+        !matches!(self, StartError::Bind { .. })
+    }
+}
+
+/// Builds a connection pool (connections are opened lazily).
+pub fn build_pool(url: &str, max_size: usize) -> Result<Pool, StartError> {
+    let mut pg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| StartError::DatabaseUrl(e.to_string()))?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(5));
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("aurum-api");
+    }
+    let mgr = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| StartError::DatabaseUrl(e.to_string()))
+}
+
+fn load_users(args: &ServeArgs) -> Result<UserStore, StartError> {
+    let mut store = match &args.users_file {
+        Some(path) => Some(UserStore::load(path)?),
+        None => None,
+    };
+    if args.dev {
+        let password = match std::env::var("AURUM_DEV_PASSWORD") {
+            Ok(p) if !p.is_empty() => p,
+            _ => {
+                let mut b = [0u8; 12];
+                rand::fill(&mut b);
+                let p: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                // Printed on stderr, not logged: dev mode only.
+                eprintln!("aurum-api --dev: log in as `dev` with password `{p}` (role admin)");
+                p
+            }
+        };
+        let hash = users::hash_password(&password, None)?;
+        let mut map = HashMap::new();
+        map.insert(
+            "dev".to_string(),
+            User {
+                hash,
+                role: Role::Admin,
+            },
+        );
+        if let Some(existing) = &store
+            && existing.is_empty()
+        {
+            store = None;
+        }
+        store = Some(match store {
+            None => UserStore::from_users(map)?,
+            Some(s) => s.with_extra(map)?,
+        });
+    }
+    store.ok_or_else(|| ConfigError::Invalid("no users configured".into()).into())
+}
+
+/// Runs the server until SIGTERM/SIGINT.
+pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
+    args.validate()?;
+    let material = args.key_material()?;
+    let keys = auth::JwtKeys::new(
+        material,
+        &args.jwt_issuer,
+        &args.jwt_audience,
+        args.token_ttl_secs,
+        args.jwt_leeway_secs,
+    )?;
+    if !keys.can_issue() {
+        tracing::warn!("no private key: /login is disabled, tokens are only verified");
+    }
+    let users = load_users(&args)?;
+    tracing::info!(users = users.len(), "users loaded");
+    let url = args.database_url.clone().unwrap_or_default();
+    let pool = build_pool(&url, args.db_pool_size)?;
+    let gold = Arc::new(GoldStore::new(&args.db_schema));
+    let window = Duration::from_secs(args.login_failure_window_secs);
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let state = Arc::new(AppState {
+        pool: pool.clone(),
+        gold: gold.clone(),
+        keys,
+        users: Arc::new(users),
+        login_user_limiter: FailureLimiter::new(args.login_max_failures_per_user, window),
+        login_ip_limiter: FailureLimiter::new(args.login_max_failures_per_ip, window),
+        hash_permits: tokio::sync::Semaphore::new(cpus),
+        metrics: metrics::Metrics::default(),
+        schema: args.db_schema.clone(),
+    });
+    let app = routes::router(
+        state,
+        &routes::RouterOptions {
+            max_body_bytes: args.max_body_bytes,
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            cors_allow_origins: args
+                .cors_allow_origins
+                .iter()
+                .filter(|o| !o.trim().is_empty())
+                .cloned()
+                .collect(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let local = listener.local_addr().unwrap_or(args.listen);
+
+    // First load before accepting traffic, bounded so a down database does not block start-up.
+    let loaded = tokio::time::timeout(Duration::from_secs(30), gold.refresh_all(&pool)).await;
+    if loaded.is_err() {
+        tracing::warn!("initial datamart load timed out; continuing in the background");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let refresher = tokio::spawn(run_refresher(
+        gold.clone(),
+        pool.clone(),
+        Duration::from_millis(args.refresh_interval_ms.max(50)),
+        stop_rx,
+    ));
+    tracing::info!(addr = %local, "listening on http://{local}");
+    server::serve(
+        listener,
+        app,
+        server::ServerOptions {
+            max_header_bytes: args.max_header_bytes,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        },
+        shutdown_signal(),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    pool.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

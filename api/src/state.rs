@@ -1,0 +1,35 @@
+//! Shared application state.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use tokio::sync::Semaphore;
+
+use crate::auth::JwtKeys;
+use crate::gold::store::GoldStore;
+use crate::metrics::Metrics;
+use crate::ratelimit::FailureLimiter;
+use crate::users::UserStore;
+
+/// Everything handlers need.
+pub struct AppState {
+    /// Connection pool to the gold database.
+    pub pool: Pool,
+    /// In-memory snapshots of the gold tables.
+    pub gold: Arc<GoldStore>,
+    /// JWT keys and validation.
+    pub keys: JwtKeys,
+    /// Users allowed to log in.
+    pub users: Arc<UserStore>,
+    /// Failed logins per user name.
+    pub login_user_limiter: FailureLimiter<String>,
+    /// Failed logins per client address.
+    pub login_ip_limiter: FailureLimiter<IpAddr>,
+    /// Bounds concurrent argon2 verifications (CPU-heavy).
+    pub hash_permits: Semaphore,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Schema of the gold tables (quoted when used).
+    pub schema: String,
+}
