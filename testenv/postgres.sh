@@ -38,10 +38,24 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# The folder holding the cluster. PostgreSQL runs as `postgres`, which cannot
+# reach a DIR under root's home; such a DIR gets its cluster under /var/tmp.
+cluster_home() {
+  local dir=$1
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+    echo "/var/tmp/aurum-postgres/$(printf %s "$dir" | md5sum | cut -c1-16)"
+  else
+    echo "$dir"
+  fi
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 print_url() {
-  local dir=$1
+  local dir
+  dir=$(cluster_home "$1")
   local port password
   port=$(cat "$dir/port")
   password=$(cat "$dir/password")
@@ -53,8 +67,8 @@ start() {
   ensure_installed
   local bindir
   bindir=$(find_bindir)
+  dir=$(cluster_home "$dir")
   mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
   if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     log "initialising a cluster in $dir/data"
@@ -77,11 +91,12 @@ start() {
       PGPASSWORD=$(cat "$dir/password") "$bindir/createdb" -h 127.0.0.1 -p "$port" -U aurum aurum
     log "started on 127.0.0.1:$port (log: $dir/server.log)"
   fi
-  print_url "$dir"
+  print_url "$1"
 }
 
 stop() {
-  local dir=$1
+  local dir
+  dir=$(cluster_home "$1")
   local bindir
   bindir=$(find_bindir) || return 0
   [ -f "$dir/data/PG_VERSION" ] || return 0

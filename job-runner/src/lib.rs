@@ -1,1 +1,23 @@
+//! Aurum's batch engine: source CSVs into the lake's raw layer, raw into silver,
+//! silver into the gold datamarts in PostgreSQL, exactly as DATA_CONTRACT.md says.
+//!
+//! The modules follow the data: [`generate`] makes source files, [`source_csv`]
+//! reads them, [`feed`] writes the raw layer, [`silver`] applies the contract's
+//! [`rules`] and publishes a [`snapshot`], [`datamart`] computes and checks the
+//! gold tables with DataFusion, and [`warehouse`] publishes them to PostgreSQL.
+//! [`storage`] is the one seam to the lake's file system; [`pipeline`] runs the
+//! commands and fills the [`report`].
 
+pub mod datamart;
+pub mod feed;
+pub mod generate;
+pub mod money;
+pub mod pipeline;
+pub mod report;
+pub mod rules;
+pub mod silver;
+pub mod snapshot;
+pub mod source_csv;
+pub mod storage;
+pub mod tables;
+pub mod warehouse;

@@ -1,1 +1,179 @@
-fn main() {}
+//! `aurum-job-runner`: the batch CLI the operator's Jobs run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aurum_job_runner::datamart::Datamart;
+use aurum_job_runner::pipeline::{PipelineError, Run};
+use aurum_job_runner::report::RunStatus;
+use aurum_job_runner::storage::Storage;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Aurum's batch engine: source CSVs -> raw -> silver -> gold in PostgreSQL.
+#[derive(Parser)]
+#[command(name = "aurum-job-runner", version, about)]
+struct Cli {
+    /// Also write the JSON run report, on one line, to this file.
+    #[arg(long, env = "AURUM_REPORT", global = true)]
+    report: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write realistic, deterministic source CSVs (with some dirt) into a folder.
+    Generate {
+        /// The folder to write countries.csv, customers.csv, products.csv and transactions.csv into.
+        #[arg(long, env = "AURUM_OUT")]
+        out: PathBuf,
+        /// How many transaction lines to write.
+        #[arg(long, env = "AURUM_TRANSACTIONS")]
+        transactions: u64,
+        /// Random seed: the same seed and size give the same files.
+        #[arg(long, env = "AURUM_SEED", default_value_t = 42)]
+        seed: u64,
+    },
+    /// Ingest the source CSVs into the lake's raw layer.
+    Feed {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Rebuild silver from all raw partitions and publish a new snapshot.
+    Preprocess {
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Build one gold datamart from the current silver snapshot into PostgreSQL.
+    Datamart {
+        /// Which datamart.
+        #[arg(value_enum)]
+        name: Datamart,
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[command(flatten)]
+        gold: GoldArgs,
+    },
+    /// feed, preprocess and all four datamarts.
+    Run {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[command(flatten)]
+        gold: GoldArgs,
+    },
+}
+
+#[derive(Args)]
+struct SourceArgs {
+    /// The folder holding the source CSVs (a path or file:/// URL).
+    #[arg(long, env = "AURUM_SOURCE")]
+    source: String,
+    /// The ingest date of the raw partitions written (default: today, UTC).
+    #[arg(long, env = "AURUM_INGEST_DATE")]
+    ingest_date: Option<NaiveDate>,
+}
+
+#[derive(Args)]
+struct LakeArgs {
+    /// The lake's root (a path or file:/// URL).
+    #[arg(long, env = "AURUM_LAKE")]
+    lake: String,
+}
+
+#[derive(Args)]
+struct GoldArgs {
+    /// PostgreSQL URL of the gold database (postgres://user:password@host:port/db).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Schema of the gold tables.
+    #[arg(long, env = "AURUM_DB_SCHEMA", default_value = "public")]
+    db_schema: String,
+    /// How many products `top-products` keeps per scope.
+    #[arg(long, env = "AURUM_TOP_N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    top_n: u32,
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("AURUM_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
+    match command {
+        Command::Generate { out, transactions, seed } => run.generate(&out, transactions, seed),
+        Command::Feed { source, lake } => {
+            let lake = Storage::open(&lake.lake, true)?;
+            run.feed(&source.source, &lake, source.ingest_date).await
+        }
+        Command::Preprocess { lake } => {
+            let lake = Storage::open(&lake.lake, true)?;
+            run.preprocess(&lake).await.map(|_| ())
+        }
+        Command::Datamart { name, lake, gold } => {
+            let lake = Storage::open(&lake.lake, false)?;
+            run.datamarts(&lake, &gold.database_url, &gold.db_schema, &[name], gold.top_n).await
+        }
+        Command::Run { source, lake, gold } => {
+            let lake = Storage::open(&lake.lake, true)?;
+            run.feed(&source.source, &lake, source.ingest_date).await?;
+            run.preprocess(&lake).await?;
+            run.datamarts(&lake, &gold.database_url, &gold.db_schema, &Datamart::ALL, gold.top_n).await
+        }
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Generate { .. } => "generate",
+        Command::Feed { .. } => "feed",
+        Command::Preprocess { .. } => "preprocess",
+        Command::Datamart { .. } => "datamart",
+        Command::Run { .. } => "run",
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let mut run = Run::start(command_name(&cli.command));
+    tracing::info!(command = %run.report.command, run_id = %run.id(), "starting");
+    let outcome = execute(&mut run, cli.command).await;
+    let configuration_error = outcome.as_ref().err().is_some_and(PipelineError::is_configuration);
+    let report = run.finish(&outcome);
+
+    match serde_json::to_string_pretty(&report) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("error: cannot serialise the run report: {e}"),
+    }
+    if let Some(path) = &cli.report {
+        let line = serde_json::to_string(&report).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, line) {
+            eprintln!("error: cannot write the run report to {}: {e}", path.display());
+        }
+    }
+    match (&outcome, report.status) {
+        (Ok(()), RunStatus::Succeeded) => ExitCode::SUCCESS,
+        (Err(e), _) => {
+            eprintln!("error: {e}");
+            if configuration_error {
+                eprintln!("hint: check the command's arguments and environment (see --help)");
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        (Ok(()), RunStatus::Failed) => ExitCode::from(1),
+    }
+}

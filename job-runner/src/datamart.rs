@@ -1,0 +1,867 @@
+//! Stage `datamart`: the four gold datamarts of DATA_CONTRACT.md §4, computed
+//! with DataFusion over one silver snapshot, then checked before publishing.
+//!
+//! DataFusion does the heavy part (joins, grouping, distinct counts over all
+//! transactions); the small per-group results are ranked and rounded here with
+//! exact integer arithmetic.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{Array, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use postgres_types::{ToSql, Type};
+
+use crate::money::{Cents, growth_pct};
+use crate::report::CheckReport;
+use crate::rules::from_date32;
+use crate::silver::{keyed_silver_schema, transactions_schema};
+use crate::snapshot::Snapshot;
+use crate::storage::Storage;
+use crate::tables::Table;
+
+/// The gold datamarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Datamart {
+    /// `gold_sales_country_year`: sales per calendar year and country.
+    SalesCountryYear,
+    /// `gold_top_products`: the top N products overall and per country.
+    TopProducts,
+    /// `gold_monthly_sales`: sales per month with month-over-month growth.
+    MonthlySales,
+    /// `gold_customer_lifetime_value`: value, rank and quartile per customer.
+    CustomerLifetimeValue,
+}
+
+impl Datamart {
+    /// All datamarts, in the order `run` builds them.
+    pub const ALL: [Datamart; 4] = [
+        Datamart::SalesCountryYear,
+        Datamart::TopProducts,
+        Datamart::MonthlySales,
+        Datamart::CustomerLifetimeValue,
+    ];
+
+    /// The datamart's name on the CLI and in CRs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Datamart::SalesCountryYear => "sales-country-year",
+            Datamart::TopProducts => "top-products",
+            Datamart::MonthlySales => "monthly-sales",
+            Datamart::CustomerLifetimeValue => "customer-lifetime-value",
+        }
+    }
+
+    /// The PostgreSQL table it is published to.
+    pub fn table(self) -> &'static str {
+        match self {
+            Datamart::SalesCountryYear => "gold_sales_country_year",
+            Datamart::TopProducts => "gold_top_products",
+            Datamart::MonthlySales => "gold_monthly_sales",
+            Datamart::CustomerLifetimeValue => "gold_customer_lifetime_value",
+        }
+    }
+}
+
+impl std::fmt::Display for Datamart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a datamart could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum DatamartError {
+    /// DataFusion failed planning or running a query.
+    #[error("computing {datamart}: {source}")]
+    Query {
+        /// What was being computed.
+        datamart: String,
+        /// DataFusion's error.
+        #[source]
+        source: DataFusionError,
+    },
+}
+
+/// A row of a gold table, as PostgreSQL receives it.
+pub trait GoldRow: Send + Sync {
+    /// Column names and PostgreSQL types, in the table's order.
+    const COLUMNS: &'static [(&'static str, Type)];
+
+    /// The primary key, for the uniqueness check and messages.
+    fn key(&self) -> String;
+
+    /// The row's values, in `COLUMNS` order.
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)>;
+}
+
+/// A row of `gold_sales_country_year`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SalesCountryYear {
+    /// Calendar year.
+    pub year: i32,
+    /// Country name.
+    pub country: String,
+    /// Sum of amounts.
+    pub total_sales: Cents,
+    /// Sum of quantities.
+    pub total_quantity: i64,
+    /// Distinct transactions.
+    pub transactions: i64,
+    /// Distinct customers.
+    pub customers: i64,
+}
+
+impl GoldRow for SalesCountryYear {
+    const COLUMNS: &'static [(&'static str, Type)] = &[
+        ("year", Type::INT4),
+        ("country", Type::TEXT),
+        ("total_sales", Type::NUMERIC),
+        ("total_quantity", Type::INT8),
+        ("transactions", Type::INT8),
+        ("customers", Type::INT8),
+    ];
+
+    fn key(&self) -> String {
+        format!("({}, {})", self.year, self.country)
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![&self.year, &self.country, &self.total_sales, &self.total_quantity, &self.transactions, &self.customers]
+    }
+}
+
+/// A row of `gold_top_products`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopProduct {
+    /// `ALL` or a country name.
+    pub scope: String,
+    /// 1-based position within the scope.
+    pub rank: i32,
+    /// Product number.
+    pub product_no: String,
+    /// Product name.
+    pub product_name: String,
+    /// Sum of amounts within the scope.
+    pub total_sales: Cents,
+    /// Sum of quantities within the scope.
+    pub total_quantity: i64,
+    /// Distinct transactions within the scope.
+    pub transactions: i64,
+}
+
+impl GoldRow for TopProduct {
+    const COLUMNS: &'static [(&'static str, Type)] = &[
+        ("scope", Type::TEXT),
+        ("rank", Type::INT4),
+        ("product_no", Type::TEXT),
+        ("product_name", Type::TEXT),
+        ("total_sales", Type::NUMERIC),
+        ("total_quantity", Type::INT8),
+        ("transactions", Type::INT8),
+    ];
+
+    fn key(&self) -> String {
+        format!("({}, {})", self.scope, self.rank)
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.scope,
+            &self.rank,
+            &self.product_no,
+            &self.product_name,
+            &self.total_sales,
+            &self.total_quantity,
+            &self.transactions,
+        ]
+    }
+}
+
+/// A row of `gold_monthly_sales`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonthlySales {
+    /// First day of the month.
+    pub month: NaiveDate,
+    /// Sum of amounts.
+    pub total_sales: Cents,
+    /// Sum of quantities.
+    pub total_quantity: i64,
+    /// Distinct transactions.
+    pub transactions: i64,
+    /// Distinct customers.
+    pub customers: i64,
+    /// `total_sales / transactions`, rounded.
+    pub avg_transaction_value: Cents,
+    /// Growth over the calendar month before, in percent; `None` without one.
+    pub mom_growth_pct: Option<Cents>,
+}
+
+impl GoldRow for MonthlySales {
+    const COLUMNS: &'static [(&'static str, Type)] = &[
+        ("month", Type::DATE),
+        ("total_sales", Type::NUMERIC),
+        ("total_quantity", Type::INT8),
+        ("transactions", Type::INT8),
+        ("customers", Type::INT8),
+        ("avg_transaction_value", Type::NUMERIC),
+        ("mom_growth_pct", Type::NUMERIC),
+    ];
+
+    fn key(&self) -> String {
+        self.month.to_string()
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.month,
+            &self.total_sales,
+            &self.total_quantity,
+            &self.transactions,
+            &self.customers,
+            &self.avg_transaction_value,
+            &self.mom_growth_pct,
+        ]
+    }
+}
+
+/// A row of `gold_customer_lifetime_value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerLifetimeValue {
+    /// Customer number.
+    pub customer_no: String,
+    /// First name, if known.
+    pub first_name: Option<String>,
+    /// Last name, if known.
+    pub last_name: Option<String>,
+    /// Country name.
+    pub country: String,
+    /// Date of the first purchase.
+    pub first_purchase: NaiveDate,
+    /// Date of the last purchase.
+    pub last_purchase: NaiveDate,
+    /// Distinct transactions.
+    pub transactions: i64,
+    /// Sum of quantities.
+    pub total_quantity: i64,
+    /// Sum of amounts.
+    pub lifetime_value: Cents,
+    /// `lifetime_value / transactions`, rounded.
+    pub avg_transaction_value: Cents,
+    /// 1-based rank by value (then customer number).
+    pub value_rank: i32,
+    /// Quartile of that order, 1 = most valuable.
+    pub value_quartile: i32,
+}
+
+impl GoldRow for CustomerLifetimeValue {
+    const COLUMNS: &'static [(&'static str, Type)] = &[
+        ("customer_no", Type::TEXT),
+        ("first_name", Type::TEXT),
+        ("last_name", Type::TEXT),
+        ("country", Type::TEXT),
+        ("first_purchase", Type::DATE),
+        ("last_purchase", Type::DATE),
+        ("transactions", Type::INT8),
+        ("total_quantity", Type::INT8),
+        ("lifetime_value", Type::NUMERIC),
+        ("avg_transaction_value", Type::NUMERIC),
+        ("value_rank", Type::INT4),
+        ("value_quartile", Type::INT4),
+    ];
+
+    fn key(&self) -> String {
+        self.customer_no.clone()
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.customer_no,
+            &self.first_name,
+            &self.last_name,
+            &self.country,
+            &self.first_purchase,
+            &self.last_purchase,
+            &self.transactions,
+            &self.total_quantity,
+            &self.lifetime_value,
+            &self.avg_transaction_value,
+            &self.value_rank,
+            &self.value_quartile,
+        ]
+    }
+}
+
+/// Totals of silver, the reference the gold checks reconcile against.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SilverTotals {
+    /// Silver transaction lines.
+    pub lines: i64,
+    /// Sum of `amount`.
+    pub amount: Cents,
+    /// Sum of `quantity`.
+    pub quantity: i64,
+    /// Distinct customers with a transaction.
+    pub customers: i64,
+    /// Distinct products with a transaction.
+    pub products: i64,
+}
+
+/// A DataFusion session over one silver snapshot.
+pub struct Silver {
+    ctx: SessionContext,
+    /// The snapshot read.
+    pub snapshot_id: String,
+    /// Silver totals.
+    pub totals: SilverTotals,
+    country_names: HashSet<String>,
+    product_nos: HashSet<String>,
+    customer_nos: HashSet<String>,
+}
+
+fn query_error(what: &str) -> impl Fn(DataFusionError) -> DatamartError + '_ {
+    move |source| DatamartError::Query { datamart: what.to_owned(), source }
+}
+
+impl Silver {
+    /// Opens a snapshot of a lake for querying.
+    pub async fn open(lake: &Storage, snapshot: &Snapshot) -> Result<Silver, DatamartError> {
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let ctx = SessionContext::new_with_config(config);
+        lake.register(&ctx);
+        let err = query_error("the silver tables");
+        for table in Table::ALL {
+            let schema = match table {
+                Table::Transactions => transactions_schema(),
+                keyed => keyed_silver_schema(keyed),
+            };
+            let files = snapshot.table(table.name());
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
+                Arc::new(MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(&err)?)
+            } else {
+                let urls = files
+                    .iter()
+                    .map(|f| ListingTableUrl::parse(lake.object_url(&lake.path(f))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(&err)?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+                let config = ListingTableConfig::new_with_multi_paths(urls)
+                    .with_listing_options(options)
+                    .with_schema(schema);
+                Arc::new(ListingTable::try_new(config).map_err(&err)?)
+            };
+            ctx.register_table(table.name(), provider).map_err(&err)?;
+        }
+        ctx.sql(
+            r#"CREATE VIEW base AS
+               SELECT t.transaction_no, t."date", t.product_no, t.customer_no, t.quantity, t.amount,
+                      p.product_name, c.first_name, c.last_name, co.country_name
+               FROM transactions t
+               JOIN products p ON t.product_no = p.product_no
+               JOIN customers c ON t.customer_no = c.customer_no
+               JOIN countries co ON c.country_id = co.country_id"#,
+        )
+        .await
+        .map_err(&err)?;
+
+        let mut silver = Silver {
+            ctx,
+            snapshot_id: snapshot.snapshot_id.clone(),
+            totals: SilverTotals::default(),
+            country_names: HashSet::new(),
+            product_nos: HashSet::new(),
+            customer_nos: HashSet::new(),
+        };
+        let totals = silver
+            .query(
+                "silver totals",
+                "SELECT COUNT(*), SUM(amount), SUM(CAST(quantity AS BIGINT)), COUNT(DISTINCT customer_no), \
+                 COUNT(DISTINCT product_no) FROM transactions",
+            )
+            .await?;
+        for batch in &totals {
+            let c = Columns(batch);
+            for row in 0..batch.num_rows() {
+                silver.totals = SilverTotals {
+                    lines: c.i64(0, row),
+                    amount: c.cents(1, row),
+                    quantity: c.i64(2, row),
+                    customers: c.i64(3, row),
+                    products: c.i64(4, row),
+                };
+            }
+        }
+        silver.country_names = silver.distinct("SELECT country_name FROM countries").await?;
+        silver.product_nos = silver.distinct("SELECT product_no FROM products").await?;
+        silver.customer_nos = silver.distinct("SELECT customer_no FROM customers").await?;
+        Ok(silver)
+    }
+
+    async fn query(&self, what: &str, sql: &str) -> Result<Vec<RecordBatch>, DatamartError> {
+        let err = query_error(what);
+        self.ctx.sql(sql).await.map_err(&err)?.collect().await.map_err(&err)
+    }
+
+    async fn distinct(&self, sql: &str) -> Result<HashSet<String>, DatamartError> {
+        let mut values = HashSet::new();
+        for batch in self.query("silver keys", sql).await? {
+            let c = Columns(&batch);
+            for row in 0..batch.num_rows() {
+                if let Some(v) = c.opt_string(0, row) {
+                    values.insert(v);
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// `gold_sales_country_year`.
+    pub async fn sales_country_year(&self) -> Result<Vec<SalesCountryYear>, DatamartError> {
+        let batches = self
+            .query(
+                Datamart::SalesCountryYear.name(),
+                r#"SELECT CAST(date_part('year', "date") AS INT), country_name, SUM(amount),
+                          SUM(CAST(quantity AS BIGINT)), COUNT(DISTINCT transaction_no), COUNT(DISTINCT customer_no)
+                   FROM base GROUP BY CAST(date_part('year', "date") AS INT), country_name"#,
+            )
+            .await?;
+        let mut rows = Vec::new();
+        for batch in &batches {
+            let c = Columns(batch);
+            for row in 0..batch.num_rows() {
+                rows.push(SalesCountryYear {
+                    year: c.i32(0, row),
+                    country: c.string(1, row),
+                    total_sales: c.cents(2, row),
+                    total_quantity: c.i64(3, row),
+                    transactions: c.i64(4, row),
+                    customers: c.i64(5, row),
+                });
+            }
+        }
+        rows.sort_by(|a, b| (a.year, &a.country).cmp(&(b.year, &b.country)));
+        Ok(rows)
+    }
+
+    /// `gold_top_products`, keeping ranks `1..=top_n` of every scope.
+    pub async fn top_products(&self, top_n: u32) -> Result<Vec<TopProduct>, DatamartError> {
+        let batches = self
+            .query(
+                Datamart::TopProducts.name(),
+                "SELECT 'ALL' AS scope, product_no, product_name, SUM(amount) AS sales, \
+                        SUM(CAST(quantity AS BIGINT)) AS qty, COUNT(DISTINCT transaction_no) AS tx \
+                 FROM base GROUP BY product_no, product_name \
+                 UNION ALL \
+                 SELECT country_name AS scope, product_no, product_name, SUM(amount) AS sales, \
+                        SUM(CAST(quantity AS BIGINT)) AS qty, COUNT(DISTINCT transaction_no) AS tx \
+                 FROM base GROUP BY country_name, product_no, product_name",
+            )
+            .await?;
+        let mut scopes: BTreeMap<String, Vec<TopProduct>> = BTreeMap::new();
+        for batch in &batches {
+            let c = Columns(batch);
+            for row in 0..batch.num_rows() {
+                let product = TopProduct {
+                    scope: c.string(0, row),
+                    rank: 0,
+                    product_no: c.string(1, row),
+                    product_name: c.string(2, row),
+                    total_sales: c.cents(3, row),
+                    total_quantity: c.i64(4, row),
+                    transactions: c.i64(5, row),
+                };
+                scopes.entry(product.scope.clone()).or_default().push(product);
+            }
+        }
+        Ok(rank_top_products(scopes, top_n))
+    }
+
+    /// `gold_monthly_sales`.
+    pub async fn monthly_sales(&self) -> Result<Vec<MonthlySales>, DatamartError> {
+        let batches = self
+            .query(
+                Datamart::MonthlySales.name(),
+                r#"SELECT CAST(date_part('year', "date") AS INT), CAST(date_part('month', "date") AS INT),
+                          SUM(amount), SUM(CAST(quantity AS BIGINT)), COUNT(DISTINCT transaction_no),
+                          COUNT(DISTINCT customer_no)
+                   FROM base
+                   GROUP BY CAST(date_part('year', "date") AS INT), CAST(date_part('month', "date") AS INT)"#,
+            )
+            .await?;
+        let mut months = Vec::new();
+        for batch in &batches {
+            let c = Columns(batch);
+            for row in 0..batch.num_rows() {
+                let (year, month) = (c.i32(0, row), c.i32(1, row));
+                let Some(first_day) = NaiveDate::from_ymd_opt(year, month as u32, 1) else {
+                    continue;
+                };
+                let total_sales = c.cents(2, row);
+                let transactions = c.i64(4, row);
+                months.push(MonthlySales {
+                    month: first_day,
+                    total_sales,
+                    total_quantity: c.i64(3, row),
+                    transactions,
+                    customers: c.i64(5, row),
+                    avg_transaction_value: Cents::ratio(total_sales, i128::from(transactions)),
+                    mom_growth_pct: None,
+                });
+            }
+        }
+        Ok(with_growth(months))
+    }
+
+    /// `gold_customer_lifetime_value`.
+    pub async fn customer_lifetime_value(&self) -> Result<Vec<CustomerLifetimeValue>, DatamartError> {
+        let batches = self
+            .query(
+                Datamart::CustomerLifetimeValue.name(),
+                r#"SELECT customer_no, first_name, last_name, country_name, MIN("date"), MAX("date"),
+                          COUNT(DISTINCT transaction_no), SUM(CAST(quantity AS BIGINT)), SUM(amount)
+                   FROM base GROUP BY customer_no, first_name, last_name, country_name"#,
+            )
+            .await?;
+        let mut customers = Vec::new();
+        for batch in &batches {
+            let c = Columns(batch);
+            for row in 0..batch.num_rows() {
+                let transactions = c.i64(6, row);
+                let lifetime_value = c.cents(8, row);
+                customers.push(CustomerLifetimeValue {
+                    customer_no: c.string(0, row),
+                    first_name: c.opt_string(1, row),
+                    last_name: c.opt_string(2, row),
+                    country: c.string(3, row),
+                    first_purchase: c.date(4, row),
+                    last_purchase: c.date(5, row),
+                    transactions,
+                    total_quantity: c.i64(7, row),
+                    lifetime_value,
+                    avg_transaction_value: Cents::ratio(lifetime_value, i128::from(transactions)),
+                    value_rank: 0,
+                    value_quartile: 0,
+                });
+            }
+        }
+        Ok(rank_customers(customers))
+    }
+}
+
+/// Orders each scope by sales descending then product number (bytes), and
+/// keeps the first `top_n` with their 1-based rank.
+fn rank_top_products(scopes: BTreeMap<String, Vec<TopProduct>>, top_n: u32) -> Vec<TopProduct> {
+    let mut ranked = Vec::new();
+    for (_, mut products) in scopes {
+        products.sort_by(|a, b| b.total_sales.cmp(&a.total_sales).then_with(|| a.product_no.cmp(&b.product_no)));
+        for (index, mut product) in products.into_iter().take(top_n as usize).enumerate() {
+            product.rank = index as i32 + 1;
+            ranked.push(product);
+        }
+    }
+    ranked
+}
+
+/// Sorts months and fills `mom_growth_pct` from the calendar month just before.
+fn with_growth(mut months: Vec<MonthlySales>) -> Vec<MonthlySales> {
+    months.sort_by_key(|m| m.month);
+    let sales: HashMap<NaiveDate, Cents> = months.iter().map(|m| (m.month, m.total_sales)).collect();
+    for month in &mut months {
+        let previous = month.month.pred_opt().map(|d| d.with_day(1).unwrap_or(d));
+        month.mom_growth_pct = previous
+            .and_then(|p| sales.get(&p))
+            .and_then(|&prev| growth_pct(month.total_sales, prev));
+    }
+    months
+}
+
+/// Ranks customers by lifetime value descending then customer number (bytes),
+/// with `ntile(4)` quartiles over that order.
+fn rank_customers(mut customers: Vec<CustomerLifetimeValue>) -> Vec<CustomerLifetimeValue> {
+    customers.sort_by(|a, b| b.lifetime_value.cmp(&a.lifetime_value).then_with(|| a.customer_no.cmp(&b.customer_no)));
+    let total = customers.len();
+    for (index, customer) in customers.iter_mut().enumerate() {
+        customer.value_rank = index as i32 + 1;
+        customer.value_quartile = ntile(4, total, index) as i32;
+    }
+    customers
+}
+
+/// SQL `ntile(buckets)` for the 0-based `index` of `total` rows: buckets differ
+/// in size by at most one, the larger ones first.
+pub fn ntile(buckets: usize, total: usize, index: usize) -> usize {
+    let small = total / buckets;
+    let large_buckets = total % buckets;
+    let large_rows = large_buckets * (small + 1);
+    if index < large_rows {
+        index / (small + 1) + 1
+    } else {
+        large_buckets + (index - large_rows) / small.max(1) + 1
+    }
+}
+
+/// The gold checks of a datamart, run on its rows before publishing.
+pub struct Checks<'a> {
+    datamart: Datamart,
+    silver: &'a Silver,
+    /// The outcome of every check.
+    pub results: Vec<CheckReport>,
+}
+
+impl<'a> Checks<'a> {
+    /// Runs the checks of `datamart` on `rows`.
+    pub fn run<R: GoldRow>(datamart: Datamart, silver: &'a Silver, rows: &[R], specific: impl FnOnce(&mut Checks<'a>)) -> Checks<'a> {
+        let mut checks = Checks { datamart, silver, results: Vec::new() };
+        let mut seen = HashSet::with_capacity(rows.len());
+        let duplicates: Vec<String> = rows.iter().map(GoldRow::key).filter(|k| !seen.insert(k.clone())).collect();
+        checks.record("primary_key_unique", duplicates);
+        specific(&mut checks);
+        checks
+    }
+
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.results.iter().all(|c| c.passed)
+    }
+
+    fn record(&mut self, check: &str, offending: Vec<String>) {
+        self.results.push(CheckReport {
+            datamart: self.datamart.name().to_owned(),
+            check: check.to_owned(),
+            passed: offending.is_empty(),
+            offending: offending.into_iter().take(5).collect(),
+        });
+    }
+}
+
+/// Checks of `gold_sales_country_year`.
+pub fn check_sales_country_year<'a>(silver: &'a Silver, rows: &[SalesCountryYear]) -> Checks<'a> {
+    Checks::run(Datamart::SalesCountryYear, silver, rows, |checks| {
+        let unknown = rows.iter().filter(|r| !silver.country_names.contains(&r.country)).map(GoldRow::key).collect();
+        checks.record("references_resolve", unknown);
+        totals(checks, rows.iter().map(|r| (r.total_sales, r.total_quantity)));
+        fits(checks, rows.iter().map(|r| (r.key(), r.total_sales, 18)));
+    })
+}
+
+/// Checks of `gold_top_products`.
+pub fn check_top_products<'a>(silver: &'a Silver, rows: &[TopProduct], top_n: u32) -> Checks<'a> {
+    Checks::run(Datamart::TopProducts, silver, rows, |checks| {
+        let unknown = rows
+            .iter()
+            .filter(|r| !silver.product_nos.contains(&r.product_no) || (r.scope != "ALL" && !silver.country_names.contains(&r.scope)))
+            .map(GoldRow::key)
+            .collect();
+        checks.record("references_resolve", unknown);
+        let all = rows.iter().filter(|r| r.scope == "ALL").count() as i64;
+        let expected = silver.totals.products.min(i64::from(top_n));
+        let wrong = if all == expected { vec![] } else { vec![format!("scope ALL has {all} ranks, expected {expected}")] };
+        checks.record("all_scope_complete", wrong);
+        let mut by_scope: BTreeMap<&str, Vec<&TopProduct>> = BTreeMap::new();
+        for row in rows {
+            by_scope.entry(&row.scope).or_default().push(row);
+        }
+        let out_of_order = by_scope
+            .values()
+            .flat_map(|ranked| ranked.windows(2))
+            .filter(|pair| pair[1].rank != pair[0].rank + 1 || pair[1].total_sales > pair[0].total_sales)
+            .map(|pair| pair[1].key())
+            .collect();
+        checks.record("ranks_ordered", out_of_order);
+        fits(checks, rows.iter().map(|r| (r.key(), r.total_sales, 18)));
+    })
+}
+
+/// Checks of `gold_monthly_sales`.
+pub fn check_monthly_sales<'a>(silver: &'a Silver, rows: &[MonthlySales]) -> Checks<'a> {
+    Checks::run(Datamart::MonthlySales, silver, rows, |checks| {
+        totals(checks, rows.iter().map(|r| (r.total_sales, r.total_quantity)));
+        fits(
+            checks,
+            rows.iter()
+                .flat_map(|r| [(r.key(), r.total_sales, 18), (r.key(), r.avg_transaction_value, 18)])
+                .chain(rows.iter().filter_map(|r| r.mom_growth_pct.map(|g| (r.key(), g, 12)))),
+        );
+    })
+}
+
+/// Checks of `gold_customer_lifetime_value`.
+pub fn check_customer_lifetime_value<'a>(silver: &'a Silver, rows: &[CustomerLifetimeValue]) -> Checks<'a> {
+    Checks::run(Datamart::CustomerLifetimeValue, silver, rows, |checks| {
+        let unknown = rows
+            .iter()
+            .filter(|r| !silver.customer_nos.contains(&r.customer_no) || !silver.country_names.contains(&r.country))
+            .map(GoldRow::key)
+            .collect();
+        checks.record("references_resolve", unknown);
+        totals(checks, rows.iter().map(|r| (r.lifetime_value, r.total_quantity)));
+        let count = rows.len() as i64;
+        let wrong = if count == silver.totals.customers {
+            vec![]
+        } else {
+            vec![format!("{count} customers, silver has {} with transactions", silver.totals.customers)]
+        };
+        checks.record("customers_reconcile", wrong);
+        fits(checks, rows.iter().flat_map(|r| [(r.key(), r.lifetime_value, 18), (r.key(), r.avg_transaction_value, 18)]));
+    })
+}
+
+/// Sales and quantity summed over gold equal silver's.
+fn totals(checks: &mut Checks<'_>, rows: impl Iterator<Item = (Cents, i64)>) {
+    let (sales, quantity) = rows.fold((Cents(0), 0i64), |(s, q), (rs, rq)| (Cents(s.0 + rs.0), q + rq));
+    let silver = &checks.silver.totals;
+    let mut offending = Vec::new();
+    if sales != silver.amount {
+        offending.push(format!("sum of sales {sales} != silver sum of amount {}", silver.amount));
+    }
+    if quantity != silver.quantity {
+        offending.push(format!("sum of quantity {quantity} != silver sum of quantity {}", silver.quantity));
+    }
+    checks.record("totals_reconcile", offending);
+}
+
+/// Every money value fits its numeric column.
+fn fits(checks: &mut Checks<'_>, values: impl Iterator<Item = (String, Cents, u32)>) {
+    let offending = values
+        .filter(|(_, value, precision)| !value.fits_precision(*precision))
+        .map(|(key, value, precision)| format!("{key}: {value} does not fit numeric({precision},2)"))
+        .collect();
+    checks.record("values_fit_columns", offending);
+}
+
+/// Typed access to the columns of a query result, whatever Arrow type
+/// DataFusion chose (views, wider decimals).
+struct Columns<'a>(&'a RecordBatch);
+
+impl Columns<'_> {
+    fn cast(&self, column: usize, to: &DataType) -> Arc<dyn Array> {
+        // Every cast used here (string views, wider integers and decimals) is lossless.
+        cast(self.0.column(column), to).expect("lossless cast of a query result")
+    }
+
+    fn string(&self, column: usize, row: usize) -> String {
+        self.opt_string(column, row).unwrap_or_default()
+    }
+
+    fn opt_string(&self, column: usize, row: usize) -> Option<String> {
+        let array = self.cast(column, &DataType::Utf8);
+        let strings = array.as_any().downcast_ref::<StringArray>()?;
+        (!strings.is_null(row)).then(|| strings.value(row).to_owned())
+    }
+
+    fn i64(&self, column: usize, row: usize) -> i64 {
+        let array = self.cast(column, &DataType::Int64);
+        array.as_any().downcast_ref::<Int64Array>().map_or(0, |a| if a.is_null(row) { 0 } else { a.value(row) })
+    }
+
+    fn i32(&self, column: usize, row: usize) -> i32 {
+        let array = self.cast(column, &DataType::Int32);
+        array.as_any().downcast_ref::<Int32Array>().map_or(0, |a| a.value(row))
+    }
+
+    fn cents(&self, column: usize, row: usize) -> Cents {
+        let array = self.cast(column, &DataType::Decimal128(38, 2));
+        array
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .map_or(Cents(0), |a| if a.is_null(row) { Cents(0) } else { Cents(a.value(row)) })
+    }
+
+    fn date(&self, column: usize, row: usize) -> NaiveDate {
+        let array = self.cast(column, &DataType::Date32);
+        from_date32(array.as_any().downcast_ref::<Date32Array>().map_or(0, |a| a.value(row)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ntile_matches_sql() {
+        // 10 rows in 4 buckets: 3, 3, 2, 2.
+        let buckets: Vec<usize> = (0..10).map(|i| ntile(4, 10, i)).collect();
+        assert_eq!(buckets, vec![1, 1, 1, 2, 2, 2, 3, 3, 4, 4]);
+        // Fewer rows than buckets: one each.
+        let buckets: Vec<usize> = (0..3).map(|i| ntile(4, 3, i)).collect();
+        assert_eq!(buckets, vec![1, 2, 3]);
+        let buckets: Vec<usize> = (0..8).map(|i| ntile(4, 8, i)).collect();
+        assert_eq!(buckets, vec![1, 1, 2, 2, 3, 3, 4, 4]);
+        assert_eq!(ntile(4, 1, 0), 1);
+    }
+
+    fn product(scope: &str, no: &str, cents: i128) -> TopProduct {
+        TopProduct {
+            scope: scope.into(),
+            rank: 0,
+            product_no: no.into(),
+            product_name: format!("name {no}"),
+            total_sales: Cents(cents),
+            total_quantity: 1,
+            transactions: 1,
+        }
+    }
+
+    #[test]
+    fn top_products_rank_by_sales_then_product_bytes() {
+        let mut scopes = BTreeMap::new();
+        scopes.insert(
+            "ALL".to_owned(),
+            vec![product("ALL", "b", 100), product("ALL", "B", 100), product("ALL", "a", 300), product("ALL", "c", 50)],
+        );
+        let ranked = rank_top_products(scopes, 3);
+        let order: Vec<(&str, i32)> = ranked.iter().map(|p| (p.product_no.as_str(), p.rank)).collect();
+        // "B" < "b" in bytes.
+        assert_eq!(order, vec![("a", 1), ("B", 2), ("b", 3)]);
+    }
+
+    fn month(y: i32, m: u32, cents: i128) -> MonthlySales {
+        MonthlySales {
+            month: NaiveDate::from_ymd_opt(y, m, 1).unwrap(),
+            total_sales: Cents(cents),
+            total_quantity: 0,
+            transactions: 1,
+            customers: 1,
+            avg_transaction_value: Cents(cents),
+            mom_growth_pct: None,
+        }
+    }
+
+    #[test]
+    fn growth_needs_the_calendar_month_before() {
+        let months = with_growth(vec![month(2023, 3, 300), month(2023, 1, 100), month(2022, 12, 200), month(2023, 4, 0), month(2023, 5, 10)]);
+        let growth: Vec<Option<Cents>> = months.iter().map(|m| m.mom_growth_pct).collect();
+        // Dec 2022: none before; Jan 2023: -50%; Mar: Feb missing; Apr: -100%; May: prev = 0.
+        assert_eq!(growth, vec![None, Some(Cents(-5000)), None, Some(Cents(-10000)), None]);
+    }
+
+    #[test]
+    fn customers_rank_and_quartile() {
+        let customer = |no: &str, cents: i128| CustomerLifetimeValue {
+            customer_no: no.into(),
+            first_name: None,
+            last_name: None,
+            country: "X".into(),
+            first_purchase: NaiveDate::MIN,
+            last_purchase: NaiveDate::MIN,
+            transactions: 1,
+            total_quantity: 1,
+            lifetime_value: Cents(cents),
+            avg_transaction_value: Cents(cents),
+            value_rank: 0,
+            value_quartile: 0,
+        };
+        let ranked = rank_customers(vec![customer("k2", 10), customer("k1", 10), customer("k3", 30), customer("k4", 5), customer("k5", 1)]);
+        let order: Vec<(&str, i32, i32)> = ranked.iter().map(|c| (c.customer_no.as_str(), c.value_rank, c.value_quartile)).collect();
+        assert_eq!(order, vec![("k3", 1, 1), ("k1", 2, 1), ("k2", 3, 2), ("k4", 4, 3), ("k5", 5, 4)]);
+    }
+}

@@ -1,0 +1,909 @@
+//! Stage `preprocess`: the raw layer refined into silver (DATA_CONTRACT.md §3).
+//!
+//! Keyed tables (countries, customers, products) are small: they are gathered
+//! whole, then the rules run in the contract's order. Transactions stream
+//! through partition by partition, in ingest order, with a set of fingerprints
+//! of the rows kept so far for the `duplicate_row` rule.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Array, Int64Builder, RecordBatch,
+    StringArray, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::StreamExt;
+use object_store::ObjectMeta;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use tokio::sync::mpsc;
+
+use crate::report::{Progress, StageReport, timestamp};
+use crate::rules;
+use crate::snapshot::{Snapshot, SnapshotError, TableFiles};
+use crate::storage::{ParquetFileWriter, Storage, StorageError};
+use crate::tables::{LINE_COLUMN, SOURCE_FILE_COLUMN, Table};
+
+/// Reject reasons of DATA_CONTRACT.md §3.
+pub mod reason {
+    /// A required column is NULL.
+    pub const MISSING_REQUIRED: &str = "missing_required";
+    /// An older or earlier row of a key that has a later one.
+    pub const DUPLICATE_KEY: &str = "duplicate_key";
+    /// Not exactly one `@` with text on both sides.
+    pub const BAD_EMAIL: &str = "bad_email";
+    /// A customer whose country is not a silver country.
+    pub const UNKNOWN_COUNTRY: &str = "unknown_country";
+    /// Not an `M/d/yyyy` calendar date.
+    pub const BAD_DATE: &str = "bad_date";
+    /// Not a 32-bit integer.
+    pub const BAD_QUANTITY: &str = "bad_quantity";
+    /// Not a decimal with at most 2 fraction and 10 integer digits.
+    pub const BAD_PRICE: &str = "bad_price";
+    /// A transaction number starting with `C`.
+    pub const CANCELLATION: &str = "cancellation";
+    /// Quantity <= 0.
+    pub const NON_POSITIVE_QUANTITY: &str = "non_positive_quantity";
+    /// Price <= 0.
+    pub const NON_POSITIVE_PRICE: &str = "non_positive_price";
+    /// A product that is not a silver product.
+    pub const UNKNOWN_PRODUCT: &str = "unknown_product";
+    /// A customer that is not a silver customer.
+    pub const UNKNOWN_CUSTOMER: &str = "unknown_customer";
+    /// The same parsed line was already kept.
+    pub const DUPLICATE_ROW: &str = "duplicate_row";
+}
+
+/// Column of the rejects tables holding the raw row's ingest date.
+pub const INGEST_DATE_COLUMN: &str = "_ingest_date";
+
+/// Rows per Arrow batch written to silver.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Why preprocessing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SilverError {
+    /// The lake could not be read or written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The snapshot could not be published.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A raw Parquet file could not be read.
+    #[error("reading {location}: {source}")]
+    Read {
+        /// The file.
+        location: String,
+        /// DataFusion's error.
+        #[source]
+        source: DataFusionError,
+    },
+    /// A raw file lacks a column the raw layer always has.
+    #[error("{location}: column {column} is missing or not of the raw layer's type")]
+    RawColumn {
+        /// The file.
+        location: String,
+        /// The column.
+        column: String,
+    },
+    /// A table has no raw partition at all.
+    #[error("the lake has no raw {0}: feed it first (`aurum-job-runner feed`)")]
+    NoRawData(Table),
+    /// quantity * price does not fit numeric(18,2).
+    #[error("{location} line {line}: amount {quantity} * {price} does not fit numeric(18,2)")]
+    AmountOverflow {
+        /// The raw file.
+        location: String,
+        /// The record number.
+        line: i64,
+        /// The quantity.
+        quantity: i32,
+        /// The price text.
+        price: String,
+    },
+    /// A background task died.
+    #[error("the raw reader of {0} stopped unexpectedly")]
+    ReaderGone(Table),
+}
+
+/// What a preprocess run published.
+#[derive(Debug)]
+pub struct SilverOutcome {
+    /// The new current snapshot.
+    pub snapshot: Snapshot,
+    /// One report per table.
+    pub reports: Vec<StageReport>,
+}
+
+/// Rebuilds silver from all raw partitions and publishes it as snapshot `run_id`.
+pub async fn preprocess(lake: &Storage, run_id: &str) -> Result<SilverOutcome, SilverError> {
+    let mut snapshot = Snapshot {
+        snapshot_id: run_id.to_owned(),
+        created_at: String::new(),
+        tables: BTreeMap::new(),
+        rejects: BTreeMap::new(),
+    };
+    let mut reports = Vec::new();
+
+    let countries = clean_keyed(lake, Table::Countries, &KeyedRules::countries()).await?;
+    let country_ids = countries.keys();
+    reports.push(countries.write(lake, &mut snapshot).await?);
+
+    let customers = clean_keyed(lake, Table::Customers, &KeyedRules::customers(&country_ids)).await?;
+    let customer_nos = customers.keys();
+    reports.push(customers.write(lake, &mut snapshot).await?);
+
+    let products = clean_keyed(lake, Table::Products, &KeyedRules::products()).await?;
+    let product_nos = products.keys();
+    reports.push(products.write(lake, &mut snapshot).await?);
+
+    reports.push(clean_transactions(lake, &product_nos, &customer_nos, &mut snapshot).await?);
+
+    snapshot.created_at = timestamp(Utc::now());
+    snapshot.publish(lake).await?;
+    tracing::info!(snapshot = %snapshot.snapshot_id, "silver snapshot published");
+    Ok(SilverOutcome { snapshot, reports })
+}
+
+/// A raw partition: one table's file for one ingest date.
+struct RawPartition {
+    ingest_date: String,
+    object: ObjectMeta,
+}
+
+async fn raw_partitions(lake: &Storage, table: Table) -> Result<Vec<RawPartition>, SilverError> {
+    let mut partitions: Vec<RawPartition> = lake
+        .list(&format!("raw/{table}"))
+        .await?
+        .into_iter()
+        .filter_map(|object| {
+            let relative = lake.relative(&object.location);
+            let rest = relative.strip_prefix(&format!("raw/{table}/ingest_date="))?;
+            let date = rest.strip_suffix("/data.parquet")?;
+            NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+            Some(RawPartition { ingest_date: date.to_owned(), object })
+        })
+        .collect();
+    if partitions.is_empty() {
+        return Err(SilverError::NoRawData(table));
+    }
+    partitions.sort_by(|a, b| a.ingest_date.cmp(&b.ingest_date));
+    Ok(partitions)
+}
+
+type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, SilverError>>;
+
+/// Streams a raw partition's batches in file order (one DataFusion partition,
+/// so record order, which the contract's "later line wins" needs, is kept).
+async fn read_partition(lake: &Storage, partition: &RawPartition) -> Result<BatchStream, SilverError> {
+    let location = lake.object_url(&partition.object.location);
+    let read_error = {
+        let location = location.clone();
+        move |source| SilverError::Read { location: location.clone(), source }
+    };
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(BATCH_ROWS)
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+    let ctx = SessionContext::new_with_config(config);
+    lake.register(&ctx);
+    let stream = ctx
+        .read_parquet(location.as_str(), ParquetReadOptions::default())
+        .await
+        .map_err(&read_error)?
+        .execute_stream()
+        .await
+        .map_err(&read_error)?;
+    Ok(stream.map(move |batch| batch.map_err(&read_error)).boxed())
+}
+
+/// The columns of a raw batch, found by name.
+struct RawColumns<'a> {
+    values: Vec<&'a StringArray>,
+    source_file: &'a StringArray,
+    line: &'a Int64Array,
+}
+
+impl<'a> RawColumns<'a> {
+    fn of(batch: &'a RecordBatch, table: Table, location: &str) -> Result<RawColumns<'a>, SilverError> {
+        let missing = |column: &str| SilverError::RawColumn { location: location.to_owned(), column: column.to_owned() };
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| missing(name))
+        };
+        let values = table.columns().iter().map(|c| text(c)).collect::<Result<Vec<_>, _>>()?;
+        let source_file = text(SOURCE_FILE_COLUMN)?;
+        let line = batch
+            .column_by_name(LINE_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| missing(LINE_COLUMN))?;
+        Ok(RawColumns { values, source_file, line })
+    }
+
+    fn value(&self, column: usize, row: usize) -> Option<&'a str> {
+        let array = self.values[column];
+        if array.is_null(row) { None } else { Some(array.value(row)) }
+    }
+}
+
+/// One raw row of a keyed table, owned.
+struct RawRow {
+    ingest_date: Arc<str>,
+    source_file: String,
+    line: i64,
+    values: Vec<Option<String>>,
+}
+
+impl RawRow {
+    fn value(&self, column: usize) -> Option<&str> {
+        self.values[column].as_deref()
+    }
+}
+
+/// The rules of one keyed table, as column positions in the contract's order.
+struct KeyedRules<'a> {
+    table: Table,
+    key: usize,
+    required: &'static [usize],
+    /// Rules between `missing_required` and `duplicate_key` (customers' email).
+    row_rule: Option<fn(&RawRow) -> Option<&'static str>>,
+    /// The rule applied to each winning row after `duplicate_key`.
+    winner_rule: Option<(usize, &'a HashSet<String>, &'static str)>,
+}
+
+impl<'a> KeyedRules<'a> {
+    fn countries() -> KeyedRules<'static> {
+        KeyedRules { table: Table::Countries, key: 0, required: &[0, 1], row_rule: None, winner_rule: None }
+    }
+
+    fn customers(country_ids: &'a HashSet<String>) -> KeyedRules<'a> {
+        KeyedRules {
+            table: Table::Customers,
+            key: 0,
+            required: &[0, 3],
+            row_rule: Some(|row| {
+                let email = row.value(3).unwrap_or_default();
+                (!rules::is_valid_email(email)).then_some(reason::BAD_EMAIL)
+            }),
+            winner_rule: Some((4, country_ids, reason::UNKNOWN_COUNTRY)),
+        }
+    }
+
+    fn products() -> KeyedRules<'static> {
+        KeyedRules { table: Table::Products, key: 0, required: &[0, 1], row_rule: None, winner_rule: None }
+    }
+}
+
+/// A keyed table after the rules: the rows kept and the rows rejected.
+struct CleanedKeyed {
+    table: Table,
+    key: usize,
+    kept: Vec<RawRow>,
+    rejected: Vec<(RawRow, &'static str)>,
+    report: StageReport,
+    progress: Progress,
+}
+
+async fn clean_keyed(lake: &Storage, table: Table, rules: &KeyedRules<'_>) -> Result<CleanedKeyed, SilverError> {
+    let mut report = StageReport::new("preprocess", table.name());
+    let progress = Progress::new("preprocess", table.name());
+    let mut rows = Vec::new();
+    for partition in raw_partitions(lake, table).await? {
+        report.bytes_read += partition.object.size;
+        let ingest_date: Arc<str> = Arc::from(partition.ingest_date.as_str());
+        let location = lake.object_url(&partition.object.location);
+        let mut batches = read_partition(lake, &partition).await?;
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            let columns = RawColumns::of(&batch, table, &location)?;
+            for row in 0..batch.num_rows() {
+                rows.push(RawRow {
+                    ingest_date: Arc::clone(&ingest_date),
+                    source_file: columns.source_file.value(row).to_owned(),
+                    line: columns.line.value(row),
+                    values: (0..table.columns().len()).map(|c| columns.value(c, row).map(str::to_owned)).collect(),
+                });
+            }
+        }
+    }
+    report.rows_read = rows.len() as u64;
+    let (kept, rejected) = apply_keyed_rules(rows, rules);
+    Ok(CleanedKeyed { table: rules.table, key: rules.key, kept, rejected, report, progress })
+}
+
+/// Applies a keyed table's rules in the contract's order: required columns and
+/// row rules, then `duplicate_key` (the latest row by ingest date, then line,
+/// wins among the rows that passed), then the winner rule. Kept rows come out
+/// sorted by key.
+fn apply_keyed_rules(mut rows: Vec<RawRow>, rules: &KeyedRules<'_>) -> (Vec<RawRow>, Vec<(RawRow, &'static str)>) {
+    rows.sort_by(|a, b| (&a.ingest_date, a.line).cmp(&(&b.ingest_date, b.line)));
+    let mut rejected = Vec::new();
+    let mut candidates = Vec::with_capacity(rows.len());
+    for row in rows {
+        let failed = if rules.required.iter().any(|&c| row.value(c).is_none()) {
+            Some(reason::MISSING_REQUIRED)
+        } else {
+            rules.row_rule.and_then(|rule| rule(&row))
+        };
+        match failed {
+            Some(why) => rejected.push((row, why)),
+            None => candidates.push(row),
+        }
+    }
+    let mut latest: HashMap<&str, usize> = HashMap::with_capacity(candidates.len());
+    for (index, row) in candidates.iter().enumerate() {
+        latest.insert(row.value(rules.key).unwrap_or_default(), index);
+    }
+    let winners: HashSet<usize> = latest.into_values().collect();
+    let mut kept = Vec::with_capacity(winners.len());
+    for (index, row) in candidates.into_iter().enumerate() {
+        if !winners.contains(&index) {
+            rejected.push((row, reason::DUPLICATE_KEY));
+            continue;
+        }
+        match rules.winner_rule {
+            Some((column, known, why)) if !row.value(column).is_some_and(|v| known.contains(v)) => {
+                rejected.push((row, why));
+            }
+            _ => kept.push(row),
+        }
+    }
+    kept.sort_by(|a, b| a.value(rules.key).cmp(&b.value(rules.key)));
+    (kept, rejected)
+}
+
+impl CleanedKeyed {
+    fn keys(&self) -> HashSet<String> {
+        self.kept.iter().filter_map(|row| row.value(self.key).map(str::to_owned)).collect()
+    }
+
+    async fn write(mut self, lake: &Storage, snapshot: &mut Snapshot) -> Result<StageReport, SilverError> {
+        let table = self.table;
+        let id = &snapshot.snapshot_id;
+        let schema = keyed_silver_schema(table);
+        let path = format!("silver/{table}/part-{id}.parquet");
+        let mut writer = lake.parquet_writer(&lake.path(&path), Arc::clone(&schema))?;
+        for chunk in self.kept.chunks(BATCH_ROWS) {
+            let arrays: Vec<ArrayRef> = (0..table.columns().len())
+                .map(|c| Arc::new(chunk.iter().map(|row| row.value(c)).collect::<StringArray>()) as ArrayRef)
+                .collect();
+            let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).expect("silver batch matches its schema");
+            writer.write(&batch).await?;
+        }
+        self.report.rows_written = writer.rows();
+        self.report.bytes_written += writer.close().await?;
+        snapshot.tables.insert(table.name().to_owned(), TableFiles { files: vec![path], rows: self.report.rows_written });
+
+        let mut rejects = RejectRows::new(table);
+        for (row, why) in &self.rejected {
+            self.report.reject(why);
+            rejects.push((0..table.columns().len()).map(|c| row.value(c)), &row.ingest_date, &row.source_file, row.line, why);
+        }
+        let rejects_path = format!("silver/_rejects/{table}/part-{id}.parquet");
+        let mut writer = lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
+        writer.write(&rejects.finish()).await?;
+        self.report.bytes_written += writer.close().await?;
+        snapshot.rejects.insert(table.name().to_owned(), TableFiles { files: vec![rejects_path], rows: self.report.rows_rejected });
+        self.report.finish(self.progress.elapsed());
+        Ok(self.report)
+    }
+}
+
+/// The silver schema of a keyed table: its columns in snake case, all text.
+pub fn keyed_silver_schema(table: Table) -> SchemaRef {
+    Arc::new(Schema::new(
+        table.silver_columns().iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect::<Vec<_>>(),
+    ))
+}
+
+/// The silver schema of transactions.
+pub fn transactions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("transaction_no", DataType::Utf8, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("product_no", DataType::Utf8, false),
+        Field::new("customer_no", DataType::Utf8, false),
+        Field::new("quantity", DataType::Int32, false),
+        Field::new("price", DataType::Decimal128(12, 2), false),
+        Field::new("amount", DataType::Decimal128(18, 2), false),
+    ]))
+}
+
+/// The schema of a table's silver rejects: the raw values and the reason.
+pub fn reject_schema(table: Table) -> SchemaRef {
+    let mut fields: Vec<Field> = table.columns().iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect();
+    fields.push(Field::new(INGEST_DATE_COLUMN, DataType::Utf8, false));
+    fields.push(Field::new(SOURCE_FILE_COLUMN, DataType::Utf8, false));
+    fields.push(Field::new(LINE_COLUMN, DataType::Int64, false));
+    fields.push(Field::new("reason", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Rejected rows being gathered into a batch.
+struct RejectRows {
+    table: Table,
+    values: Vec<StringBuilder>,
+    ingest_date: StringBuilder,
+    source_file: StringBuilder,
+    line: Int64Builder,
+    reason: StringBuilder,
+}
+
+impl RejectRows {
+    fn new(table: Table) -> RejectRows {
+        RejectRows {
+            table,
+            values: table.columns().iter().map(|_| StringBuilder::new()).collect(),
+            ingest_date: StringBuilder::new(),
+            source_file: StringBuilder::new(),
+            line: Int64Builder::new(),
+            reason: StringBuilder::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.line.len()
+    }
+
+    fn push<'v>(
+        &mut self,
+        values: impl Iterator<Item = Option<&'v str>>,
+        ingest_date: &str,
+        source_file: &str,
+        line: i64,
+        reason: &str,
+    ) {
+        for (builder, value) in self.values.iter_mut().zip(values) {
+            builder.append_option(value);
+        }
+        self.ingest_date.append_value(ingest_date);
+        self.source_file.append_value(source_file);
+        self.line.append_value(line);
+        self.reason.append_value(reason);
+    }
+
+    fn finish(&mut self) -> RecordBatch {
+        let mut arrays: Vec<ArrayRef> = self.values.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        arrays.push(Arc::new(self.ingest_date.finish()));
+        arrays.push(Arc::new(self.source_file.finish()));
+        arrays.push(Arc::new(self.line.finish()));
+        arrays.push(Arc::new(self.reason.finish()));
+        RecordBatch::try_new(reject_schema(self.table), arrays).expect("reject batch matches its schema")
+    }
+}
+
+/// A hasher for keys that are already uniformly distributed fingerprints.
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64 ^ (value >> 64) as u64;
+    }
+}
+
+type FingerprintSet = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
+
+/// A 128-bit fingerprint of a parsed transaction line, for `duplicate_row`.
+/// The separator byte 0xff never occurs in UTF-8, so fields cannot run together.
+fn fingerprint(buffer: &mut Vec<u8>, no: &str, date: i32, product: &str, customer: &str, quantity: i32, price: i64) -> u128 {
+    buffer.clear();
+    buffer.extend_from_slice(no.as_bytes());
+    buffer.push(0xff);
+    buffer.extend_from_slice(&date.to_le_bytes());
+    buffer.extend_from_slice(product.as_bytes());
+    buffer.push(0xff);
+    buffer.extend_from_slice(customer.as_bytes());
+    buffer.push(0xff);
+    buffer.extend_from_slice(&quantity.to_le_bytes());
+    buffer.extend_from_slice(&price.to_le_bytes());
+    twox_hash::XxHash3_128::oneshot(buffer)
+}
+
+/// Silver transaction rows of one month, being gathered into a batch.
+struct MonthRows {
+    path: String,
+    writer: ParquetFileWriter,
+    transaction_no: StringBuilder,
+    date: Date32Builder,
+    product_no: StringBuilder,
+    customer_no: StringBuilder,
+    quantity: Int32Builder,
+    price: Decimal128Builder,
+    amount: Decimal128Builder,
+}
+
+impl MonthRows {
+    fn new(lake: &Storage, snapshot_id: &str, year: i32, month: u32) -> Result<MonthRows, SilverError> {
+        let path = format!("silver/transactions/year={year}/month={month}/part-{snapshot_id}.parquet");
+        let writer = lake.parquet_writer(&lake.path(&path), transactions_schema())?;
+        Ok(MonthRows {
+            path,
+            writer,
+            transaction_no: StringBuilder::new(),
+            date: Date32Builder::new(),
+            product_no: StringBuilder::new(),
+            customer_no: StringBuilder::new(),
+            quantity: Int32Builder::new(),
+            price: Decimal128Builder::new().with_data_type(DataType::Decimal128(12, 2)),
+            amount: Decimal128Builder::new().with_data_type(DataType::Decimal128(18, 2)),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.quantity.len()
+    }
+
+    async fn flush(&mut self) -> Result<(), SilverError> {
+        if self.len() == 0 {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(self.transaction_no.finish()),
+            Arc::new(self.date.finish()),
+            Arc::new(self.product_no.finish()),
+            Arc::new(self.customer_no.finish()),
+            Arc::new(self.quantity.finish()),
+            Arc::new(self.price.finish()),
+            Arc::new(self.amount.finish()),
+        ];
+        let batch = RecordBatch::try_new(transactions_schema(), arrays).expect("silver batch matches its schema");
+        self.writer.write(&batch).await?;
+        Ok(())
+    }
+}
+
+async fn clean_transactions(
+    lake: &Storage,
+    products: &HashSet<String>,
+    customers: &HashSet<String>,
+    snapshot: &mut Snapshot,
+) -> Result<StageReport, SilverError> {
+    let table = Table::Transactions;
+    let mut report = StageReport::new("preprocess", table.name());
+    let mut progress = Progress::new("preprocess", table.name());
+    let partitions = raw_partitions(lake, table).await?;
+    report.bytes_read = partitions.iter().map(|p| p.object.size).sum();
+
+    // Decoding the raw Parquet runs in its own task, the rules here.
+    let (sender, mut batches) = mpsc::channel::<Result<(Arc<str>, String, RecordBatch), SilverError>>(4);
+    let reader_lake = lake.clone();
+    let reader = tokio::spawn(async move {
+        for partition in partitions {
+            let ingest_date: Arc<str> = Arc::from(partition.ingest_date.as_str());
+            let location = reader_lake.object_url(&partition.object.location);
+            let mut stream = match read_partition(&reader_lake, &partition).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(batch) = stream.next().await {
+                let item = batch.map(|b| (Arc::clone(&ingest_date), location.clone(), b));
+                if sender.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
+    let snapshot_id = snapshot.snapshot_id.clone();
+    let mut months: BTreeMap<(i32, u32), MonthRows> = BTreeMap::new();
+    let mut rejects = RejectRows::new(table);
+    let rejects_path = format!("silver/_rejects/{table}/part-{snapshot_id}.parquet");
+    let mut rejects_writer = lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
+    let mut kept = FingerprintSet::default();
+    let mut scratch = Vec::with_capacity(128);
+
+    while let Some(item) = batches.recv().await {
+        let (ingest_date, location, batch) = item?;
+        let columns = RawColumns::of(&batch, table, &location)?;
+        for row in 0..batch.num_rows() {
+            report.rows_read += 1;
+            let value = |c| columns.value(c, row);
+            let outcome = check_transaction(
+                [value(0), value(1), value(2), value(3), value(4), value(5)],
+                products,
+                customers,
+            );
+            let line = columns.line.value(row);
+            let parsed = match outcome {
+                Ok(parsed) => parsed,
+                Err(why) => {
+                    report.reject(why);
+                    rejects.push((0..6).map(value), &ingest_date, columns.source_file.value(row), line, why);
+                    continue;
+                }
+            };
+            let print = fingerprint(
+                &mut scratch,
+                parsed.transaction_no,
+                parsed.date,
+                parsed.product_no,
+                parsed.customer_no,
+                parsed.quantity,
+                parsed.price,
+            );
+            if !kept.insert(print) {
+                report.reject(reason::DUPLICATE_ROW);
+                rejects.push((0..6).map(value), &ingest_date, columns.source_file.value(row), line, reason::DUPLICATE_ROW);
+                continue;
+            }
+            let amount = i128::from(parsed.quantity) * i128::from(parsed.price);
+            if amount.unsigned_abs() >= 10u128.pow(18) {
+                return Err(SilverError::AmountOverflow {
+                    location,
+                    line,
+                    quantity: parsed.quantity,
+                    price: value(5).unwrap_or_default().to_owned(),
+                });
+            }
+            let date = rules::from_date32(parsed.date);
+            let key = (date.year(), date.month());
+            let month = match months.entry(key) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(MonthRows::new(lake, &snapshot_id, key.0, key.1)?)
+                }
+            };
+            month.transaction_no.append_value(parsed.transaction_no);
+            month.date.append_value(parsed.date);
+            month.product_no.append_value(parsed.product_no);
+            month.customer_no.append_value(parsed.customer_no);
+            month.quantity.append_value(parsed.quantity);
+            month.price.append_value(i128::from(parsed.price));
+            month.amount.append_value(amount);
+            report.rows_written += 1;
+            if month.len() >= BATCH_ROWS {
+                month.flush().await?;
+            }
+        }
+        if rejects.len() >= BATCH_ROWS {
+            rejects_writer.write(&rejects.finish()).await?;
+        }
+        progress.update(report.rows_read);
+    }
+    reader.await.map_err(|_| SilverError::ReaderGone(table))?;
+
+    let mut files = Vec::with_capacity(months.len());
+    for (_, mut month) in months {
+        month.flush().await?;
+        report.bytes_written += month.writer.close().await?;
+        files.push(month.path);
+    }
+    snapshot.tables.insert(table.name().to_owned(), TableFiles { files, rows: report.rows_written });
+    rejects_writer.write(&rejects.finish()).await?;
+    report.bytes_written += rejects_writer.close().await?;
+    snapshot.rejects.insert(table.name().to_owned(), TableFiles { files: vec![rejects_path], rows: report.rows_rejected });
+    report.finish(progress.elapsed());
+    Ok(report)
+}
+
+/// A transaction line that passed rules 1 to 9.
+#[derive(Debug, PartialEq, Eq)]
+struct ParsedTransaction<'a> {
+    transaction_no: &'a str,
+    date: i32,
+    product_no: &'a str,
+    customer_no: &'a str,
+    quantity: i32,
+    price: i64,
+}
+
+/// Rules 1 to 9 of transactions, in order; the first that fails is the reason.
+/// `values` are TransactionNo, Date, ProductNo, CustomerNo, Quantity, Price.
+fn check_transaction<'a>(
+    values: [Option<&'a str>; 6],
+    products: &HashSet<String>,
+    customers: &HashSet<String>,
+) -> Result<ParsedTransaction<'a>, &'static str> {
+    let [Some(no), Some(date), Some(product), Some(customer), Some(quantity), Some(price)] = values else {
+        return Err(reason::MISSING_REQUIRED);
+    };
+    let date = rules::parse_date(date).ok_or(reason::BAD_DATE)?;
+    let quantity = rules::parse_quantity(quantity).ok_or(reason::BAD_QUANTITY)?;
+    let price = rules::parse_price(price).ok_or(reason::BAD_PRICE)?;
+    if rules::is_cancellation(no) {
+        return Err(reason::CANCELLATION);
+    }
+    if quantity <= 0 {
+        return Err(reason::NON_POSITIVE_QUANTITY);
+    }
+    if price <= 0 {
+        return Err(reason::NON_POSITIVE_PRICE);
+    }
+    if !products.contains(product) {
+        return Err(reason::UNKNOWN_PRODUCT);
+    }
+    if !customers.contains(customer) {
+        return Err(reason::UNKNOWN_CUSTOMER);
+    }
+    Ok(ParsedTransaction {
+        transaction_no: no,
+        date: rules::date32(date),
+        product_no: product,
+        customer_no: customer,
+        quantity,
+        price,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> HashSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn check(values: [Option<&str>; 6]) -> Result<(), &'static str> {
+        check_transaction(values, &set(&["P1"]), &set(&["K1"])).map(|_| ())
+    }
+
+    const GOOD: [Option<&str>; 6] = [Some("536365"), Some("1/5/2023"), Some("P1"), Some("K1"), Some("3"), Some("2.50")];
+
+    fn with(index: usize, value: Option<&'static str>) -> [Option<&'static str>; 6] {
+        let mut values = GOOD;
+        values[index] = value;
+        values
+    }
+
+    #[test]
+    fn a_good_line_parses() {
+        let parsed = check_transaction(GOOD, &set(&["P1"]), &set(&["K1"])).unwrap();
+        assert_eq!(parsed.quantity, 3);
+        assert_eq!(parsed.price, 250);
+        assert_eq!(parsed.date, 19362);
+    }
+
+    #[test]
+    fn each_rule_names_its_reason() {
+        for index in 0..6 {
+            assert_eq!(check(with(index, None)), Err(reason::MISSING_REQUIRED));
+        }
+        assert_eq!(check(with(1, Some("2023-01-05"))), Err(reason::BAD_DATE));
+        assert_eq!(check(with(4, Some("2.5"))), Err(reason::BAD_QUANTITY));
+        assert_eq!(check(with(5, Some("$4.50"))), Err(reason::BAD_PRICE));
+        assert_eq!(check(with(0, Some("C536365"))), Err(reason::CANCELLATION));
+        assert_eq!(check(with(4, Some("0"))), Err(reason::NON_POSITIVE_QUANTITY));
+        assert_eq!(check(with(5, Some("0.00"))), Err(reason::NON_POSITIVE_PRICE));
+        assert_eq!(check(with(5, Some("-1"))), Err(reason::NON_POSITIVE_PRICE));
+        assert_eq!(check(with(2, Some("P2"))), Err(reason::UNKNOWN_PRODUCT));
+        assert_eq!(check(with(3, Some("K2"))), Err(reason::UNKNOWN_CUSTOMER));
+    }
+
+    #[test]
+    fn the_first_failing_rule_wins() {
+        // A cancellation with a negative quantity is a cancellation...
+        let mut values = with(0, Some("C1"));
+        values[4] = Some("-3");
+        assert_eq!(check(values), Err(reason::CANCELLATION));
+        // ...but a bad date comes before it.
+        values[1] = Some("1/5/23");
+        assert_eq!(check(values), Err(reason::BAD_DATE));
+        // A bad quantity comes before a bad price and an unknown product.
+        let mut values = with(4, Some("1e3"));
+        values[5] = Some(".5");
+        values[2] = Some("nope");
+        assert_eq!(check(values), Err(reason::BAD_QUANTITY));
+        // An unknown product comes before an unknown customer.
+        let mut values = with(2, Some("P9"));
+        values[3] = Some("K9");
+        assert_eq!(check(values), Err(reason::UNKNOWN_PRODUCT));
+    }
+
+    fn raw(date: &str, line: i64, values: &[Option<&str>]) -> RawRow {
+        RawRow {
+            ingest_date: Arc::from(date),
+            source_file: "f.csv".into(),
+            line,
+            values: values.iter().map(|v| v.map(str::to_owned)).collect(),
+        }
+    }
+
+    fn outcome(kept: &[RawRow], rejected: &[(RawRow, &'static str)]) -> (Vec<(String, i64)>, Vec<(String, i64, &'static str)>) {
+        (
+            kept.iter().map(|r| (r.ingest_date.to_string(), r.line)).collect(),
+            {
+                let mut r: Vec<_> = rejected.iter().map(|(r, why)| (r.ingest_date.to_string(), r.line, *why)).collect();
+                r.sort();
+                r
+            },
+        )
+    }
+
+    #[test]
+    fn later_ingest_date_then_later_line_wins() {
+        let rows = vec![
+            raw("2024-01-02", 1, &[Some("1"), Some("New name")]),
+            raw("2024-01-01", 5, &[Some("1"), Some("Old name")]),
+            raw("2024-01-01", 2, &[Some("1"), Some("Older name")]),
+            raw("2024-01-01", 3, &[Some("2"), Some("Two")]),
+            raw("2024-01-01", 4, &[Some("2"), Some("Two again")]),
+        ];
+        let (kept, rejected) = apply_keyed_rules(rows, &KeyedRules::countries());
+        let (kept, rejected) = outcome(&kept, &rejected);
+        assert_eq!(kept, vec![("2024-01-02".into(), 1), ("2024-01-01".into(), 4)]);
+        assert_eq!(
+            rejected,
+            vec![
+                ("2024-01-01".into(), 2, reason::DUPLICATE_KEY),
+                ("2024-01-01".into(), 3, reason::DUPLICATE_KEY),
+                ("2024-01-01".into(), 5, reason::DUPLICATE_KEY),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_later_row_without_a_name_does_not_displace_a_valid_one() {
+        let rows = vec![raw("2024-01-01", 1, &[Some("1"), Some("Sweden")]), raw("2024-01-02", 1, &[Some("1"), None])];
+        let (kept, rejected) = apply_keyed_rules(rows, &KeyedRules::countries());
+        assert_eq!(kept[0].value(1), Some("Sweden"));
+        assert_eq!(rejected[0].1, reason::MISSING_REQUIRED);
+    }
+
+    #[test]
+    fn customer_rules_in_order() {
+        let countries = set(&["1"]);
+        let rules = KeyedRules::customers(&countries);
+        let rows = vec![
+            raw("d", 1, &[Some("K1"), None, None, Some("a@b"), Some("1")]),
+            // A later row with a bad email is rejected and does not displace line 1.
+            raw("d", 2, &[Some("K1"), None, None, Some("a@@b"), Some("1")]),
+            raw("d", 3, &[Some("K2"), None, None, None, Some("1")]),
+            // The winner of K3 has an unknown country: K3 is gone, its older row a duplicate.
+            raw("d", 4, &[Some("K3"), None, None, Some("x@y"), Some("1")]),
+            raw("d", 5, &[Some("K3"), None, None, Some("x@y"), Some("9")]),
+            raw("d", 6, &[Some("K4"), None, None, Some("x@y"), None]),
+        ];
+        let (kept, rejected) = apply_keyed_rules(rows, &rules);
+        let (kept, rejected) = outcome(&kept, &rejected);
+        assert_eq!(kept, vec![("d".into(), 1)]);
+        assert_eq!(
+            rejected,
+            vec![
+                ("d".into(), 2, reason::BAD_EMAIL),
+                ("d".into(), 3, reason::MISSING_REQUIRED),
+                ("d".into(), 4, reason::DUPLICATE_KEY),
+                ("d".into(), 5, reason::UNKNOWN_COUNTRY),
+                ("d".into(), 6, reason::UNKNOWN_COUNTRY),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_compare_as_exact_text() {
+        let rows = vec![raw("d", 1, &[Some("7"), Some("P")]), raw("d", 2, &[Some("07"), Some("Q")])];
+        let (kept, rejected) = apply_keyed_rules(rows, &KeyedRules::products());
+        assert_eq!(kept.len(), 2);
+        assert!(rejected.is_empty());
+    }
+
+    #[test]
+    fn fingerprints_separate_fields() {
+        let mut buffer = Vec::new();
+        let a = fingerprint(&mut buffer, "12", 1, "3", "4", 5, 6);
+        let b = fingerprint(&mut buffer, "1", 1, "23", "4", 5, 6);
+        let c = fingerprint(&mut buffer, "12", 1, "3", "4", 5, 6);
+        assert_ne!(a, b);
+        assert_eq!(a, c);
+    }
+}
