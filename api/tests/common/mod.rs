@@ -115,7 +115,11 @@ async fn template() -> String {
             let name = format!("aurum_api_tpl_{}", crate_tag());
             let admin = connect(&admin_url()).await;
             admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .expect("drop old template database");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create template database");
             load_template(&name).await;
@@ -169,13 +173,16 @@ impl TestDb {
     pub async fn take_down(&self) {
         let admin = connect(&admin_url()).await;
         admin
+            .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name))
+            .await
+            .expect("refuse connections");
+        admin
             .batch_execute(&format!(
-                "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}'",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
                 self.name
             ))
             .await
-            .expect("take database down");
+            .expect("terminate backends");
     }
 
     /// Accept connections again.
@@ -241,7 +248,10 @@ pub fn write_users(dir: &Path, users: &[&TestUser]) -> PathBuf {
     let path = dir.join("users");
     let mut content = String::from("# test users\n");
     for u in users {
-        let hash = aurum_api::users::hash_password(u.password, None).unwrap();
+        // Light argon2id parameters keep the tests quick; the server copies them for
+        // its dummy hash, so unknown users still cost the same.
+        let params = argon2::Params::new(4096, 2, 1, None).unwrap();
+        let hash = aurum_api::users::hash_password(u.password, Some(params)).unwrap();
         content.push_str(&format!("{}:{}:{}\n", u.name, hash, u.role));
     }
     std::fs::write(&path, content).unwrap();
