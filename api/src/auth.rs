@@ -268,14 +268,7 @@ mod tests {
     use super::*;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new(
-            KeyMaterial::Hs256(vec![7u8; 32]),
-            "iss",
-            "aud",
-            60,
-            0,
-        )
-        .unwrap()
+        JwtKeys::new(KeyMaterial::Hs256(vec![7u8; 32]), "iss", "aud", 60, 0).unwrap()
     }
 
     #[test]

@@ -233,10 +233,14 @@ impl ServeArgs {
             ));
         }
         if self.db_pool_size == 0 {
-            return Err(ConfigError::Invalid("--db-pool-size must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "--db-pool-size must be at least 1".into(),
+            ));
         }
         if self.token_ttl_secs == 0 {
-            return Err(ConfigError::Invalid("--token-ttl-secs must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "--token-ttl-secs must be positive".into(),
+            ));
         }
         if self.db_schema.is_empty() {
             return Err(ConfigError::Invalid("--db-schema must not be empty".into()));

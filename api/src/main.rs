@@ -24,11 +24,7 @@ fn init_tracing() {
 
 fn hash_password_cmd(args: &HashPasswordArgs) -> anyhow::Result<()> {
     let role: Option<Role> = match &args.username {
-        Some(_) => Some(
-            args.role
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!(e))?,
-        ),
+        Some(_) => Some(args.role.parse().map_err(|e: String| anyhow::anyhow!(e))?),
         None => None,
     };
     if let Some(u) = &args.username
@@ -48,7 +44,9 @@ fn hash_password_cmd(args: &HashPasswordArgs) -> anyhow::Result<()> {
         .context("reading the password from stdin")?;
     let password = line.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
-        anyhow::bail!("empty password: pipe the password on stdin, e.g. `printf %s \"$PW\" | aurum-api hash-password`");
+        anyhow::bail!(
+            "empty password: pipe the password on stdin, e.g. `printf %s \"$PW\" | aurum-api hash-password`"
+        );
     }
     let hash = hash_password(password, None).context("hashing the password")?;
     match (&args.username, role) {

@@ -66,7 +66,9 @@ fn method_label(m: &http::Method) -> &'static str {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -93,7 +95,9 @@ impl Metrics {
     pub fn render(&self, pool: PoolStats, marts: &[MartSummary]) -> String {
         let mut out = String::with_capacity(4096);
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP aurum_api_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP aurum_api_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE aurum_api_requests_total counter\n");
         let mut reqs: Vec<_> = inner.requests.iter().collect();
         reqs.sort();
@@ -104,9 +108,7 @@ impl Metrics {
                 escape(r)
             );
         }
-        out.push_str(
-            "# HELP aurum_api_request_duration_seconds Request latency by route.\n",
-        );
+        out.push_str("# HELP aurum_api_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE aurum_api_request_duration_seconds histogram\n");
         let mut lat: Vec<_> = inner.latency.iter().collect();
         lat.sort_by(|a, b| a.0.cmp(b.0));
@@ -124,22 +126,58 @@ impl Metrics {
                 "aurum_api_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "aurum_api_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
-            let _ = writeln!(out, "aurum_api_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "aurum_api_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "aurum_api_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                h.count
+            );
         }
         drop(inner);
         for (name, help, v) in [
-            ("aurum_api_db_pool_max_size", "Configured maximum pool size.", pool.max_size),
-            ("aurum_api_db_pool_connections", "Open pool connections.", pool.size),
-            ("aurum_api_db_pool_idle", "Idle pool connections.", pool.available),
-            ("aurum_api_db_pool_waiting", "Tasks waiting for a connection.", pool.waiting),
+            (
+                "aurum_api_db_pool_max_size",
+                "Configured maximum pool size.",
+                pool.max_size,
+            ),
+            (
+                "aurum_api_db_pool_connections",
+                "Open pool connections.",
+                pool.size,
+            ),
+            (
+                "aurum_api_db_pool_idle",
+                "Idle pool connections.",
+                pool.available,
+            ),
+            (
+                "aurum_api_db_pool_waiting",
+                "Tasks waiting for a connection.",
+                pool.waiting,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
         for (name, help, v) in [
-            ("aurum_api_login_failures_total", "Failed logins.", &self.login_failures),
-            ("aurum_api_login_rate_limited_total", "Logins refused by the rate limiter.", &self.login_rate_limited),
-            ("aurum_api_login_successes_total", "Successful logins.", &self.login_successes),
+            (
+                "aurum_api_login_failures_total",
+                "Failed logins.",
+                &self.login_failures,
+            ),
+            (
+                "aurum_api_login_rate_limited_total",
+                "Logins refused by the rate limiter.",
+                &self.login_rate_limited,
+            ),
+            (
+                "aurum_api_login_successes_total",
+                "Successful logins.",
+                &self.login_successes,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -150,7 +188,11 @@ impl Metrics {
         out.push_str("# HELP aurum_api_datamart_rows Rows in the served snapshot.\n# TYPE aurum_api_datamart_rows gauge\n");
         for m in marts {
             if let Some(rows) = m.rows {
-                let _ = writeln!(out, "aurum_api_datamart_rows{{datamart=\"{}\"}} {rows}", m.path);
+                let _ = writeln!(
+                    out,
+                    "aurum_api_datamart_rows{{datamart=\"{}\"}} {rows}",
+                    m.path
+                );
             }
         }
         out.push_str("# HELP aurum_api_datamart_run_finished_timestamp_seconds Finish time of the run that published the served snapshot.\n# TYPE aurum_api_datamart_run_finished_timestamp_seconds gauge\n");
@@ -166,7 +208,11 @@ impl Metrics {
         }
         out.push_str("# HELP aurum_api_datamart_loads_total Snapshot loads.\n# TYPE aurum_api_datamart_loads_total counter\n");
         for m in marts {
-            let _ = writeln!(out, "aurum_api_datamart_loads_total{{datamart=\"{}\"}} {}", m.path, m.status.loads);
+            let _ = writeln!(
+                out,
+                "aurum_api_datamart_loads_total{{datamart=\"{}\"}} {}",
+                m.path, m.status.loads
+            );
         }
         out.push_str("# HELP aurum_api_datamart_refresh_failures_total Failed checks or loads.\n# TYPE aurum_api_datamart_refresh_failures_total counter\n");
         for m in marts {

@@ -1,7 +1,9 @@
 //! The OpenAPI document (generated from the handlers) and the embedded Swagger UI.
 
 use serde::Serialize;
-use utoipa::openapi::security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme};
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -53,14 +55,58 @@ macro_rules! order_enum {
     };
 }
 
-order_enum!(SalesCountryYearOrder, "Order columns of sales-country-year.",
-    [Year, Country, TotalSales, TotalQuantity, Transactions, Customers]);
-order_enum!(TopProductsOrder, "Order columns of top-products.",
-    [Rank, ProductNo, ProductName, TotalSales, TotalQuantity, Transactions]);
-order_enum!(MonthlySalesOrder, "Order columns of monthly-sales.",
-    [Month, TotalSales, TotalQuantity, Transactions, Customers, AvgTransactionValue, MomGrowthPct]);
-order_enum!(CustomerLifetimeOrder, "Order columns of customer-lifetime.",
-    [ValueRank, CustomerNo, Country, FirstPurchase, LastPurchase, Transactions, TotalQuantity, LifetimeValue, AvgTransactionValue]);
+order_enum!(
+    SalesCountryYearOrder,
+    "Order columns of sales-country-year.",
+    [
+        Year,
+        Country,
+        TotalSales,
+        TotalQuantity,
+        Transactions,
+        Customers
+    ]
+);
+order_enum!(
+    TopProductsOrder,
+    "Order columns of top-products.",
+    [
+        Rank,
+        ProductNo,
+        ProductName,
+        TotalSales,
+        TotalQuantity,
+        Transactions
+    ]
+);
+order_enum!(
+    MonthlySalesOrder,
+    "Order columns of monthly-sales.",
+    [
+        Month,
+        TotalSales,
+        TotalQuantity,
+        Transactions,
+        Customers,
+        AvgTransactionValue,
+        MomGrowthPct
+    ]
+);
+order_enum!(
+    CustomerLifetimeOrder,
+    "Order columns of customer-lifetime.",
+    [
+        ValueRank,
+        CustomerNo,
+        Country,
+        FirstPurchase,
+        LastPurchase,
+        Transactions,
+        TotalQuantity,
+        LifetimeValue,
+        AvgTransactionValue
+    ]
+);
 
 /// Filters of `/gold/sales-country-year`.
 #[derive(Debug, IntoParams)]

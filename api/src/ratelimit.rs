@@ -38,7 +38,10 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
         }
         let mut map = self.lock();
         let q = map.get_mut(key)?;
-        while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             q.pop_front();
         }
         if q.len() >= self.max {

@@ -167,7 +167,10 @@ pub async fn login(
     .flatten()
     .max();
     if let Some(wait) = blocked {
-        state.metrics.login_rate_limited.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .login_rate_limited
+            .fetch_add(1, Ordering::Relaxed);
         return Err(too_many(wait));
     }
     let permit = state
@@ -182,7 +185,9 @@ pub async fn login(
         .map_err(|_| Problem::internal("password check failed"))?;
     drop(permit);
     let Some(role) = role else {
-        state.login_user_limiter.record_failure(&username, Instant::now());
+        state
+            .login_user_limiter
+            .record_failure(&username, Instant::now());
         state.login_ip_limiter.record_failure(&ip, Instant::now());
         state.metrics.login_failures.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%ip, "failed login");
@@ -193,7 +198,10 @@ pub async fn login(
         tracing::error!(error = %e, "cannot issue token");
         Problem::unavailable("this instance cannot issue tokens", 60)
     })?;
-    state.metrics.login_successes.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .login_successes
+        .fetch_add(1, Ordering::Relaxed);
     let mut resp = axum::Json(TokenResponse {
         access_token: token,
         token_type: "bearer".into(),
@@ -251,7 +259,10 @@ fn link_header(path: &str, q: &QueryParams, req: &PageRequest, total: u64) -> St
     let l = u64::from(req.limit);
     if l > 0 {
         if req.offset > 0 {
-            links.push(format!("{}; rel=\"prev\"", url(req.offset.saturating_sub(l))));
+            links.push(format!(
+                "{}; rel=\"prev\"",
+                url(req.offset.saturating_sub(l))
+            ));
         }
         if req.offset.saturating_add(l) < total {
             links.push(format!("{}; rel=\"next\"", url(req.offset + l)));
@@ -268,7 +279,11 @@ fn set_header(resp: &mut Response, name: header::HeaderName, value: &str) {
     }
 }
 
-async fn serve_mart<D: Datamart>(slot: &Slot<D>, headers: &HeaderMap, raw: Option<&str>) -> AppResult {
+async fn serve_mart<D: Datamart>(
+    slot: &Slot<D>,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> AppResult {
     let q = QueryParams::parse(raw)?;
     let req = q.page(D::ORDER_COLUMNS)?;
     let filter = D::parse_filter(&q)?;
@@ -287,19 +302,24 @@ async fn serve_mart<D: Datamart>(slot: &Slot<D>, headers: &HeaderMap, raw: Optio
         req.descending
     );
     let etag = format!("\"{}-{:016x}\"", snap.tag, fnv1a(0, canonical.as_bytes()));
-    let mut resp = if etag_matches(headers, &etag) || not_modified_since(headers, &snap.last_modified) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let page = snap.page(&filter, &req);
-        let body = snap.render(&page, &req);
-        let mut r = Response::new(Body::from(body));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        set_header(&mut r, header::LINK, &link_header(D::PATH, &q, &req, page.total));
-        r
-    };
+    let mut resp =
+        if etag_matches(headers, &etag) || not_modified_since(headers, &snap.last_modified) {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let page = snap.page(&filter, &req);
+            let body = snap.render(&page, &req);
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            set_header(
+                &mut r,
+                header::LINK,
+                &link_header(D::PATH, &q, &req, page.total),
+            );
+            r
+        };
     set_header(&mut resp, header::ETAG, &etag);
     set_header(&mut resp, header::LAST_MODIFIED, &snap.last_modified);
     resp.headers_mut().insert(
@@ -307,7 +327,11 @@ async fn serve_mart<D: Datamart>(slot: &Slot<D>, headers: &HeaderMap, raw: Optio
         HeaderValue::from_static("private, no-cache"),
     );
     if let Some(run) = &snap.run {
-        set_header(&mut resp, header::HeaderName::from_static("aurum-run-id"), &run.run_id);
+        set_header(
+            &mut resp,
+            header::HeaderName::from_static("aurum-run-id"),
+            &run.run_id,
+        );
     }
     Ok(resp)
 }
@@ -643,11 +667,7 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     resp
 }
 
-async fn timeout(
-    State(limit): State<Duration>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => Problem::unavailable("the request timed out", 1).into_response(),
@@ -721,6 +741,9 @@ pub fn router(state: Arc<AppState>, opts: &RouterOptions) -> Router {
     if let Some(cors) = cors_layer(&opts.cors_allow_origins) {
         app = app.layer(cors);
     }
-    app.layer(middleware::from_fn_with_state(opts.request_timeout, timeout))
-        .layer(middleware::from_fn_with_state(state, track))
+    app.layer(middleware::from_fn_with_state(
+        opts.request_timeout,
+        timeout,
+    ))
+    .layer(middleware::from_fn_with_state(state, track))
 }

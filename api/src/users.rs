@@ -86,7 +86,11 @@ pub struct UserStore {
 pub fn hash_password(password: &str, params: Option<Params>) -> Result<String, UsersError> {
     let mut salt_bytes = [0u8; 16];
     rand::fill(&mut salt_bytes);
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.unwrap_or_default());
+    let argon = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.unwrap_or_default(),
+    );
     argon
         .hash_password_with_salt(password.as_bytes(), &salt_bytes)
         .map(|h| h.to_string())

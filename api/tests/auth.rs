@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{ADMIN, Api, AUDIENCE, Env, ISSUER, SECRET, TestDb, VIEWER, claims, now, sign_hs};
+use common::{ADMIN, AUDIENCE, Api, Env, ISSUER, SECRET, TestDb, VIEWER, claims, now, sign_hs};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
@@ -21,9 +21,19 @@ async fn expect_401(api: &Api, token: &str, what: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "{what}");
-    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
-    assert!(challenge.starts_with("Bearer realm=\"aurum\""), "{what}: {challenge}");
-    assert_eq!(r.headers()["content-type"], "application/problem+json", "{what}");
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer realm=\"aurum\""),
+        "{what}: {challenge}"
+    );
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "{what}"
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], 401, "{what}");
 }
@@ -33,7 +43,11 @@ fn b64(v: &[u8]) -> String {
 }
 
 fn openssl(args: &[&str]) {
-    let st = Command::new("openssl").args(args).stderr(Stdio::null()).status().expect("openssl");
+    let st = Command::new("openssl")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
     assert!(st.success(), "openssl {args:?}");
 }
 
@@ -65,26 +79,47 @@ async fn login_json_and_form() {
     assert_eq!(payload["role"], "viewer");
     assert_eq!(payload["iss"], ISSUER);
     assert_eq!(payload["aud"], AUDIENCE);
-    assert_eq!(payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(), 900);
+    assert_eq!(
+        payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
+        900
+    );
     assert_eq!(api.get(GOLD, token).await.status(), 200);
 
     // OAuth2 password form, as Swagger UI's Authorize button sends it.
     let r = api
         .http
         .post(api.url("/login"))
-        .form(&[("grant_type", "password"), ("username", ADMIN.name), ("password", ADMIN.password), ("scope", "")])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN.name),
+            ("password", ADMIN.password),
+            ("scope", ""),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(api.get("/gold/runs", v["access_token"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        api.get("/gold/runs", v["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
 
     for (ctype, body, status) in [
-        ("application/x-www-form-urlencoded", "grant_type=client_credentials&username=a&password=b", 400),
+        (
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials&username=a&password=b",
+            400,
+        ),
         ("application/x-www-form-urlencoded", "username=a", 400),
         ("application/json", "{\"username\": \"a\"", 400),
-        ("application/json", "{\"username\": \"\", \"password\": \"x\"}", 400),
+        (
+            "application/json",
+            "{\"username\": \"\", \"password\": \"x\"}",
+            400,
+        ),
         ("application/json", "[1, 2]", 400),
         ("text/plain", "username=a&password=b", 415),
     ] {
@@ -119,15 +154,35 @@ async fn login_json_and_form() {
 async fn jwt_attack_list_is_rejected() {
     let env = Env::start(&[]).await;
     let api = &env.api;
-    let good = sign_hs(Algorithm::HS256, SECRET.as_bytes(), &claims("vera", "viewer"));
-    assert_eq!(api.get(GOLD, &good).await.status(), 200, "sanity: a well-formed token");
+    let good = sign_hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        &claims("vera", "viewer"),
+    );
+    assert_eq!(
+        api.get(GOLD, &good).await.status(),
+        200,
+        "sanity: a well-formed token"
+    );
 
     // No token at all, and other schemes.
     let r = api.http.get(api.url(GOLD)).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"aurum\"");
-    for auth in ["Basic dmVyYTp2aWV3ZXItcGFzcy0x", "Bearer", "Bearer ", "Token abc", good.as_str()] {
-        let r = api.http.get(api.url(GOLD)).header("Authorization", auth).send().await.unwrap();
+    for auth in [
+        "Basic dmVyYTp2aWV3ZXItcGFzcy0x",
+        "Bearer",
+        "Bearer ",
+        "Token abc",
+        good.as_str(),
+    ] {
+        let r = api
+            .http
+            .get(api.url(GOLD))
+            .header("Authorization", auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{auth}");
     }
 
@@ -136,16 +191,40 @@ async fn jwt_attack_list_is_rejected() {
     for alg in ["none", "None", "NONE"] {
         let header = b64(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes());
         expect_401(api, &format!("{header}.{payload}."), &format!("alg {alg}")).await;
-        expect_401(api, &format!("{header}.{payload}"), &format!("alg {alg}, two parts")).await;
+        expect_401(
+            api,
+            &format!("{header}.{payload}"),
+            &format!("alg {alg}, two parts"),
+        )
+        .await;
         let sig = good.rsplit('.').next().unwrap();
-        expect_401(api, &format!("{header}.{payload}.{sig}"), &format!("alg {alg} + signature")).await;
+        expect_401(
+            api,
+            &format!("{header}.{payload}.{sig}"),
+            &format!("alg {alg} + signature"),
+        )
+        .await;
     }
     // Another HMAC algorithm with the right secret.
     for alg in [Algorithm::HS384, Algorithm::HS512] {
-        expect_401(api, &sign_hs(alg, SECRET.as_bytes(), &claims("vera", "viewer")), &format!("{alg:?}")).await;
+        expect_401(
+            api,
+            &sign_hs(alg, SECRET.as_bytes(), &claims("vera", "viewer")),
+            &format!("{alg:?}"),
+        )
+        .await;
     }
     // Wrong secret; tampered payload (role escalated) with the original signature.
-    expect_401(api, &sign_hs(Algorithm::HS256, b"another-secret-another-secret-12345", &claims("vera", "viewer")), "wrong secret").await;
+    expect_401(
+        api,
+        &sign_hs(
+            Algorithm::HS256,
+            b"another-secret-another-secret-12345",
+            &claims("vera", "viewer"),
+        ),
+        "wrong secret",
+    )
+    .await;
     let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
     parts[1] = b64(claims("vera", "admin").to_string().as_bytes());
     expect_401(api, &parts.join("."), "tampered payload").await;
@@ -161,7 +240,10 @@ async fn jwt_attack_list_is_rejected() {
         ("aud list without ours", json!({"aud": ["x", "y"]})),
         ("expired", json!({"exp": now() - 120, "iat": now() - 1000})),
         ("unknown role", json!({"role": "superuser"})),
-        ("iat in the future", json!({"iat": now() + 3600, "exp": now() + 7200})),
+        (
+            "iat in the future",
+            json!({"iat": now() + 3600, "exp": now() + 7200}),
+        ),
         ("nbf in the future", json!({"nbf": now() + 3600})),
         ("exp as string", json!({"exp": "tomorrow"})),
     ];
@@ -175,13 +257,26 @@ async fn jwt_attack_list_is_rejected() {
     for missing in ["exp", "iat", "iss", "aud", "sub", "role"] {
         let mut c = claims("vera", "viewer");
         c.as_object_mut().unwrap().remove(missing);
-        expect_401(api, &sign_hs(Algorithm::HS256, SECRET.as_bytes(), &c), &format!("missing {missing}")).await;
+        expect_401(
+            api,
+            &sign_hs(Algorithm::HS256, SECRET.as_bytes(), &c),
+            &format!("missing {missing}"),
+        )
+        .await;
     }
 
     // An RS256 token (from a key the server does not know) against an HS256 server.
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("rsa.pem");
-    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key.to_str().unwrap()]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
     let rs = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(Algorithm::RS256),
         &claims("vera", "admin"),
@@ -203,27 +298,48 @@ async fn roles_guard_the_runs_history() {
 
     let admin = api.login(&ADMIN).await;
     let client = env.db.client().await;
-    let total: i64 = client.query_one("SELECT count(*) FROM gold_runs", &[]).await.unwrap().get(0);
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM gold_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
     let v = api.get_json("/gold/runs?limit=1000", &admin).await;
     assert_eq!(v["total"].as_i64(), Some(total));
     let items = v["items"].as_array().unwrap();
     assert_eq!(items.len() as i64, total);
     let newest: String = client
-        .query_one("SELECT run_id FROM gold_runs ORDER BY finished_at DESC, run_id DESC LIMIT 1", &[])
+        .query_one(
+            "SELECT run_id FROM gold_runs ORDER BY finished_at DESC, run_id DESC LIMIT 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(items[0]["run_id"], newest.as_str());
     let failed: i64 = client
-        .query_one("SELECT count(*) FROM gold_runs WHERE status = 'failed'", &[])
+        .query_one(
+            "SELECT count(*) FROM gold_runs WHERE status = 'failed'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     let v = api.get_json("/gold/runs?status=failed", &admin).await;
     assert_eq!(v["total"].as_i64(), Some(failed));
-    let v = api.get_json("/gold/runs?datamart=monthly-sales&limit=1", &admin).await;
-    assert!(v["items"].as_array().unwrap().iter().all(|r| r["datamart"] == "monthly-sales"));
-    assert_eq!(api.get("/gold/runs?status=running", &admin).await.status(), 400);
+    let v = api
+        .get_json("/gold/runs?datamart=monthly-sales&limit=1", &admin)
+        .await;
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["datamart"] == "monthly-sales")
+    );
+    assert_eq!(
+        api.get("/gold/runs?status=running", &admin).await.status(),
+        400
+    );
     assert_eq!(api.get("/gold/runs?limit=5000", &admin).await.status(), 400);
 }
 
@@ -239,9 +355,12 @@ async fn try_login(api: &Api, user: &str, password: &str) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_rate_limited_per_user_and_per_address() {
     let env = Env::start(&[
-        "--login-max-failures-per-user", "3",
-        "--login-max-failures-per-ip", "6",
-        "--login-failure-window-secs", "60",
+        "--login-max-failures-per-user",
+        "3",
+        "--login-max-failures-per-ip",
+        "6",
+        "--login-failure-window-secs",
+        "60",
     ])
     .await;
     let api = &env.api;
@@ -251,11 +370,18 @@ async fn failed_logins_are_rate_limited_per_user_and_per_address() {
     // The user is blocked, even with the right password.
     let r = try_login(api, VIEWER.name, VIEWER.password).await;
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     // Another user from the same address is not (3 failures < 6)...
-    assert_eq!(try_login(api, ADMIN.name, ADMIN.password).await.status(), 200);
+    assert_eq!(
+        try_login(api, ADMIN.name, ADMIN.password).await.status(),
+        200
+    );
     // ...until the address has 6 failures, whatever the user names (existing or not).
     for u in ["ghost1", "ghost2", "ghost3"] {
         assert_eq!(try_login(api, u, "wrong").await.status(), 401);
@@ -263,13 +389,30 @@ async fn failed_logins_are_rate_limited_per_user_and_per_address() {
     let r = try_login(api, ADMIN.name, ADMIN.password).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
-    let metrics = api.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("aurum_api_login_rate_limited_total 2"), "{metrics}");
+    let metrics = api
+        .http
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aurum_api_login_rate_limited_total 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_check_takes_as_long_for_unknown_users() {
-    let env = Env::start(&["--login-max-failures-per-user", "0", "--login-max-failures-per-ip", "0"]).await;
+    let env = Env::start(&[
+        "--login-max-failures-per-user",
+        "0",
+        "--login-max-failures-per-ip",
+        "0",
+    ])
+    .await;
     let api = &env.api;
     // Warm up.
     try_login(api, VIEWER.name, "x").await;
@@ -280,14 +423,22 @@ async fn password_check_takes_as_long_for_unknown_users() {
         assert_eq!(try_login(api, VIEWER.name, "wrong").await.status(), 401);
         known.push(t.elapsed());
         let t = Instant::now();
-        assert_eq!(try_login(api, &format!("nobody{i}"), "wrong").await.status(), 401);
+        assert_eq!(
+            try_login(api, &format!("nobody{i}"), "wrong")
+                .await
+                .status(),
+            401
+        );
         unknown.push(t.elapsed());
     }
     known.sort();
     unknown.sort();
     let (k, u) = (known[4].as_secs_f64(), unknown[4].as_secs_f64());
     let ratio = u / k;
-    assert!((0.6..1.67).contains(&ratio), "median known {k:.4}s vs unknown {u:.4}s");
+    assert!(
+        (0.6..1.67).contains(&ratio),
+        "median known {k:.4}s vs unknown {u:.4}s"
+    );
     // And it is a real argon2 check, not a shortcut.
     assert!(k > 0.002, "median {k}");
 }
@@ -297,9 +448,32 @@ async fn rs256_and_es256_key_pairs() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &p("rsa.pem")]);
-    openssl(&["pkey", "-in", &p("rsa.pem"), "-pubout", "-out", &p("rsa.pub")]);
-    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &p("ec.pem")]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        &p("rsa.pem"),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        &p("rsa.pem"),
+        "-pubout",
+        "-out",
+        &p("rsa.pub"),
+    ]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &p("ec.pem"),
+    ]);
     openssl(&["pkey", "-in", &p("ec.pem"), "-pubout", "-out", &p("ec.pub")]);
     for (alg, private, public, other) in [
         ("RS256", p("rsa.pem"), p("rsa.pub"), Algorithm::ES256),
@@ -307,7 +481,14 @@ async fn rs256_and_es256_key_pairs() {
     ] {
         let api = Api::start(
             &db.url,
-            &["--jwt-algorithm", alg, "--jwt-private-key-file", &private, "--jwt-public-key-file", &public],
+            &[
+                "--jwt-algorithm",
+                alg,
+                "--jwt-private-key-file",
+                &private,
+                "--jwt-public-key-file",
+                &public,
+            ],
         )
         .await;
         api.wait_loaded().await;
@@ -322,18 +503,41 @@ async fn rs256_and_es256_key_pairs() {
         assert_eq!(api.get(GOLD, &token).await.status(), 200, "{alg}");
         // Algorithm confusion: HS256 keyed with the public key's PEM text.
         let pem = std::fs::read(&public).unwrap();
-        expect_401(&api, &sign_hs(Algorithm::HS256, &pem, &claims("vera", "admin")), &format!("{alg}: HS256 with the public key")).await;
+        expect_401(
+            &api,
+            &sign_hs(Algorithm::HS256, &pem, &claims("vera", "admin")),
+            &format!("{alg}: HS256 with the public key"),
+        )
+        .await;
         // The HS256 test secret is meaningless here.
-        expect_401(&api, &sign_hs(Algorithm::HS256, SECRET.as_bytes(), &claims("vera", "admin")), &format!("{alg}: HS256 token")).await;
+        expect_401(
+            &api,
+            &sign_hs(
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+                &claims("vera", "admin"),
+            ),
+            &format!("{alg}: HS256 token"),
+        )
+        .await;
         // The other asymmetric algorithm, with a key of its own.
-        let key = if other == Algorithm::ES256 { p("ec.pem") } else { p("rsa.pem") };
+        let key = if other == Algorithm::ES256 {
+            p("ec.pem")
+        } else {
+            p("rsa.pem")
+        };
         let bytes = std::fs::read(&key).unwrap();
         let enc = if other == Algorithm::ES256 {
             jsonwebtoken::EncodingKey::from_ec_pem(&bytes).unwrap()
         } else {
             jsonwebtoken::EncodingKey::from_rsa_pem(&bytes).unwrap()
         };
-        let t = jsonwebtoken::encode(&jsonwebtoken::Header::new(other), &claims("vera", "admin"), &enc).unwrap();
+        let t = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(other),
+            &claims("vera", "admin"),
+            &enc,
+        )
+        .unwrap();
         expect_401(&api, &t, &format!("{alg}: {other:?} token")).await;
     }
 }
@@ -361,25 +565,84 @@ async fn configuration_is_refused_when_unsafe() {
     std::fs::write(&short, "0123456789012345678901234567890\n").unwrap(); // 31 bytes + newline
     let url = "postgres://u:p@127.0.0.1:1/db";
     let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
-        (vec!["--database-url", url, "--users-file", users], vec![], "no JWT secret"),
-        (vec!["--database-url", url, "--users-file", users, "--jwt-secret-file", short.to_str().unwrap()], vec![], "at least 32"),
-        (vec!["--database-url", url, "--users-file", users], vec![("AURUM_JWT_SECRET", "too-short")], "at least 32"),
-        (vec!["--database-url", url], vec![("AURUM_JWT_SECRET", SECRET)], "no users"),
-        (vec!["--users-file", users], vec![("AURUM_JWT_SECRET", SECRET)], "no database"),
-        (vec!["--database-url", url, "--users-file", "/nonexistent/users"], vec![("AURUM_JWT_SECRET", SECRET)], "cannot read users file"),
-        (vec!["--database-url", url, "--users-file", users, "--jwt-algorithm", "RS256"], vec![], "public-key"),
-        (vec!["--database-url", url, "--users-file", users, "--jwt-algorithm", "none"], vec![], "invalid value"),
+        (
+            vec!["--database-url", url, "--users-file", users],
+            vec![],
+            "no JWT secret",
+        ),
+        (
+            vec![
+                "--database-url",
+                url,
+                "--users-file",
+                users,
+                "--jwt-secret-file",
+                short.to_str().unwrap(),
+            ],
+            vec![],
+            "at least 32",
+        ),
+        (
+            vec!["--database-url", url, "--users-file", users],
+            vec![("AURUM_JWT_SECRET", "too-short")],
+            "at least 32",
+        ),
+        (
+            vec!["--database-url", url],
+            vec![("AURUM_JWT_SECRET", SECRET)],
+            "no users",
+        ),
+        (
+            vec!["--users-file", users],
+            vec![("AURUM_JWT_SECRET", SECRET)],
+            "no database",
+        ),
+        (
+            vec!["--database-url", url, "--users-file", "/nonexistent/users"],
+            vec![("AURUM_JWT_SECRET", SECRET)],
+            "cannot read users file",
+        ),
+        (
+            vec![
+                "--database-url",
+                url,
+                "--users-file",
+                users,
+                "--jwt-algorithm",
+                "RS256",
+            ],
+            vec![],
+            "public-key",
+        ),
+        (
+            vec![
+                "--database-url",
+                url,
+                "--users-file",
+                users,
+                "--jwt-algorithm",
+                "none",
+            ],
+            vec![],
+            "invalid value",
+        ),
     ];
     for (args, env, needle) in cases {
         let out = run_api(&args, &env);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: expected `{needle}` in {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected `{needle}` in {stderr}"
+        );
     }
     // A malformed users file names the line.
     let bad = dir.path().join("bad-users");
     std::fs::write(&bad, "alice:plaintext:viewer\n").unwrap();
-    let out = run_api(&["--database-url", url, "--users-file", bad.to_str().unwrap()], &[("AURUM_JWT_SECRET", SECRET)]);
+    let out = run_api(
+        &["--database-url", url, "--users-file", bad.to_str().unwrap()],
+        &[("AURUM_JWT_SECRET", SECRET)],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("line 1"), "{stderr}");
@@ -393,10 +656,16 @@ async fn dev_mode_is_the_only_built_in_user() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let log = dir.path().join("log");
-    let args: Vec<String> = ["--dev", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db.url]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "--dev",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--database-url",
+        &db.url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let mut child = common::spawn_api(&args, &[("AURUM_DEV_PASSWORD", "dev-password-1")], &log);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -412,10 +681,19 @@ async fn dev_mode_is_the_only_built_in_user() {
             let v: Value = r.json().await.unwrap();
             break v["access_token"].as_str().unwrap().to_string();
         }
-        assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let r = http.get(format!("{base}/gold/runs")).bearer_auth(&token).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/gold/runs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let _ = child.kill();
     let _ = child.wait();
@@ -433,25 +711,31 @@ fn hash_password_reads_stdin() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let out = run(&[], "correct horse\n");
     assert!(out.status.success());
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let store = aurum_api::users::UserStore::parse(
-        std::path::Path::new("x"),
-        &format!("u:{hash}:viewer"),
-    )
-    .unwrap();
+    let store =
+        aurum_api::users::UserStore::parse(std::path::Path::new("x"), &format!("u:{hash}:viewer"))
+            .unwrap();
     assert!(store.verify("u", "correct horse").is_some());
     assert!(store.verify("u", "correct horse\n").is_none());
 
     let out = run(&["--username", "carol", "--role", "admin"], "pw");
     assert!(out.status.success());
     let line = String::from_utf8(out.stdout).unwrap();
-    assert!(line.starts_with("carol:$argon2id$") && line.trim_end().ends_with(":admin"), "{line}");
+    assert!(
+        line.starts_with("carol:$argon2id$") && line.trim_end().ends_with(":admin"),
+        "{line}"
+    );
     let out = run(&[], "");
     assert_eq!(out.status.code(), Some(1));
     let out = run(&["--username", "x", "--role", "root"], "pw");

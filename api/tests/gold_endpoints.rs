@@ -19,13 +19,20 @@ async fn sql_rows(env: &Env, sql: &str) -> Vec<Value> {
 
 /// Every item of an endpoint, page by page (1000 at a time).
 async fn all_items(env: &Env, token: &str, path_and_query: &str) -> Vec<Value> {
-    let sep = if path_and_query.contains('?') { '&' } else { '?' };
+    let sep = if path_and_query.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let mut items = Vec::new();
     let mut offset = 0;
     loop {
         let v = env
             .api
-            .get_json(&format!("{path_and_query}{sep}limit=1000&offset={offset}"), token)
+            .get_json(
+                &format!("{path_and_query}{sep}limit=1000&offset={offset}"),
+                token,
+            )
             .await;
         let page = v["items"].as_array().unwrap().clone();
         let total = v["total"].as_u64().unwrap();
@@ -82,7 +89,10 @@ async fn endpoints_match_the_gold_tables() {
     // Filters whose values come from the data itself.
     let client = env.db.client().await;
     let country: String = client
-        .query_one("SELECT country FROM gold_customer_lifetime_value ORDER BY customer_no LIMIT 1", &[])
+        .query_one(
+            "SELECT country FROM gold_customer_lifetime_value ORDER BY customer_no LIMIT 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -90,7 +100,10 @@ async fn endpoints_match_the_gold_tables() {
     check(
         &env,
         &t,
-        &format!("/gold/customer-lifetime?country={}&quartile=1", enc(&country)),
+        &format!(
+            "/gold/customer-lifetime?country={}&quartile=1",
+            enc(&country)
+        ),
         &format!(
             "{clv} WHERE country = '{}' AND value_quartile = 1 ORDER BY value_rank",
             country.replace('\'', "''")
@@ -98,7 +111,10 @@ async fn endpoints_match_the_gold_tables() {
     )
     .await;
     let scope: String = client
-        .query_one("SELECT scope FROM gold_top_products WHERE scope <> 'ALL' ORDER BY scope LIMIT 1", &[])
+        .query_one(
+            "SELECT scope FROM gold_top_products WHERE scope <> 'ALL' ORDER BY scope LIMIT 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -124,7 +140,10 @@ async fn endpoints_match_the_gold_tables() {
     check(&env, &t, &format!("/gold/sales-country-year?year={year}&country={}", enc(&ycountry)),
         &format!("SELECT to_jsonb(t)::text FROM gold_sales_country_year t WHERE year = {year} AND country = '{}'", ycountry.replace('\'', "''"))).await;
     let months: Vec<String> = client
-        .query("SELECT to_char(month, 'YYYY-MM') FROM gold_monthly_sales ORDER BY month", &[])
+        .query(
+            "SELECT to_char(month, 'YYYY-MM') FROM gold_monthly_sales ORDER BY month",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -136,10 +155,19 @@ async fn endpoints_match_the_gold_tables() {
             &format!("SELECT to_jsonb(t)::text FROM gold_monthly_sales t WHERE month >= '{from}-01' AND month <= '{to}-01' ORDER BY month")).await;
     }
     // from after to: an empty page, not an error.
-    let v = env.api.get_json("/gold/monthly-sales?from=2030-01&to=2020-01", &t).await;
+    let v = env
+        .api
+        .get_json("/gold/monthly-sales?from=2030-01&to=2020-01", &t)
+        .await;
     assert_eq!(v["total"], 0);
-    let v = env.api.get_json("/gold/customer-lifetime?country=Atlantis", &t).await;
-    assert_eq!((v["total"].as_u64(), v["items"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    let v = env
+        .api
+        .get_json("/gold/customer-lifetime?country=Atlantis", &t)
+        .await;
+    assert_eq!(
+        (v["total"].as_u64(), v["items"].as_array().map(Vec::len)),
+        (Some(0), Some(0))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +177,10 @@ async fn money_is_exact_and_text_is_escaped() {
     if !common::synthetic() {
         return;
     }
-    let r = env.api.get("/gold/customer-lifetime?customer_no=07", &t).await;
+    let r = env
+        .api
+        .get("/gold/customer-lifetime?customer_no=07", &t)
+        .await;
     assert_eq!(r.headers()["content-type"], "application/json");
     let body = r.text().await.unwrap();
     assert!(body.contains("\"lifetime_value\":1234.50"), "{body}");
@@ -158,7 +189,10 @@ async fn money_is_exact_and_text_is_escaped() {
     assert_eq!(v["items"][0]["first_name"], "Åsa \"Q\"");
     assert_eq!(v["items"][0]["last_name"], "O'Brien \\ Ünïcode");
     // "07" and "7" are different keys.
-    let v = env.api.get_json("/gold/customer-lifetime?customer_no=7", &t).await;
+    let v = env
+        .api
+        .get_json("/gold/customer-lifetime?customer_no=7", &t)
+        .await;
     assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["first_name"], Value::Null);
 }
@@ -166,7 +200,11 @@ async fn money_is_exact_and_text_is_escaped() {
 async fn problem(env: &Env, token: &str, path: &str) -> Value {
     let r = env.api.get(path, token).await;
     assert_eq!(r.status(), 400, "{path}");
-    assert_eq!(r.headers()["content-type"], "application/problem+json", "{path}");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "{path}"
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], 400);
     assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()));
@@ -189,33 +227,98 @@ async fn pagination_edges_and_bad_parameters() {
     let r = env.api.get("/gold/customer-lifetime", &t).await;
     let link = r.headers()["link"].to_str().unwrap().to_string();
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["limit"].as_u64(), v["offset"].as_u64(), v["total"].as_u64()), (Some(50), Some(0), Some(n)));
+    assert_eq!(
+        (
+            v["limit"].as_u64(),
+            v["offset"].as_u64(),
+            v["total"].as_u64()
+        ),
+        (Some(50), Some(0), Some(n))
+    );
     assert_eq!(v["items"].as_array().unwrap().len(), 50.min(n as usize));
-    assert!(link.contains("</gold/customer-lifetime?limit=50&offset=50>; rel=\"next\""), "{link}");
+    assert!(
+        link.contains("</gold/customer-lifetime?limit=50&offset=50>; rel=\"next\""),
+        "{link}"
+    );
     assert!(!link.contains("rel=\"prev\""), "{link}");
     assert!(link.contains("rel=\"last\""), "{link}");
 
     // Middle page keeps the other parameters in its links.
-    let r = env.api.get("/gold/customer-lifetime?order_by=customer_no&limit=10&offset=20", &t).await;
+    let r = env
+        .api
+        .get(
+            "/gold/customer-lifetime?order_by=customer_no&limit=10&offset=20",
+            &t,
+        )
+        .await;
     let link = r.headers()["link"].to_str().unwrap().to_string();
-    assert!(link.contains("</gold/customer-lifetime?order_by=customer_no&limit=10&offset=10>; rel=\"prev\""), "{link}");
-    assert!(link.contains("</gold/customer-lifetime?order_by=customer_no&limit=10&offset=30>; rel=\"next\""), "{link}");
+    assert!(
+        link.contains(
+            "</gold/customer-lifetime?order_by=customer_no&limit=10&offset=10>; rel=\"prev\""
+        ),
+        "{link}"
+    );
+    assert!(
+        link.contains(
+            "</gold/customer-lifetime?order_by=customer_no&limit=10&offset=30>; rel=\"next\""
+        ),
+        "{link}"
+    );
 
     // Last partial page, exactly at the end, past the end.
-    let v = env.api.get_json(&format!("/gold/customer-lifetime?limit=7&offset={}", n - 3), &t).await;
+    let v = env
+        .api
+        .get_json(
+            &format!("/gold/customer-lifetime?limit=7&offset={}", n - 3),
+            &t,
+        )
+        .await;
     assert_eq!(v["items"].as_array().unwrap().len(), 3);
-    let r = env.api.get(&format!("/gold/customer-lifetime?offset={n}"), &t).await;
+    let r = env
+        .api
+        .get(&format!("/gold/customer-lifetime?offset={n}"), &t)
+        .await;
     assert_eq!(r.status(), 200);
-    assert!(!r.headers()["link"].to_str().unwrap().contains("rel=\"next\""));
+    assert!(
+        !r.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("rel=\"next\"")
+    );
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["items"].as_array().unwrap().len(), v["total"].as_u64()), (0, Some(n)));
-    let v = env.api.get_json("/gold/customer-lifetime?offset=9223372036854775807&limit=1000", &t).await;
-    assert_eq!((v["items"].as_array().unwrap().len(), v["total"].as_u64()), (0, Some(n)));
+    assert_eq!(
+        (v["items"].as_array().unwrap().len(), v["total"].as_u64()),
+        (0, Some(n))
+    );
+    let v = env
+        .api
+        .get_json(
+            "/gold/customer-lifetime?offset=9223372036854775807&limit=1000",
+            &t,
+        )
+        .await;
+    assert_eq!(
+        (v["items"].as_array().unwrap().len(), v["total"].as_u64()),
+        (0, Some(n))
+    );
 
     // limit=0: only the total. limit=1000: the maximum.
-    let v = env.api.get_json("/gold/customer-lifetime?limit=0", &t).await;
-    assert_eq!((v["items"].as_array().unwrap().len(), v["total"].as_u64(), v["limit"].as_u64()), (0, Some(n), Some(0)));
-    let v = env.api.get_json("/gold/customer-lifetime?limit=1000", &t).await;
+    let v = env
+        .api
+        .get_json("/gold/customer-lifetime?limit=0", &t)
+        .await;
+    assert_eq!(
+        (
+            v["items"].as_array().unwrap().len(),
+            v["total"].as_u64(),
+            v["limit"].as_u64()
+        ),
+        (0, Some(n), Some(0))
+    );
+    let v = env
+        .api
+        .get_json("/gold/customer-lifetime?limit=1000", &t)
+        .await;
     assert_eq!(v["items"].as_array().unwrap().len(), 1000.min(n as usize));
 
     for (q, param) in [
@@ -253,10 +356,17 @@ async fn pagination_edges_and_bad_parameters() {
         problem(&env, &t, path).await;
     }
     // Invalid UTF-8 in a value is decoded lossily: it matches nothing, and is no error.
-    let v = env.api.get_json("/gold/customer-lifetime?country=%FF%FE", &t).await;
+    let v = env
+        .api
+        .get_json("/gold/customer-lifetime?country=%FF%FE", &t)
+        .await;
     assert_eq!(v["total"], 0);
     // The table is still there.
-    let _: i64 = client.query_one("SELECT count(*) FROM gold_runs", &[]).await.unwrap().get(0);
+    let _: i64 = client
+        .query_one("SELECT count(*) FROM gold_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,7 +423,14 @@ async fn freshness_headers_and_conditional_requests() {
         .unwrap();
     assert_eq!(r.status(), 304);
     // A 304 still needs a valid token.
-    let r = env.api.http.get(env.api.url(path)).header("If-None-Match", &etag).send().await.unwrap();
+    let r = env
+        .api
+        .http
+        .get(env.api.url(path))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // A failed run changes nothing; a new successful run is picked up within a second or so.
@@ -326,7 +443,10 @@ async fn freshness_headers_and_conditional_requests() {
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(cond(etag.clone()).await.unwrap().status(), 304);
     let top: String = client
-        .query_one("SELECT customer_no FROM gold_customer_lifetime_value ORDER BY value_rank LIMIT 1", &[])
+        .query_one(
+            "SELECT customer_no FROM gold_customer_lifetime_value ORDER BY value_rank LIMIT 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -343,12 +463,18 @@ async fn freshness_headers_and_conditional_requests() {
         let r = cond(etag.clone()).await.unwrap();
         if r.status() == 200 {
             assert_eq!(r.headers()["aurum-run-id"], "run-2");
-            assert_ne!(r.headers()["last-modified"].to_str().unwrap(), last_modified);
+            assert_ne!(
+                r.headers()["last-modified"].to_str().unwrap(),
+                last_modified
+            );
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["items"][0]["first_name"], "Refreshed");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "new run not picked up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new run not picked up"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -88,9 +88,9 @@ impl<D: Datamart> Snapshot<D> {
             orders.push(desc);
         }
         let loaded_at = Utc::now();
-        let seed = run
-            .as_ref()
-            .map_or(0, |r| fnv1a(0, r.run_id.as_bytes()) ^ r.finished_at.timestamp_micros() as u64);
+        let seed = run.as_ref().map_or(0, |r| {
+            fnv1a(0, r.run_id.as_bytes()) ^ r.finished_at.timestamp_micros() as u64
+        });
         let tag = format!("{:016x}", fnv1a(seed, &json));
         let last_modified = http_date(run.as_ref().map_or(loaded_at, |r| r.finished_at));
         Ok(Self {

@@ -141,7 +141,9 @@ fn summary<D: Datamart>(slot: &Slot<D>) -> MartSummary {
         run_id: snap
             .as_ref()
             .and_then(|s| s.run.as_ref().map(|r| r.run_id.clone())),
-        finished_at: snap.as_ref().and_then(|s| s.run.as_ref().map(|r| r.finished_at)),
+        finished_at: snap
+            .as_ref()
+            .and_then(|s| s.run.as_ref().map(|r| r.finished_at)),
         status: slot.status(),
     }
 }
@@ -245,7 +247,11 @@ impl GoldStore {
         }
     }
 
-    async fn try_refresh<D: Datamart>(&self, pool: &Pool, slot: &Slot<D>) -> Result<bool, LoadError> {
+    async fn try_refresh<D: Datamart>(
+        &self,
+        pool: &Pool,
+        slot: &Slot<D>,
+    ) -> Result<bool, LoadError> {
         let runs_sql = self.runs_sql();
         let q = |source| LoadError::Query {
             table: D::TABLE,
@@ -308,7 +314,11 @@ impl GoldStore {
         tracing::info!(
             datamart = D::PATH,
             rows = snapshot.len(),
-            run_id = snapshot.run.as_ref().map(|r| r.run_id.as_str()).unwrap_or("-"),
+            run_id = snapshot
+                .run
+                .as_ref()
+                .map(|r| r.run_id.as_str())
+                .unwrap_or("-"),
             "loaded datamart snapshot"
         );
         slot.set(Arc::new(snapshot));

@@ -32,8 +32,13 @@ pub fn admin_url() -> String {
 /// The URL of database `name` on the admin URL's server.
 pub fn url_for(name: &str) -> String {
     let admin = admin_url();
-    let (base, rest) = admin.rsplit_once('/').expect("DATABASE_URL has a database path");
-    let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    let (base, rest) = admin
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database path");
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
     format!("{base}/{name}{query}")
 }
 
@@ -85,7 +90,15 @@ async fn load_template(name: &str) {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        run(&["generate", "--out", source.to_str().unwrap(), "--transactions", "2000", "--seed", "42"]);
+        run(&[
+            "generate",
+            "--out",
+            source.to_str().unwrap(),
+            "--transactions",
+            "2000",
+            "--seed",
+            "42",
+        ]);
         run(&[
             "run",
             "--source",
@@ -97,15 +110,22 @@ async fn load_template(name: &str) {
         ]);
     } else {
         let client = connect(&url).await;
-        let migration = std::fs::read_to_string(repo_root().join("job-runner/migrations/0001_gold.sql"))
-            .expect("read 0001_gold.sql");
-        client.batch_execute(&migration).await.expect("apply 0001_gold.sql");
+        let migration =
+            std::fs::read_to_string(repo_root().join("job-runner/migrations/0001_gold.sql"))
+                .expect("read 0001_gold.sql");
+        client
+            .batch_execute(&migration)
+            .await
+            .expect("apply 0001_gold.sql");
         let fixture = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/synthetic_gold.sql"),
         )
         .expect("read synthetic_gold.sql")
         .replace("{{customers}}", &SYNTHETIC_CUSTOMERS.to_string());
-        client.batch_execute(&fixture).await.expect("load synthetic gold data");
+        client
+            .batch_execute(&fixture)
+            .await
+            .expect("load synthetic gold data");
     }
 }
 
@@ -173,7 +193,10 @@ impl TestDb {
     pub async fn take_down(&self) {
         let admin = connect(&admin_url()).await;
         admin
-            .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name))
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                self.name
+            ))
             .await
             .expect("refuse connections");
         admin
@@ -189,7 +212,10 @@ impl TestDb {
     pub async fn bring_up(&self) {
         let admin = connect(&admin_url()).await;
         admin
-            .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name))
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                self.name
+            ))
             .await
             .expect("bring database up");
     }
@@ -199,7 +225,10 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok((c, conn)) = tokio_postgres::connect(&admin_url(), NoTls).await {
                     tokio::spawn(conn);
@@ -224,8 +253,16 @@ pub struct TestUser {
     pub role: &'static str,
 }
 
-pub const VIEWER: TestUser = TestUser { name: "vera", password: "viewer-pass-1", role: "viewer" };
-pub const ADMIN: TestUser = TestUser { name: "adam", password: "admin-pass-1", role: "admin" };
+pub const VIEWER: TestUser = TestUser {
+    name: "vera",
+    password: "viewer-pass-1",
+    role: "viewer",
+};
+pub const ADMIN: TestUser = TestUser {
+    name: "adam",
+    password: "admin-pass-1",
+    role: "admin",
+};
 
 /// A running `aurum-api` process.
 pub struct Api {
@@ -308,7 +345,11 @@ impl Api {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "API did not start: {}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "API did not start: {}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -325,7 +366,11 @@ impl Api {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "datamarts not loaded: {}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "datamarts not loaded: {}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -370,7 +415,9 @@ impl Api {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
