@@ -22,9 +22,14 @@ struct Histogram {
 }
 
 #[derive(Default)]
+struct RouteStats {
+    requests: HashMap<(&'static str, u16), u64>,
+    latency: Histogram,
+}
+
+#[derive(Default)]
 struct Inner {
-    requests: HashMap<(&'static str, String, u16), u64>,
-    latency: HashMap<String, Histogram>,
+    routes: HashMap<String, RouteStats>,
 }
 
 /// Process-wide metrics.
@@ -76,12 +81,15 @@ impl Metrics {
     pub fn observe(&self, method: &http::Method, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (method_label(method), route.to_string(), status);
-        *inner.requests.entry(key).or_insert(0) += 1;
-        let h = match inner.latency.get_mut(route) {
-            Some(h) => h,
-            None => inner.latency.entry(route.to_string()).or_default(),
+        let stats = match inner.routes.get_mut(route) {
+            Some(s) => s,
+            None => inner.routes.entry(route.to_string()).or_default(),
         };
+        *stats
+            .requests
+            .entry((method_label(method), status))
+            .or_insert(0) += 1;
+        let h = &mut stats.latency;
         h.count += 1;
         h.sum += secs;
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -99,9 +107,13 @@ impl Metrics {
             "# HELP aurum_api_requests_total HTTP requests by method, route and status.\n",
         );
         out.push_str("# TYPE aurum_api_requests_total counter\n");
-        let mut reqs: Vec<_> = inner.requests.iter().collect();
+        let mut reqs: Vec<_> = inner
+            .routes
+            .iter()
+            .flat_map(|(r, st)| st.requests.iter().map(move |((m, s), n)| (r, *m, *s, *n)))
+            .collect();
         reqs.sort();
-        for ((m, r, s), n) in reqs {
+        for (r, m, s, n) in reqs {
             let _ = writeln!(
                 out,
                 "aurum_api_requests_total{{method=\"{m}\",route=\"{}\",status=\"{s}\"}} {n}",
@@ -110,7 +122,7 @@ impl Metrics {
         }
         out.push_str("# HELP aurum_api_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE aurum_api_request_duration_seconds histogram\n");
-        let mut lat: Vec<_> = inner.latency.iter().collect();
+        let mut lat: Vec<_> = inner.routes.iter().map(|(r, s)| (r, &s.latency)).collect();
         lat.sort_by(|a, b| a.0.cmp(b.0));
         for (route, h) in lat {
             let r = escape(route);

@@ -281,7 +281,8 @@ impl Modify for SecurityAddon {
     components(schemas(
         Problem, LoginRequest, LoginForm, TokenResponse, Role, GoldRun, GoldRunsPage,
         SalesCountryYearPage, TopProductsPage, MonthlySalesPage, CustomerLifetimePage,
-        Health, Readiness,
+        Health, Readiness, Direction, RunStatus, SalesCountryYearOrder, TopProductsOrder,
+        MonthlySalesOrder, CustomerLifetimeOrder,
     )),
     modifiers(&SecurityAddon),
     tags(

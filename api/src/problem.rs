@@ -11,11 +11,13 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// An error as the API reports it: a problem details object plus extra headers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI reference naming the problem type (`about:blank` for plain HTTP errors).
-    #[serde(rename = "type")]
-    pub kind: String,
+    /// A URI naming the problem type (`https://aurum.dev/problems/<slug>`).
+    #[serde(rename = "type", serialize_with = "type_uri")]
+    #[schema(value_type = String)]
+    pub kind: &'static str,
     /// Short, human-readable summary of the problem type.
-    pub title: String,
+    #[schema(value_type = String)]
+    pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
     /// Human-readable explanation of this occurrence.
@@ -29,12 +31,16 @@ pub struct Problem {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+fn type_uri<S: serde::Serializer>(slug: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("https://aurum.dev/problems/{slug}"))
+}
+
 impl Problem {
     /// A problem with the given status, a type URI derived from `slug`, and a detail.
-    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
         Self {
-            kind: format!("https://aurum.dev/problems/{slug}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            kind: slug,
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             parameter: None,

@@ -33,8 +33,10 @@ type AppResult = Result<Response, Problem>;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// User name.
+    #[schema(min_length = 1, max_length = 256)]
     pub username: String,
     /// Password.
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -42,10 +44,13 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginForm {
     /// Must be `password` when present.
+    #[schema(pattern = "^password$")]
     pub grant_type: Option<String>,
     /// User name.
+    #[schema(min_length = 1, max_length = 256)]
     pub username: String,
     /// Password.
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     /// Ignored.
     pub scope: Option<String>,
@@ -653,14 +658,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let resp = next.run(req).await;
     state.metrics.observe(
         &method,
-        route.as_deref().unwrap_or("unmatched"),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         resp.status().as_u16(),
         start.elapsed(),
     );

@@ -564,7 +564,8 @@ async fn configuration_is_refused_when_unsafe() {
     let short = dir.path().join("short");
     std::fs::write(&short, "0123456789012345678901234567890\n").unwrap(); // 31 bytes + newline
     let url = "postgres://u:p@127.0.0.1:1/db";
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--database-url", url, "--users-file", users],
             vec![],

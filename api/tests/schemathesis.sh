@@ -5,7 +5,7 @@
 #
 #   api/tests/schemathesis.sh        # uses DATABASE_URL (admin) or starts testenv/postgres.sh
 #
-# Env: MAX_EXAMPLES (default 60 per operation), AURUM_JOB_RUNNER_BIN (load gold
+# Env: AURUM_API_BIN (a built aurum-api; default: cargo build), MAX_EXAMPLES (default 60 per operation), AURUM_JOB_RUNNER_BIN (load gold
 # tables with the job-runner instead of the synthetic fixture), SCHEMATHESIS_VERSION.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,8 +41,12 @@ else
   sed 's/{{customers}}/2000/' api/tests/fixtures/synthetic_gold.sql | psql "$url" -qX -v ON_ERROR_STOP=1 >/dev/null
 fi
 
-cargo build -q -p aurum-api
-bin=$CARGO_TARGET_DIR/debug/aurum-api
+if [ -n "${AURUM_API_BIN:-}" ]; then
+  bin=$AURUM_API_BIN
+else
+  cargo build -q -p aurum-api
+  bin=$CARGO_TARGET_DIR/debug/aurum-api
+fi
 work=$(mktemp -d)
 api_pid=
 cleanup() {
