@@ -9,12 +9,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use postgres_types::{ToSql, Type};
@@ -134,7 +138,14 @@ impl GoldRow for SalesCountryYear {
     }
 
     fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![&self.year, &self.country, &self.total_sales, &self.total_quantity, &self.transactions, &self.customers]
+        vec![
+            &self.year,
+            &self.country,
+            &self.total_sales,
+            &self.total_quantity,
+            &self.transactions,
+            &self.customers,
+        ]
     }
 }
 
@@ -327,15 +338,19 @@ pub struct Silver {
 }
 
 fn query_error(what: &str) -> impl Fn(DataFusionError) -> DatamartError + '_ {
-    move |source| DatamartError::Query { datamart: what.to_owned(), source }
+    move |source| DatamartError::Query {
+        datamart: what.to_owned(),
+        source,
+    }
 }
 
 impl Silver {
     /// Opens a snapshot of a lake for querying.
     pub async fn open(lake: &Storage, snapshot: &Snapshot) -> Result<Silver, DatamartError> {
-        let config = SessionConfig::new()
-            .with_target_partitions(2)
-            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let config = SessionConfig::new().with_target_partitions(2).set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
         let ctx = SessionContext::new_with_config(config);
         lake.register(&ctx);
         let err = query_error("the silver tables");
@@ -353,7 +368,8 @@ impl Silver {
                     .map(|f| ListingTableUrl::parse(lake.object_url(&lake.path(f))))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(&err)?;
-                let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
                 let config = ListingTableConfig::new_with_multi_paths(urls)
                     .with_listing_options(options)
                     .with_schema(schema);
@@ -400,7 +416,9 @@ impl Silver {
                 };
             }
         }
-        silver.country_names = silver.distinct("SELECT country_name FROM countries").await?;
+        silver.country_names = silver
+            .distinct("SELECT country_name FROM countries")
+            .await?;
         silver.product_nos = silver.distinct("SELECT product_no FROM products").await?;
         silver.customer_nos = silver.distinct("SELECT customer_no FROM customers").await?;
         Ok(silver)
@@ -408,7 +426,13 @@ impl Silver {
 
     async fn query(&self, what: &str, sql: &str) -> Result<Vec<RecordBatch>, DatamartError> {
         let err = query_error(what);
-        self.ctx.sql(sql).await.map_err(&err)?.collect().await.map_err(&err)
+        self.ctx
+            .sql(sql)
+            .await
+            .map_err(&err)?
+            .collect()
+            .await
+            .map_err(&err)
     }
 
     async fn distinct(&self, sql: &str) -> Result<HashSet<String>, DatamartError> {
@@ -479,7 +503,10 @@ impl Silver {
                     total_quantity: c.i64(4, row),
                     transactions: c.i64(5, row),
                 };
-                scopes.entry(product.scope.clone()).or_default().push(product);
+                scopes
+                    .entry(product.scope.clone())
+                    .or_default()
+                    .push(product);
             }
         }
         Ok(rank_top_products(scopes, top_n))
@@ -522,7 +549,9 @@ impl Silver {
     }
 
     /// `gold_customer_lifetime_value`.
-    pub async fn customer_lifetime_value(&self) -> Result<Vec<CustomerLifetimeValue>, DatamartError> {
+    pub async fn customer_lifetime_value(
+        &self,
+    ) -> Result<Vec<CustomerLifetimeValue>, DatamartError> {
         let batches = self
             .query(
                 Datamart::CustomerLifetimeValue.name(),
@@ -562,7 +591,11 @@ impl Silver {
 fn rank_top_products(scopes: BTreeMap<String, Vec<TopProduct>>, top_n: u32) -> Vec<TopProduct> {
     let mut ranked = Vec::new();
     for (_, mut products) in scopes {
-        products.sort_by(|a, b| b.total_sales.cmp(&a.total_sales).then_with(|| a.product_no.cmp(&b.product_no)));
+        products.sort_by(|a, b| {
+            b.total_sales
+                .cmp(&a.total_sales)
+                .then_with(|| a.product_no.cmp(&b.product_no))
+        });
         for (index, mut product) in products.into_iter().take(top_n as usize).enumerate() {
             product.rank = index as i32 + 1;
             ranked.push(product);
@@ -574,7 +607,8 @@ fn rank_top_products(scopes: BTreeMap<String, Vec<TopProduct>>, top_n: u32) -> V
 /// Sorts months and fills `mom_growth_pct` from the calendar month just before.
 fn with_growth(mut months: Vec<MonthlySales>) -> Vec<MonthlySales> {
     months.sort_by_key(|m| m.month);
-    let sales: HashMap<NaiveDate, Cents> = months.iter().map(|m| (m.month, m.total_sales)).collect();
+    let sales: HashMap<NaiveDate, Cents> =
+        months.iter().map(|m| (m.month, m.total_sales)).collect();
     for month in &mut months {
         let previous = month.month.pred_opt().map(|d| d.with_day(1).unwrap_or(d));
         month.mom_growth_pct = previous
@@ -587,7 +621,11 @@ fn with_growth(mut months: Vec<MonthlySales>) -> Vec<MonthlySales> {
 /// Ranks customers by lifetime value descending then customer number (bytes),
 /// with `ntile(4)` quartiles over that order.
 fn rank_customers(mut customers: Vec<CustomerLifetimeValue>) -> Vec<CustomerLifetimeValue> {
-    customers.sort_by(|a, b| b.lifetime_value.cmp(&a.lifetime_value).then_with(|| a.customer_no.cmp(&b.customer_no)));
+    customers.sort_by(|a, b| {
+        b.lifetime_value
+            .cmp(&a.lifetime_value)
+            .then_with(|| a.customer_no.cmp(&b.customer_no))
+    });
     let total = customers.len();
     for (index, customer) in customers.iter_mut().enumerate() {
         customer.value_rank = index as i32 + 1;
@@ -619,10 +657,23 @@ pub struct Checks<'a> {
 
 impl<'a> Checks<'a> {
     /// Runs the checks of `datamart` on `rows`.
-    pub fn run<R: GoldRow>(datamart: Datamart, silver: &'a Silver, rows: &[R], specific: impl FnOnce(&mut Checks<'a>)) -> Checks<'a> {
-        let mut checks = Checks { datamart, silver, results: Vec::new() };
+    pub fn run<R: GoldRow>(
+        datamart: Datamart,
+        silver: &'a Silver,
+        rows: &[R],
+        specific: impl FnOnce(&mut Checks<'a>),
+    ) -> Checks<'a> {
+        let mut checks = Checks {
+            datamart,
+            silver,
+            results: Vec::new(),
+        };
         let mut seen = HashSet::with_capacity(rows.len());
-        let duplicates: Vec<String> = rows.iter().map(GoldRow::key).filter(|k| !seen.insert(k.clone())).collect();
+        let duplicates: Vec<String> = rows
+            .iter()
+            .map(GoldRow::key)
+            .filter(|k| !seen.insert(k.clone()))
+            .collect();
         checks.record("primary_key_unique", duplicates);
         specific(&mut checks);
         checks
@@ -646,9 +697,16 @@ impl<'a> Checks<'a> {
 /// Checks of `gold_sales_country_year`.
 pub fn check_sales_country_year<'a>(silver: &'a Silver, rows: &[SalesCountryYear]) -> Checks<'a> {
     Checks::run(Datamart::SalesCountryYear, silver, rows, |checks| {
-        let unknown = rows.iter().filter(|r| !silver.country_names.contains(&r.country)).map(GoldRow::key).collect();
+        let unknown = rows
+            .iter()
+            .filter(|r| !silver.country_names.contains(&r.country))
+            .map(GoldRow::key)
+            .collect();
         checks.record("references_resolve", unknown);
-        totals(checks, rows.iter().map(|r| (r.total_sales, r.total_quantity)));
+        totals(
+            checks,
+            rows.iter().map(|r| (r.total_sales, r.total_quantity)),
+        );
         fits(checks, rows.iter().map(|r| (r.key(), r.total_sales, 18)));
     })
 }
@@ -658,13 +716,20 @@ pub fn check_top_products<'a>(silver: &'a Silver, rows: &[TopProduct], top_n: u3
     Checks::run(Datamart::TopProducts, silver, rows, |checks| {
         let unknown = rows
             .iter()
-            .filter(|r| !silver.product_nos.contains(&r.product_no) || (r.scope != "ALL" && !silver.country_names.contains(&r.scope)))
+            .filter(|r| {
+                !silver.product_nos.contains(&r.product_no)
+                    || (r.scope != "ALL" && !silver.country_names.contains(&r.scope))
+            })
             .map(GoldRow::key)
             .collect();
         checks.record("references_resolve", unknown);
         let all = rows.iter().filter(|r| r.scope == "ALL").count() as i64;
         let expected = silver.totals.products.min(i64::from(top_n));
-        let wrong = if all == expected { vec![] } else { vec![format!("scope ALL has {all} ranks, expected {expected}")] };
+        let wrong = if all == expected {
+            vec![]
+        } else {
+            vec![format!("scope ALL has {all} ranks, expected {expected}")]
+        };
         checks.record("all_scope_complete", wrong);
         let mut by_scope: BTreeMap<&str, Vec<&TopProduct>> = BTreeMap::new();
         for row in rows {
@@ -673,7 +738,9 @@ pub fn check_top_products<'a>(silver: &'a Silver, rows: &[TopProduct], top_n: u3
         let out_of_order = by_scope
             .values()
             .flat_map(|ranked| ranked.windows(2))
-            .filter(|pair| pair[1].rank != pair[0].rank + 1 || pair[1].total_sales > pair[0].total_sales)
+            .filter(|pair| {
+                pair[1].rank != pair[0].rank + 1 || pair[1].total_sales > pair[0].total_sales
+            })
             .map(|pair| pair[1].key())
             .collect();
         checks.record("ranks_ordered", out_of_order);
@@ -684,47 +751,86 @@ pub fn check_top_products<'a>(silver: &'a Silver, rows: &[TopProduct], top_n: u3
 /// Checks of `gold_monthly_sales`.
 pub fn check_monthly_sales<'a>(silver: &'a Silver, rows: &[MonthlySales]) -> Checks<'a> {
     Checks::run(Datamart::MonthlySales, silver, rows, |checks| {
-        totals(checks, rows.iter().map(|r| (r.total_sales, r.total_quantity)));
+        totals(
+            checks,
+            rows.iter().map(|r| (r.total_sales, r.total_quantity)),
+        );
         fits(
             checks,
             rows.iter()
-                .flat_map(|r| [(r.key(), r.total_sales, 18), (r.key(), r.avg_transaction_value, 18)])
-                .chain(rows.iter().filter_map(|r| r.mom_growth_pct.map(|g| (r.key(), g, 12)))),
+                .flat_map(|r| {
+                    [
+                        (r.key(), r.total_sales, 18),
+                        (r.key(), r.avg_transaction_value, 18),
+                    ]
+                })
+                .chain(
+                    rows.iter()
+                        .filter_map(|r| r.mom_growth_pct.map(|g| (r.key(), g, 12))),
+                ),
         );
     })
 }
 
 /// Checks of `gold_customer_lifetime_value`.
-pub fn check_customer_lifetime_value<'a>(silver: &'a Silver, rows: &[CustomerLifetimeValue]) -> Checks<'a> {
+pub fn check_customer_lifetime_value<'a>(
+    silver: &'a Silver,
+    rows: &[CustomerLifetimeValue],
+) -> Checks<'a> {
     Checks::run(Datamart::CustomerLifetimeValue, silver, rows, |checks| {
         let unknown = rows
             .iter()
-            .filter(|r| !silver.customer_nos.contains(&r.customer_no) || !silver.country_names.contains(&r.country))
+            .filter(|r| {
+                !silver.customer_nos.contains(&r.customer_no)
+                    || !silver.country_names.contains(&r.country)
+            })
             .map(GoldRow::key)
             .collect();
         checks.record("references_resolve", unknown);
-        totals(checks, rows.iter().map(|r| (r.lifetime_value, r.total_quantity)));
+        totals(
+            checks,
+            rows.iter().map(|r| (r.lifetime_value, r.total_quantity)),
+        );
         let count = rows.len() as i64;
         let wrong = if count == silver.totals.customers {
             vec![]
         } else {
-            vec![format!("{count} customers, silver has {} with transactions", silver.totals.customers)]
+            vec![format!(
+                "{count} customers, silver has {} with transactions",
+                silver.totals.customers
+            )]
         };
         checks.record("customers_reconcile", wrong);
-        fits(checks, rows.iter().flat_map(|r| [(r.key(), r.lifetime_value, 18), (r.key(), r.avg_transaction_value, 18)]));
+        fits(
+            checks,
+            rows.iter().flat_map(|r| {
+                [
+                    (r.key(), r.lifetime_value, 18),
+                    (r.key(), r.avg_transaction_value, 18),
+                ]
+            }),
+        );
     })
 }
 
 /// Sales and quantity summed over gold equal silver's.
 fn totals(checks: &mut Checks<'_>, rows: impl Iterator<Item = (Cents, i64)>) {
-    let (sales, quantity) = rows.fold((Cents(0), 0i64), |(s, q), (rs, rq)| (Cents(s.0 + rs.0), q + rq));
+    let (sales, quantity) = rows.fold((Cents(0), 0i64), |(s, q), (rs, rq)| {
+        (Cents(s.0 + rs.0), q + rq)
+    });
     let silver = &checks.silver.totals;
     let mut offending = Vec::new();
     if sales != silver.amount {
-        offending.push(format!("sum of sales {sales} != silver sum of amount {}", silver.amount));
+        offending.push(format!(
+            "sum of sales {sales} != silver sum of amount {}",
+            silver.amount
+        ));
     }
     if quantity != silver.quantity {
-        offending.push(format!("sum of quantity {quantity} != silver sum of quantity {}", silver.quantity));
+        offending.push(format!(
+            "sum of quantity {quantity} != silver sum of quantity {}",
+            silver.quantity
+        ));
     }
     checks.record("totals_reconcile", offending);
 }
@@ -733,7 +839,9 @@ fn totals(checks: &mut Checks<'_>, rows: impl Iterator<Item = (Cents, i64)>) {
 fn fits(checks: &mut Checks<'_>, values: impl Iterator<Item = (String, Cents, u32)>) {
     let offending = values
         .filter(|(_, value, precision)| !value.fits_precision(*precision))
-        .map(|(key, value, precision)| format!("{key}: {value} does not fit numeric({precision},2)"))
+        .map(|(key, value, precision)| {
+            format!("{key}: {value} does not fit numeric({precision},2)")
+        })
         .collect();
     checks.record("values_fit_columns", offending);
 }
@@ -760,12 +868,18 @@ impl Columns<'_> {
 
     fn i64(&self, column: usize, row: usize) -> i64 {
         let array = self.cast(column, &DataType::Int64);
-        array.as_any().downcast_ref::<Int64Array>().map_or(0, |a| if a.is_null(row) { 0 } else { a.value(row) })
+        array
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .map_or(0, |a| if a.is_null(row) { 0 } else { a.value(row) })
     }
 
     fn i32(&self, column: usize, row: usize) -> i32 {
         let array = self.cast(column, &DataType::Int32);
-        array.as_any().downcast_ref::<Int32Array>().map_or(0, |a| a.value(row))
+        array
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .map_or(0, |a| a.value(row))
     }
 
     fn cents(&self, column: usize, row: usize) -> Cents {
@@ -773,12 +887,23 @@ impl Columns<'_> {
         array
             .as_any()
             .downcast_ref::<Decimal128Array>()
-            .map_or(Cents(0), |a| if a.is_null(row) { Cents(0) } else { Cents(a.value(row)) })
+            .map_or(Cents(0), |a| {
+                if a.is_null(row) {
+                    Cents(0)
+                } else {
+                    Cents(a.value(row))
+                }
+            })
     }
 
     fn date(&self, column: usize, row: usize) -> NaiveDate {
         let array = self.cast(column, &DataType::Date32);
-        from_date32(array.as_any().downcast_ref::<Date32Array>().map_or(0, |a| a.value(row)))
+        from_date32(
+            array
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .map_or(0, |a| a.value(row)),
+        )
     }
 }
 
@@ -816,10 +941,18 @@ mod tests {
         let mut scopes = BTreeMap::new();
         scopes.insert(
             "ALL".to_owned(),
-            vec![product("ALL", "b", 100), product("ALL", "B", 100), product("ALL", "a", 300), product("ALL", "c", 50)],
+            vec![
+                product("ALL", "b", 100),
+                product("ALL", "B", 100),
+                product("ALL", "a", 300),
+                product("ALL", "c", 50),
+            ],
         );
         let ranked = rank_top_products(scopes, 3);
-        let order: Vec<(&str, i32)> = ranked.iter().map(|p| (p.product_no.as_str(), p.rank)).collect();
+        let order: Vec<(&str, i32)> = ranked
+            .iter()
+            .map(|p| (p.product_no.as_str(), p.rank))
+            .collect();
         // "B" < "b" in bytes.
         assert_eq!(order, vec![("a", 1), ("B", 2), ("b", 3)]);
     }
@@ -838,10 +971,19 @@ mod tests {
 
     #[test]
     fn growth_needs_the_calendar_month_before() {
-        let months = with_growth(vec![month(2023, 3, 300), month(2023, 1, 100), month(2022, 12, 200), month(2023, 4, 0), month(2023, 5, 10)]);
+        let months = with_growth(vec![
+            month(2023, 3, 300),
+            month(2023, 1, 100),
+            month(2022, 12, 200),
+            month(2023, 4, 0),
+            month(2023, 5, 10),
+        ]);
         let growth: Vec<Option<Cents>> = months.iter().map(|m| m.mom_growth_pct).collect();
         // Dec 2022: none before; Jan 2023: -50%; Mar: Feb missing; Apr: -100%; May: prev = 0.
-        assert_eq!(growth, vec![None, Some(Cents(-5000)), None, Some(Cents(-10000)), None]);
+        assert_eq!(
+            growth,
+            vec![None, Some(Cents(-5000)), None, Some(Cents(-10000)), None]
+        );
     }
 
     #[test]
@@ -860,8 +1002,26 @@ mod tests {
             value_rank: 0,
             value_quartile: 0,
         };
-        let ranked = rank_customers(vec![customer("k2", 10), customer("k1", 10), customer("k3", 30), customer("k4", 5), customer("k5", 1)]);
-        let order: Vec<(&str, i32, i32)> = ranked.iter().map(|c| (c.customer_no.as_str(), c.value_rank, c.value_quartile)).collect();
-        assert_eq!(order, vec![("k3", 1, 1), ("k1", 2, 1), ("k2", 3, 2), ("k4", 4, 3), ("k5", 5, 4)]);
+        let ranked = rank_customers(vec![
+            customer("k2", 10),
+            customer("k1", 10),
+            customer("k3", 30),
+            customer("k4", 5),
+            customer("k5", 1),
+        ]);
+        let order: Vec<(&str, i32, i32)> = ranked
+            .iter()
+            .map(|c| (c.customer_no.as_str(), c.value_rank, c.value_quartile))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("k3", 1, 1),
+                ("k1", 2, 1),
+                ("k2", 3, 2),
+                ("k4", 4, 3),
+                ("k5", 5, 4)
+            ]
+        );
     }
 }

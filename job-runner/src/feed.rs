@@ -31,7 +31,9 @@ pub enum FeedError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// None of the four source files exists.
-    #[error("no source files in {0}: expected countries.csv, customers.csv, products.csv and/or transactions.csv")]
+    #[error(
+        "no source files in {0}: expected countries.csv, customers.csv, products.csv and/or transactions.csv"
+    )]
     NoSourceFiles(String),
     /// A source file has no header line.
     #[error("{0}: the file is empty (no header line)")]
@@ -67,7 +69,9 @@ pub async fn feed(
         let file = source.path(table.file_name());
         match source.size(&file).await? {
             Some(_) => reports.push(feed_table(source, lake, table, ingest_date, run_id).await?),
-            None => tracing::warn!(table = %table, source = source.display(), "no {} in the source folder; skipped", table.file_name()),
+            None => {
+                tracing::warn!(table = %table, source = source.display(), "no {} in the source folder; skipped", table.file_name())
+            }
         }
     }
     if reports.is_empty() {
@@ -109,7 +113,10 @@ async fn feed_table(
         report.bytes_read += chunk.len() as u64;
         splitter.push(&chunk, |line| reader.line(line))?;
         if reader.rows.len() >= BATCH_ROWS {
-            batches.send(reader.rows.finish()).await.map_err(|_| FeedError::WriterGone(table))?;
+            batches
+                .send(reader.rows.finish())
+                .await
+                .map_err(|_| FeedError::WriterGone(table))?;
         }
         progress.update(reader.records);
     }
@@ -118,10 +125,15 @@ async fn feed_table(
         return Err(FeedError::NoHeader(file_url));
     }
     if reader.rows.len() > 0 {
-        batches.send(reader.rows.finish()).await.map_err(|_| FeedError::WriterGone(table))?;
+        batches
+            .send(reader.rows.finish())
+            .await
+            .map_err(|_| FeedError::WriterGone(table))?;
     }
     drop(batches);
-    report.bytes_written = write_task.await.map_err(|_| FeedError::WriterGone(table))??;
+    report.bytes_written = write_task
+        .await
+        .map_err(|_| FeedError::WriterGone(table))??;
 
     report.rows_read = reader.records;
     report.rows_written = reader.records - reader.rejects.len() as u64;
@@ -131,9 +143,13 @@ async fn feed_table(
 
     // Rejects first, then the data: the data's rename is the moment the new
     // partition becomes visible.
-    let rejects_path = lake.path(&format!("raw/_rejects/{table}/ingest_date={ingest_date}/data.parquet"));
+    let rejects_path = lake.path(&format!(
+        "raw/_rejects/{table}/ingest_date={ingest_date}/data.parquet"
+    ));
     if reader.rejects.len() > 0 {
-        let staged = lake.path(&format!("_staging/{run_id}/raw/_rejects/{table}/data.parquet"));
+        let staged = lake.path(&format!(
+            "_staging/{run_id}/raw/_rejects/{table}/data.parquet"
+        ));
         let mut rejects_writer = lake.parquet_writer(&staged, malformed_schema())?;
         rejects_writer.write(&reader.rejects.finish()).await?;
         report.bytes_written += rejects_writer.close().await?;
@@ -141,7 +157,11 @@ async fn feed_table(
     } else {
         lake.delete(&rejects_path).await?;
     }
-    lake.publish(&staging, &lake.path(&raw_partition_path(table, ingest_date))).await?;
+    lake.publish(
+        &staging,
+        &lake.path(&raw_partition_path(table, ingest_date)),
+    )
+    .await?;
     report.finish(progress.elapsed());
     Ok(report)
 }
@@ -193,8 +213,15 @@ impl RecordReader {
                 Ok(record)
             });
         match parsed {
-            Ok(record) => self.rows.push(header.select(&record), self.file_name, self.records),
-            Err(why) => self.rejects.push(self.file_name, self.records, &String::from_utf8_lossy(line), &why),
+            Ok(record) => self
+                .rows
+                .push(header.select(&record), self.file_name, self.records),
+            Err(why) => self.rejects.push(
+                self.file_name,
+                self.records,
+                &String::from_utf8_lossy(line),
+                &why,
+            ),
         }
         Ok(())
     }
@@ -212,7 +239,11 @@ impl RawRows {
     fn new(table: Table) -> RawRows {
         RawRows {
             schema: table.raw_schema(),
-            columns: table.columns().iter().map(|_| StringBuilder::new()).collect(),
+            columns: table
+                .columns()
+                .iter()
+                .map(|_| StringBuilder::new())
+                .collect(),
             source_file: StringBuilder::new(),
             line: Int64Builder::new(),
         }
@@ -231,11 +262,16 @@ impl RawRows {
     }
 
     fn finish(&mut self) -> RecordBatch {
-        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let mut arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
         arrays.push(Arc::new(self.source_file.finish()));
         arrays.push(Arc::new(self.line.finish()));
         // The arrays match the schema by construction.
-        RecordBatch::try_new(Arc::clone(&self.schema), arrays).expect("raw batch matches its schema")
+        RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+            .expect("raw batch matches its schema")
     }
 }
 

@@ -58,28 +58,112 @@ impl Rng {
 }
 
 const COUNTRIES: &[&str] = &[
-    "United Kingdom", "France", "Germany", "Netherlands", "Sweden", "Norway", "Spain", "Portugal", "Italy",
-    "Belgium", "Switzerland", "Austria", "Denmark", "Finland", "Ireland", "Poland", "Czech Republic", "Greece",
-    "Japan", "Australia", "Canada", "USA", "Brazil", "Singapore", "Israel", "Iceland", "Cyprus", "Lithuania",
-    "Malta", "Korea, Republic of",
+    "United Kingdom",
+    "France",
+    "Germany",
+    "Netherlands",
+    "Sweden",
+    "Norway",
+    "Spain",
+    "Portugal",
+    "Italy",
+    "Belgium",
+    "Switzerland",
+    "Austria",
+    "Denmark",
+    "Finland",
+    "Ireland",
+    "Poland",
+    "Czech Republic",
+    "Greece",
+    "Japan",
+    "Australia",
+    "Canada",
+    "USA",
+    "Brazil",
+    "Singapore",
+    "Israel",
+    "Iceland",
+    "Cyprus",
+    "Lithuania",
+    "Malta",
+    "Korea, Republic of",
 ];
 const FIRST_NAMES: &[&str] = &[
-    "Olivia", "Liam", "Emma", "Noah", "Ava", "Lucas", "Mia", "Ethan", "Sofia", "Mateo", "Isla", "Leo", "Freya",
-    "Hugo", "Elin", "Oscar", "Chloé", "Jörg", "Anaïs", "Sean", "Aoife", "Yuki", "Zoë", "Björn", "Maria",
+    "Olivia", "Liam", "Emma", "Noah", "Ava", "Lucas", "Mia", "Ethan", "Sofia", "Mateo", "Isla",
+    "Leo", "Freya", "Hugo", "Elin", "Oscar", "Chloé", "Jörg", "Anaïs", "Sean", "Aoife", "Yuki",
+    "Zoë", "Björn", "Maria",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Smith", "Jones", "Martin", "Bernard", "Müller", "Schmidt", "de Vries", "Jansen", "Andersson", "Hansen",
-    "García", "Silva", "Rossi", "Peeters", "Meier", "O'Brien", "Kowalski", "Papadopoulos", "Sato", "Brown",
-    "Tremblay", "Lee", "Santos", "Cohen", "Jónsson",
+    "Smith",
+    "Jones",
+    "Martin",
+    "Bernard",
+    "Müller",
+    "Schmidt",
+    "de Vries",
+    "Jansen",
+    "Andersson",
+    "Hansen",
+    "García",
+    "Silva",
+    "Rossi",
+    "Peeters",
+    "Meier",
+    "O'Brien",
+    "Kowalski",
+    "Papadopoulos",
+    "Sato",
+    "Brown",
+    "Tremblay",
+    "Lee",
+    "Santos",
+    "Cohen",
+    "Jónsson",
 ];
 const ADJECTIVES: &[&str] = &[
-    "Vintage", "Red", "White", "Hanging", "Regency", "Jumbo", "Pink", "Blue", "Retro", "Wooden", "Glass",
-    "Heart", "Paper", "Enamel", "Lunch", "Christmas", "Garden", "Antique", "Polka Dot", "Spotty",
+    "Vintage",
+    "Red",
+    "White",
+    "Hanging",
+    "Regency",
+    "Jumbo",
+    "Pink",
+    "Blue",
+    "Retro",
+    "Wooden",
+    "Glass",
+    "Heart",
+    "Paper",
+    "Enamel",
+    "Lunch",
+    "Christmas",
+    "Garden",
+    "Antique",
+    "Polka Dot",
+    "Spotty",
 ];
 const NOUNS: &[&str] = &[
-    "Mug", "Tea Set", "Lantern", "Bag", "Cake Stand", "Bunting", "Doormat", "Candle Holder", "Clock",
-    "Photo Frame", "Storage Tin", "Notebook", "Coaster Set", "Jam Jar", "Cushion Cover", "Tea Towel",
-    "Alarm Clock", "Bird Feeder", "Lunch Box", "Wall Sign",
+    "Mug",
+    "Tea Set",
+    "Lantern",
+    "Bag",
+    "Cake Stand",
+    "Bunting",
+    "Doormat",
+    "Candle Holder",
+    "Clock",
+    "Photo Frame",
+    "Storage Tin",
+    "Notebook",
+    "Coaster Set",
+    "Jam Jar",
+    "Cushion Cover",
+    "Tea Towel",
+    "Alarm Clock",
+    "Bird Feeder",
+    "Lunch Box",
+    "Wall Sign",
 ];
 
 /// The size of each generated table for `transactions` transaction lines.
@@ -106,10 +190,17 @@ impl Sizes {
 
 /// Writes `countries.csv`, `customers.csv`, `products.csv` and `transactions.csv`
 /// into `out`. Same `transactions` and `seed`, same bytes.
-pub fn generate(out: &Path, transactions: u64, seed: u64) -> Result<Vec<StageReport>, GenerateError> {
+pub fn generate(
+    out: &Path,
+    transactions: u64,
+    seed: u64,
+) -> Result<Vec<StageReport>, GenerateError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| GenerateError { path: path.clone(), source }
+        move |source| GenerateError {
+            path: path.clone(),
+            source,
+        }
     };
     std::fs::create_dir_all(out).map_err(io(out))?;
     let sizes = Sizes::for_transactions(transactions);
@@ -188,7 +279,9 @@ fn write_customers(rng: &mut Rng, sizes: &Sizes, w: &mut dyn Write) -> std::io::
         let no = customer_no(index);
         let first = rng.pick(FIRST_NAMES);
         let last = rng.pick(LAST_NAMES);
-        let email_user = format!("{}.{}{}", first, last, index).to_lowercase().replace([' ', '\''], "");
+        let email_user = format!("{}.{}{}", first, last, index)
+            .to_lowercase()
+            .replace([' ', '\''], "");
         let email = format!("{email_user}@example.com");
         let country = 1 + rng.skewed(countries);
         let line = match rng.below(1000) {
@@ -242,7 +335,10 @@ fn write_products(rng: &mut Rng, sizes: &Sizes, w: &mut dyn Write) -> std::io::R
 
 fn write_transactions(rng: &mut Rng, sizes: &Sizes, w: &mut dyn Write) -> std::io::Result<u64> {
     // The seed's column order, with its two extra columns.
-    writeln!(w, "TransactionNo,Date,ProductNo,ProductName,Price,Quantity,CustomerNo,Country")?;
+    writeln!(
+        w,
+        "TransactionNo,Date,ProductNo,ProductName,Price,Quantity,CustomerNo,Country"
+    )?;
     let days = 730u64;
     let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap_or_default();
     let mut written = 0;
@@ -251,7 +347,8 @@ fn write_transactions(rng: &mut Rng, sizes: &Sizes, w: &mut dyn Write) -> std::i
     while written < sizes.transactions {
         transaction += 1;
         let lines = 1 + rng.below(6);
-        let day = start + chrono::Duration::days((written * days / sizes.transactions.max(1)) as i64);
+        let day =
+            start + chrono::Duration::days((written * days / sizes.transactions.max(1)) as i64);
         let customer = customer_no(rng.skewed(sizes.customers));
         let cancelled = rng.chance(15);
         for _ in 0..lines {
@@ -263,18 +360,37 @@ fn write_transactions(rng: &mut Rng, sizes: &Sizes, w: &mut dyn Write) -> std::i
             let base_cents = 50 + (product_index * 7919 % 2000);
             let price = format!("{}.{:02}", base_cents / 100, base_cents % 100);
             let quantity = 1 + rng.skewed(24);
-            let no = if cancelled { format!("C{transaction}") } else { transaction.to_string() };
-            let quantity = if cancelled { format!("-{quantity}") } else { quantity.to_string() };
-            let date = format!("{}/{}/{}", chrono::Datelike::month(&day), chrono::Datelike::day(&day), chrono::Datelike::year(&day));
+            let no = if cancelled {
+                format!("C{transaction}")
+            } else {
+                transaction.to_string()
+            };
+            let quantity = if cancelled {
+                format!("-{quantity}")
+            } else {
+                quantity.to_string()
+            };
+            let date = format!(
+                "{}/{}/{}",
+                chrono::Datelike::month(&day),
+                chrono::Datelike::day(&day),
+                chrono::Datelike::year(&day)
+            );
             let fields = dirty(rng, [no, date, product, customer.clone(), quantity, price]);
             let [no, date, product, customer, quantity, price] = &fields;
             let line = match rng.below(2000) {
-                0..=1 => format!("{no},{date},{product},\"Name\"x,{price},{quantity},{customer},UK"),
+                0..=1 => {
+                    format!("{no},{date},{product},\"Name\"x,{price},{quantity},{customer},UK")
+                }
                 2..=3 => format!("{no},{date},{product},{price},{quantity},{customer},UK"),
                 4..=5 => previous.clone().unwrap_or_default(),
                 6 => String::new(),
-                7..=60 => format!(" {no} ,\" {date}\",{product},\"Mug, \"\"Tea\"\"\",{price}, {quantity} ,{customer}, United Kingdom "),
-                _ => format!("{no},{date},{product},Item,{price},{quantity},{customer},United Kingdom"),
+                7..=60 => format!(
+                    " {no} ,\" {date}\",{product},\"Mug, \"\"Tea\"\"\",{price}, {quantity} ,{customer}, United Kingdom "
+                ),
+                _ => format!(
+                    "{no},{date},{product},Item,{price},{quantity},{customer},United Kingdom"
+                ),
             };
             writeln!(w, "{line}")?;
             previous = Some(line);
@@ -333,7 +449,12 @@ mod tests {
         let two = tempfile::tempdir().unwrap();
         generate(one.path(), 500, 3).unwrap();
         generate(two.path(), 500, 3).unwrap();
-        for file in ["countries.csv", "customers.csv", "products.csv", "transactions.csv"] {
+        for file in [
+            "countries.csv",
+            "customers.csv",
+            "products.csv",
+            "transactions.csv",
+        ] {
             let a = std::fs::read(one.path().join(file)).unwrap();
             let b = std::fs::read(two.path().join(file)).unwrap();
             assert_eq!(a, b, "{file}");

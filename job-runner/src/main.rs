@@ -101,7 +101,9 @@ struct GoldArgs {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("AURUM_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -111,7 +113,11 @@ fn init_logging() {
 
 async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
     match command {
-        Command::Generate { out, transactions, seed } => run.generate(&out, transactions, seed),
+        Command::Generate {
+            out,
+            transactions,
+            seed,
+        } => run.generate(&out, transactions, seed),
         Command::Feed { source, lake } => {
             let lake = Storage::open(&lake.lake, true)?;
             run.feed(&source.source, &lake, source.ingest_date).await
@@ -122,13 +128,27 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
         }
         Command::Datamart { name, lake, gold } => {
             let lake = Storage::open(&lake.lake, false)?;
-            run.datamarts(&lake, &gold.database_url, &gold.db_schema, &[name], gold.top_n).await
+            run.datamarts(
+                &lake,
+                &gold.database_url,
+                &gold.db_schema,
+                &[name],
+                gold.top_n,
+            )
+            .await
         }
         Command::Run { source, lake, gold } => {
             let lake = Storage::open(&lake.lake, true)?;
             run.feed(&source.source, &lake, source.ingest_date).await?;
             run.preprocess(&lake).await?;
-            run.datamarts(&lake, &gold.database_url, &gold.db_schema, &Datamart::ALL, gold.top_n).await
+            run.datamarts(
+                &lake,
+                &gold.database_url,
+                &gold.db_schema,
+                &Datamart::ALL,
+                gold.top_n,
+            )
+            .await
         }
     }
 }
@@ -150,7 +170,10 @@ async fn main() -> ExitCode {
     let mut run = Run::start(command_name(&cli.command));
     tracing::info!(command = %run.report.command, run_id = %run.id(), "starting");
     let outcome = execute(&mut run, cli.command).await;
-    let configuration_error = outcome.as_ref().err().is_some_and(PipelineError::is_configuration);
+    let configuration_error = outcome
+        .as_ref()
+        .err()
+        .is_some_and(PipelineError::is_configuration);
     let report = run.finish(&outcome);
 
     match serde_json::to_string_pretty(&report) {
@@ -160,13 +183,19 @@ async fn main() -> ExitCode {
     if let Some(path) = &cli.report {
         let line = serde_json::to_string(&report).unwrap_or_default();
         if let Err(e) = std::fs::write(path, line) {
-            eprintln!("error: cannot write the run report to {}: {e}", path.display());
+            eprintln!(
+                "error: cannot write the run report to {}: {e}",
+                path.display()
+            );
         }
     }
     match (&outcome, report.status) {
         (Ok(()), RunStatus::Succeeded) => ExitCode::SUCCESS,
         (Err(e), _) => {
-            eprintln!("error: {e}");
+            eprintln!(
+                "error: {}",
+                aurum_job_runner::storage::without_stack_traces(&e.to_string())
+            );
             if configuration_error {
                 eprintln!("hint: check the command's arguments and environment (see --help)");
                 ExitCode::from(2)

@@ -60,7 +60,11 @@ impl fmt::Display for Cents {
 
 /// PostgreSQL `numeric` in its binary wire format, scale 2.
 impl ToSql for Cents {
-    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         let abs = self.0.unsigned_abs();
         let (integer, fraction) = (abs / 100, abs % 100);
         // Base-10000 digits, most significant first: the integer part, then one
@@ -150,9 +154,15 @@ mod tests {
             vec![0, 3, 0, 1, 0, 0, 0, 2, 0, 1, 0x09, 0x29, 0x1a, 0x2c]
         );
         // 0.05 -> digits [500], weight -1
-        assert_eq!(encode(Cents(5)), vec![0, 1, 0xff, 0xff, 0, 0, 0, 2, 0x01, 0xf4]);
+        assert_eq!(
+            encode(Cents(5)),
+            vec![0, 1, 0xff, 0xff, 0, 0, 0, 2, 0x01, 0xf4]
+        );
         // -10000.00 -> digits [1], weight 1, negative
-        assert_eq!(encode(Cents(-1_000_000)), vec![0, 1, 0, 1, 0x40, 0, 0, 2, 0, 1]);
+        assert_eq!(
+            encode(Cents(-1_000_000)),
+            vec![0, 1, 0, 1, 0x40, 0, 0, 2, 0, 1]
+        );
         assert_eq!(encode(Cents(0)), vec![0, 0, 0, 0, 0, 0, 0, 2]);
     }
 }

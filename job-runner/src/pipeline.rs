@@ -53,7 +53,9 @@ impl PipelineError {
         matches!(
             self,
             PipelineError::Storage(StorageError::Unsupported { .. })
-                | PipelineError::Warehouse(WarehouseError::BadUrl(_) | WarehouseError::BadSchema(_))
+                | PipelineError::Warehouse(
+                    WarehouseError::BadUrl(_) | WarehouseError::BadSchema(_)
+                )
         )
     }
 }
@@ -115,24 +117,40 @@ impl Run {
     }
 
     /// `generate`: source files into a local folder.
-    pub fn generate(&mut self, out: &std::path::Path, transactions: u64, seed: u64) -> Result<(), PipelineError> {
-        self.report.stages.extend(crate::generate::generate(out, transactions, seed)?);
+    pub fn generate(
+        &mut self,
+        out: &std::path::Path,
+        transactions: u64,
+        seed: u64,
+    ) -> Result<(), PipelineError> {
+        self.report
+            .stages
+            .extend(crate::generate::generate(out, transactions, seed)?);
         Ok(())
     }
 
     /// `feed`: source files into raw partitions of `ingest_date`.
-    pub async fn feed(&mut self, source: &str, lake: &Storage, ingest_date: Option<NaiveDate>) -> Result<(), PipelineError> {
+    pub async fn feed(
+        &mut self,
+        source: &str,
+        lake: &Storage,
+        ingest_date: Option<NaiveDate>,
+    ) -> Result<(), PipelineError> {
         let source = Storage::open(source, false)?;
         let date = ingest_date.unwrap_or_else(|| Utc::now().date_naive());
         self.report.lake = Some(lake.display().to_owned());
+        lake.clean_stale().await?;
         let run_id = self.id().to_owned();
-        self.report.stages.extend(feed::feed(&source, lake, date, &run_id).await?);
+        self.report
+            .stages
+            .extend(feed::feed(&source, lake, date, &run_id).await?);
         Ok(())
     }
 
     /// `preprocess`: raw into a new silver snapshot.
     pub async fn preprocess(&mut self, lake: &Storage) -> Result<Snapshot, PipelineError> {
         self.report.lake = Some(lake.display().to_owned());
+        lake.clean_stale().await?;
         let run_id = self.id().to_owned();
         let outcome = silver::preprocess(lake, &run_id).await?;
         self.report.stages.extend(outcome.reports);
@@ -163,7 +181,9 @@ impl Run {
         };
         for &datamart in datamarts {
             let started = Instant::now();
-            let result = self.build(&silver, &mut warehouse, datamart, top_n, &record).await;
+            let result = self
+                .build(&silver, &mut warehouse, datamart, top_n, &record)
+                .await;
             match result {
                 Ok(rows) => {
                     let mut stage = StageReport::new("datamart", datamart.table());
@@ -173,7 +193,10 @@ impl Run {
                     self.report.stages.push(stage);
                 }
                 Err(e) => {
-                    if let Err(record_error) = warehouse.record_failure(datamart, &record, &e.to_string()).await {
+                    if let Err(record_error) = warehouse
+                        .record_failure(datamart, &record, &e.to_string())
+                        .await
+                    {
                         tracing::warn!(error = %record_error, "could not record the failed run");
                     }
                     return Err(e);
@@ -195,22 +218,26 @@ impl Run {
             Datamart::SalesCountryYear => {
                 let rows = silver.sales_country_year().await?;
                 let checks = datamart::check_sales_country_year(silver, &rows);
-                self.publish(warehouse, datamart, record, &rows, checks).await
+                self.publish(warehouse, datamart, record, &rows, checks)
+                    .await
             }
             Datamart::TopProducts => {
                 let rows = silver.top_products(top_n).await?;
                 let checks = datamart::check_top_products(silver, &rows, top_n);
-                self.publish(warehouse, datamart, record, &rows, checks).await
+                self.publish(warehouse, datamart, record, &rows, checks)
+                    .await
             }
             Datamart::MonthlySales => {
                 let rows = silver.monthly_sales().await?;
                 let checks = datamart::check_monthly_sales(silver, &rows);
-                self.publish(warehouse, datamart, record, &rows, checks).await
+                self.publish(warehouse, datamart, record, &rows, checks)
+                    .await
             }
             Datamart::CustomerLifetimeValue => {
                 let rows = silver.customer_lifetime_value().await?;
                 let checks = datamart::check_customer_lifetime_value(silver, &rows);
-                self.publish(warehouse, datamart, record, &rows, checks).await
+                self.publish(warehouse, datamart, record, &rows, checks)
+                    .await
             }
         }
     }
@@ -224,10 +251,18 @@ impl Run {
         checks: datamart::Checks<'_>,
     ) -> Result<u64, PipelineError> {
         let passed = checks.passed();
-        let failed: Vec<String> = checks.results.iter().filter(|c| !c.passed).map(|c| c.check.clone()).collect();
+        let failed: Vec<String> = checks
+            .results
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.check.clone())
+            .collect();
         self.report.checks.extend(checks.results);
         if !passed {
-            return Err(PipelineError::ChecksFailed { datamart, checks: failed.join(", ") });
+            return Err(PipelineError::ChecksFailed {
+                datamart,
+                checks: failed.join(", "),
+            });
         }
         warehouse.check_shape::<R>(datamart).await?;
         let written = warehouse.publish(datamart, record, rows).await?;

@@ -66,14 +66,18 @@ pub struct StageReport {
     pub bytes_written: u64,
     /// Wall-clock duration.
     pub duration_ms: u64,
-    /// `rows_read` per second.
+    /// Rows processed (read, or written by `generate`) per second.
     pub rows_per_sec: f64,
 }
 
 impl StageReport {
     /// An empty report for a stage on a table.
     pub fn new(stage: &'static str, table: impl Into<String>) -> StageReport {
-        StageReport { stage, table: table.into(), ..StageReport::default() }
+        StageReport {
+            stage,
+            table: table.into(),
+            ..StageReport::default()
+        }
     }
 
     /// Counts a rejected row.
@@ -90,7 +94,7 @@ impl StageReport {
     /// Records the duration and rate, and logs the stage's figures.
     pub fn finish(&mut self, elapsed: Duration) {
         self.duration_ms = elapsed.as_millis() as u64;
-        self.rows_per_sec = rate(self.rows_read, elapsed);
+        self.rows_per_sec = rate(self.rows_read.max(self.rows_written), elapsed);
         tracing::info!(
             stage = self.stage,
             table = %self.table,
@@ -120,7 +124,11 @@ pub struct CheckReport {
 
 fn rate(rows: u64, elapsed: Duration) -> f64 {
     let seconds = elapsed.as_secs_f64();
-    if seconds > 0.0 { (rows as f64 / seconds).round() } else { 0.0 }
+    if seconds > 0.0 {
+        (rows as f64 / seconds).round()
+    } else {
+        0.0
+    }
 }
 
 /// Formats a time as RFC 3339 with milliseconds.
@@ -140,7 +148,12 @@ impl Progress {
     /// Starts the clock for a stage on a table.
     pub fn new(stage: &'static str, table: impl Into<String>) -> Progress {
         let now = Instant::now();
-        Progress { stage, table: table.into(), started: now, last: now }
+        Progress {
+            stage,
+            table: table.into(),
+            started: now,
+            last: now,
+        }
     }
 
     /// Reports `rows` processed so far, if a second has passed since the last report.

@@ -90,7 +90,10 @@ pub fn parse_price(text: &str) -> Option<i64> {
     }
     cents *= 100;
     if let Some(fraction) = fraction {
-        if fraction.is_empty() || fraction.len() > 2 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        if fraction.is_empty()
+            || fraction.len() > 2
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let mut hundredths: i64 = fraction.parse().ok()?;
@@ -123,13 +126,38 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(parse_date("1/5/2023"), NaiveDate::from_ymd_opt(2023, 1, 5));
-        assert_eq!(parse_date("01/05/2023"), NaiveDate::from_ymd_opt(2023, 1, 5));
-        assert_eq!(parse_date("12/31/2019"), NaiveDate::from_ymd_opt(2019, 12, 31));
-        assert_eq!(parse_date("2/29/2024"), NaiveDate::from_ymd_opt(2024, 2, 29));
+        assert_eq!(
+            parse_date("01/05/2023"),
+            NaiveDate::from_ymd_opt(2023, 1, 5)
+        );
+        assert_eq!(
+            parse_date("12/31/2019"),
+            NaiveDate::from_ymd_opt(2019, 12, 31)
+        );
+        assert_eq!(
+            parse_date("2/29/2024"),
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+        );
         for bad in [
-            "2/29/2023", "1/5/23", "2023-01-05", "1/5/2023 10:26", "13/1/2023", "0/1/2023",
-            "1/0/2023", "4/31/2023", "001/5/2023", "1/5/02023", "1/5/0000", "1//2023", "1/5",
-            "1/5/2023/1", "a/5/2023", "+1/5/2023", "1/-5/2023", " 1/5/2023", "",
+            "2/29/2023",
+            "1/5/23",
+            "2023-01-05",
+            "1/5/2023 10:26",
+            "13/1/2023",
+            "0/1/2023",
+            "1/0/2023",
+            "4/31/2023",
+            "001/5/2023",
+            "1/5/02023",
+            "1/5/0000",
+            "1//2023",
+            "1/5",
+            "1/5/2023/1",
+            "a/5/2023",
+            "+1/5/2023",
+            "1/-5/2023",
+            " 1/5/2023",
+            "",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
@@ -156,7 +184,18 @@ mod tests {
         assert_eq!(parse_quantity("2147483647"), Some(i32::MAX));
         assert_eq!(parse_quantity("-2147483648"), Some(i32::MIN));
         assert_eq!(parse_quantity("0000000000002147483647"), Some(i32::MAX));
-        for bad in ["2147483648", "-2147483649", "2.5", "1e3", "1,000", "+5", "-", "", "--1", "99999999999999999999"] {
+        for bad in [
+            "2147483648",
+            "-2147483649",
+            "2.5",
+            "1e3",
+            "1,000",
+            "+5",
+            "-",
+            "",
+            "--1",
+            "99999999999999999999",
+        ] {
             assert_eq!(parse_quantity(bad), None, "{bad}");
         }
     }
@@ -171,7 +210,21 @@ mod tests {
         assert_eq!(parse_price("0"), Some(0));
         assert_eq!(parse_price("9999999999.99"), Some(999_999_999_999));
         assert_eq!(parse_price("0009999999999.99"), Some(999_999_999_999));
-        for bad in [".5", "5.", "3.125", "$4.50", "1,50", "10000000000", "-", "", "1.5.0", "1e2", "+1", " 1", "1.-5"] {
+        for bad in [
+            ".5",
+            "5.",
+            "3.125",
+            "$4.50",
+            "1,50",
+            "10000000000",
+            "-",
+            "",
+            "1.5.0",
+            "1e2",
+            "+1",
+            " 1",
+            "1.-5",
+        ] {
             assert_eq!(parse_price(bad), None, "{bad}");
         }
     }

@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Array, Int64Builder, RecordBatch,
-    StringArray, StringBuilder,
+    Array, ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Array,
+    Int64Builder, RecordBatch, StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use futures::StreamExt;
-use object_store::ObjectMeta;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::ObjectMeta;
 use tokio::sync::mpsc;
 
 use crate::report::{Progress, StageReport, timestamp};
@@ -132,7 +132,8 @@ pub async fn preprocess(lake: &Storage, run_id: &str) -> Result<SilverOutcome, S
     let country_ids = countries.keys();
     reports.push(countries.write(lake, &mut snapshot).await?);
 
-    let customers = clean_keyed(lake, Table::Customers, &KeyedRules::customers(&country_ids)).await?;
+    let customers =
+        clean_keyed(lake, Table::Customers, &KeyedRules::customers(&country_ids)).await?;
     let customer_nos = customers.keys();
     reports.push(customers.write(lake, &mut snapshot).await?);
 
@@ -164,7 +165,10 @@ async fn raw_partitions(lake: &Storage, table: Table) -> Result<Vec<RawPartition
             let rest = relative.strip_prefix(&format!("raw/{table}/ingest_date="))?;
             let date = rest.strip_suffix("/data.parquet")?;
             NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-            Some(RawPartition { ingest_date: date.to_owned(), object })
+            Some(RawPartition {
+                ingest_date: date.to_owned(),
+                object,
+            })
         })
         .collect();
     if partitions.is_empty() {
@@ -178,16 +182,25 @@ type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, Silve
 
 /// Streams a raw partition's batches in file order (one DataFusion partition,
 /// so record order, which the contract's "later line wins" needs, is kept).
-async fn read_partition(lake: &Storage, partition: &RawPartition) -> Result<BatchStream, SilverError> {
+async fn read_partition(
+    lake: &Storage,
+    partition: &RawPartition,
+) -> Result<BatchStream, SilverError> {
     let location = lake.object_url(&partition.object.location);
     let read_error = {
         let location = location.clone();
-        move |source| SilverError::Read { location: location.clone(), source }
+        move |source| SilverError::Read {
+            location: location.clone(),
+            source,
+        }
     };
     let config = SessionConfig::new()
         .with_target_partitions(1)
         .with_batch_size(BATCH_ROWS)
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
     let ctx = SessionContext::new_with_config(config);
     lake.register(&ctx);
     let stream = ctx
@@ -208,26 +221,45 @@ struct RawColumns<'a> {
 }
 
 impl<'a> RawColumns<'a> {
-    fn of(batch: &'a RecordBatch, table: Table, location: &str) -> Result<RawColumns<'a>, SilverError> {
-        let missing = |column: &str| SilverError::RawColumn { location: location.to_owned(), column: column.to_owned() };
+    fn of(
+        batch: &'a RecordBatch,
+        table: Table,
+        location: &str,
+    ) -> Result<RawColumns<'a>, SilverError> {
+        let missing = |column: &str| SilverError::RawColumn {
+            location: location.to_owned(),
+            column: column.to_owned(),
+        };
         let text = |name: &str| {
             batch
                 .column_by_name(name)
                 .and_then(|c| c.as_any().downcast_ref::<StringArray>())
                 .ok_or_else(|| missing(name))
         };
-        let values = table.columns().iter().map(|c| text(c)).collect::<Result<Vec<_>, _>>()?;
+        let values = table
+            .columns()
+            .iter()
+            .map(|c| text(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let source_file = text(SOURCE_FILE_COLUMN)?;
         let line = batch
             .column_by_name(LINE_COLUMN)
             .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
             .ok_or_else(|| missing(LINE_COLUMN))?;
-        Ok(RawColumns { values, source_file, line })
+        Ok(RawColumns {
+            values,
+            source_file,
+            line,
+        })
     }
 
     fn value(&self, column: usize, row: usize) -> Option<&'a str> {
         let array = self.values[column];
-        if array.is_null(row) { None } else { Some(array.value(row)) }
+        if array.is_null(row) {
+            None
+        } else {
+            Some(array.value(row))
+        }
     }
 }
 
@@ -258,7 +290,13 @@ struct KeyedRules<'a> {
 
 impl<'a> KeyedRules<'a> {
     fn countries() -> KeyedRules<'static> {
-        KeyedRules { table: Table::Countries, key: 0, required: &[0, 1], row_rule: None, winner_rule: None }
+        KeyedRules {
+            table: Table::Countries,
+            key: 0,
+            required: &[0, 1],
+            row_rule: None,
+            winner_rule: None,
+        }
     }
 
     fn customers(country_ids: &'a HashSet<String>) -> KeyedRules<'a> {
@@ -275,7 +313,13 @@ impl<'a> KeyedRules<'a> {
     }
 
     fn products() -> KeyedRules<'static> {
-        KeyedRules { table: Table::Products, key: 0, required: &[0, 1], row_rule: None, winner_rule: None }
+        KeyedRules {
+            table: Table::Products,
+            key: 0,
+            required: &[0, 1],
+            row_rule: None,
+            winner_rule: None,
+        }
     }
 }
 
@@ -289,7 +333,11 @@ struct CleanedKeyed {
     progress: Progress,
 }
 
-async fn clean_keyed(lake: &Storage, table: Table, rules: &KeyedRules<'_>) -> Result<CleanedKeyed, SilverError> {
+async fn clean_keyed(
+    lake: &Storage,
+    table: Table,
+    rules: &KeyedRules<'_>,
+) -> Result<CleanedKeyed, SilverError> {
     let mut report = StageReport::new("preprocess", table.name());
     let progress = Progress::new("preprocess", table.name());
     let mut rows = Vec::new();
@@ -306,21 +354,33 @@ async fn clean_keyed(lake: &Storage, table: Table, rules: &KeyedRules<'_>) -> Re
                     ingest_date: Arc::clone(&ingest_date),
                     source_file: columns.source_file.value(row).to_owned(),
                     line: columns.line.value(row),
-                    values: (0..table.columns().len()).map(|c| columns.value(c, row).map(str::to_owned)).collect(),
+                    values: (0..table.columns().len())
+                        .map(|c| columns.value(c, row).map(str::to_owned))
+                        .collect(),
                 });
             }
         }
     }
     report.rows_read = rows.len() as u64;
     let (kept, rejected) = apply_keyed_rules(rows, rules);
-    Ok(CleanedKeyed { table: rules.table, key: rules.key, kept, rejected, report, progress })
+    Ok(CleanedKeyed {
+        table: rules.table,
+        key: rules.key,
+        kept,
+        rejected,
+        report,
+        progress,
+    })
 }
 
 /// Applies a keyed table's rules in the contract's order: required columns and
 /// row rules, then `duplicate_key` (the latest row by ingest date, then line,
 /// wins among the rows that passed), then the winner rule. Kept rows come out
 /// sorted by key.
-fn apply_keyed_rules(mut rows: Vec<RawRow>, rules: &KeyedRules<'_>) -> (Vec<RawRow>, Vec<(RawRow, &'static str)>) {
+fn apply_keyed_rules(
+    mut rows: Vec<RawRow>,
+    rules: &KeyedRules<'_>,
+) -> (Vec<RawRow>, Vec<(RawRow, &'static str)>) {
     rows.sort_by(|a, b| (&a.ingest_date, a.line).cmp(&(&b.ingest_date, b.line)));
     let mut rejected = Vec::new();
     let mut candidates = Vec::with_capacity(rows.len());
@@ -359,10 +419,17 @@ fn apply_keyed_rules(mut rows: Vec<RawRow>, rules: &KeyedRules<'_>) -> (Vec<RawR
 
 impl CleanedKeyed {
     fn keys(&self) -> HashSet<String> {
-        self.kept.iter().filter_map(|row| row.value(self.key).map(str::to_owned)).collect()
+        self.kept
+            .iter()
+            .filter_map(|row| row.value(self.key).map(str::to_owned))
+            .collect()
     }
 
-    async fn write(mut self, lake: &Storage, snapshot: &mut Snapshot) -> Result<StageReport, SilverError> {
+    async fn write(
+        mut self,
+        lake: &Storage,
+        snapshot: &mut Snapshot,
+    ) -> Result<StageReport, SilverError> {
         let table = self.table;
         let id = &snapshot.snapshot_id;
         let schema = keyed_silver_schema(table);
@@ -370,25 +437,51 @@ impl CleanedKeyed {
         let mut writer = lake.parquet_writer(&lake.path(&path), Arc::clone(&schema))?;
         for chunk in self.kept.chunks(BATCH_ROWS) {
             let arrays: Vec<ArrayRef> = (0..table.columns().len())
-                .map(|c| Arc::new(chunk.iter().map(|row| row.value(c)).collect::<StringArray>()) as ArrayRef)
+                .map(|c| {
+                    Arc::new(
+                        chunk
+                            .iter()
+                            .map(|row| row.value(c))
+                            .collect::<StringArray>(),
+                    ) as ArrayRef
+                })
                 .collect();
-            let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).expect("silver batch matches its schema");
+            let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
+                .expect("silver batch matches its schema");
             writer.write(&batch).await?;
         }
         self.report.rows_written = writer.rows();
         self.report.bytes_written += writer.close().await?;
-        snapshot.tables.insert(table.name().to_owned(), TableFiles { files: vec![path], rows: self.report.rows_written });
+        snapshot.tables.insert(
+            table.name().to_owned(),
+            TableFiles {
+                files: vec![path],
+                rows: self.report.rows_written,
+            },
+        );
 
         let mut rejects = RejectRows::new(table);
         for (row, why) in &self.rejected {
             self.report.reject(why);
-            rejects.push((0..table.columns().len()).map(|c| row.value(c)), &row.ingest_date, &row.source_file, row.line, why);
+            rejects.push(
+                (0..table.columns().len()).map(|c| row.value(c)),
+                &row.ingest_date,
+                &row.source_file,
+                row.line,
+                why,
+            );
         }
         let rejects_path = format!("silver/_rejects/{table}/part-{id}.parquet");
         let mut writer = lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
         writer.write(&rejects.finish()).await?;
         self.report.bytes_written += writer.close().await?;
-        snapshot.rejects.insert(table.name().to_owned(), TableFiles { files: vec![rejects_path], rows: self.report.rows_rejected });
+        snapshot.rejects.insert(
+            table.name().to_owned(),
+            TableFiles {
+                files: vec![rejects_path],
+                rows: self.report.rows_rejected,
+            },
+        );
         self.report.finish(self.progress.elapsed());
         Ok(self.report)
     }
@@ -397,7 +490,11 @@ impl CleanedKeyed {
 /// The silver schema of a keyed table: its columns in snake case, all text.
 pub fn keyed_silver_schema(table: Table) -> SchemaRef {
     Arc::new(Schema::new(
-        table.silver_columns().iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect::<Vec<_>>(),
+        table
+            .silver_columns()
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -416,7 +513,11 @@ pub fn transactions_schema() -> SchemaRef {
 
 /// The schema of a table's silver rejects: the raw values and the reason.
 pub fn reject_schema(table: Table) -> SchemaRef {
-    let mut fields: Vec<Field> = table.columns().iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect();
+    let mut fields: Vec<Field> = table
+        .columns()
+        .iter()
+        .map(|c| Field::new(*c, DataType::Utf8, true))
+        .collect();
     fields.push(Field::new(INGEST_DATE_COLUMN, DataType::Utf8, false));
     fields.push(Field::new(SOURCE_FILE_COLUMN, DataType::Utf8, false));
     fields.push(Field::new(LINE_COLUMN, DataType::Int64, false));
@@ -438,7 +539,11 @@ impl RejectRows {
     fn new(table: Table) -> RejectRows {
         RejectRows {
             table,
-            values: table.columns().iter().map(|_| StringBuilder::new()).collect(),
+            values: table
+                .columns()
+                .iter()
+                .map(|_| StringBuilder::new())
+                .collect(),
             ingest_date: StringBuilder::new(),
             source_file: StringBuilder::new(),
             line: Int64Builder::new(),
@@ -468,12 +573,17 @@ impl RejectRows {
     }
 
     fn finish(&mut self) -> RecordBatch {
-        let mut arrays: Vec<ArrayRef> = self.values.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let mut arrays: Vec<ArrayRef> = self
+            .values
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
         arrays.push(Arc::new(self.ingest_date.finish()));
         arrays.push(Arc::new(self.source_file.finish()));
         arrays.push(Arc::new(self.line.finish()));
         arrays.push(Arc::new(self.reason.finish()));
-        RecordBatch::try_new(reject_schema(self.table), arrays).expect("reject batch matches its schema")
+        RecordBatch::try_new(reject_schema(self.table), arrays)
+            .expect("reject batch matches its schema")
     }
 }
 
@@ -503,7 +613,15 @@ type FingerprintSet = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
 
 /// A 128-bit fingerprint of a parsed transaction line, for `duplicate_row`.
 /// The separator byte 0xff never occurs in UTF-8, so fields cannot run together.
-fn fingerprint(buffer: &mut Vec<u8>, no: &str, date: i32, product: &str, customer: &str, quantity: i32, price: i64) -> u128 {
+fn fingerprint(
+    buffer: &mut Vec<u8>,
+    no: &str,
+    date: i32,
+    product: &str,
+    customer: &str,
+    quantity: i32,
+    price: i64,
+) -> u128 {
     buffer.clear();
     buffer.extend_from_slice(no.as_bytes());
     buffer.push(0xff);
@@ -531,8 +649,14 @@ struct MonthRows {
 }
 
 impl MonthRows {
-    fn new(lake: &Storage, snapshot_id: &str, year: i32, month: u32) -> Result<MonthRows, SilverError> {
-        let path = format!("silver/transactions/year={year}/month={month}/part-{snapshot_id}.parquet");
+    fn new(
+        lake: &Storage,
+        snapshot_id: &str,
+        year: i32,
+        month: u32,
+    ) -> Result<MonthRows, SilverError> {
+        let path =
+            format!("silver/transactions/year={year}/month={month}/part-{snapshot_id}.parquet");
         let writer = lake.parquet_writer(&lake.path(&path), transactions_schema())?;
         Ok(MonthRows {
             path,
@@ -564,7 +688,8 @@ impl MonthRows {
             Arc::new(self.price.finish()),
             Arc::new(self.amount.finish()),
         ];
-        let batch = RecordBatch::try_new(transactions_schema(), arrays).expect("silver batch matches its schema");
+        let batch = RecordBatch::try_new(transactions_schema(), arrays)
+            .expect("silver batch matches its schema");
         self.writer.write(&batch).await?;
         Ok(())
     }
@@ -583,7 +708,8 @@ async fn clean_transactions(
     report.bytes_read = partitions.iter().map(|p| p.object.size).sum();
 
     // Decoding the raw Parquet runs in its own task, the rules here.
-    let (sender, mut batches) = mpsc::channel::<Result<(Arc<str>, String, RecordBatch), SilverError>>(4);
+    let (sender, mut batches) =
+        mpsc::channel::<Result<(Arc<str>, String, RecordBatch), SilverError>>(4);
     let reader_lake = lake.clone();
     let reader = tokio::spawn(async move {
         for partition in partitions {
@@ -609,7 +735,8 @@ async fn clean_transactions(
     let mut months: BTreeMap<(i32, u32), MonthRows> = BTreeMap::new();
     let mut rejects = RejectRows::new(table);
     let rejects_path = format!("silver/_rejects/{table}/part-{snapshot_id}.parquet");
-    let mut rejects_writer = lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
+    let mut rejects_writer =
+        lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
     let mut kept = FingerprintSet::default();
     let mut scratch = Vec::with_capacity(128);
 
@@ -629,7 +756,13 @@ async fn clean_transactions(
                 Ok(parsed) => parsed,
                 Err(why) => {
                     report.reject(why);
-                    rejects.push((0..6).map(value), &ingest_date, columns.source_file.value(row), line, why);
+                    rejects.push(
+                        (0..6).map(value),
+                        &ingest_date,
+                        columns.source_file.value(row),
+                        line,
+                        why,
+                    );
                     continue;
                 }
             };
@@ -644,7 +777,13 @@ async fn clean_transactions(
             );
             if !kept.insert(print) {
                 report.reject(reason::DUPLICATE_ROW);
-                rejects.push((0..6).map(value), &ingest_date, columns.source_file.value(row), line, reason::DUPLICATE_ROW);
+                rejects.push(
+                    (0..6).map(value),
+                    &ingest_date,
+                    columns.source_file.value(row),
+                    line,
+                    reason::DUPLICATE_ROW,
+                );
                 continue;
             }
             let amount = i128::from(parsed.quantity) * i128::from(parsed.price);
@@ -689,10 +828,22 @@ async fn clean_transactions(
         report.bytes_written += month.writer.close().await?;
         files.push(month.path);
     }
-    snapshot.tables.insert(table.name().to_owned(), TableFiles { files, rows: report.rows_written });
+    snapshot.tables.insert(
+        table.name().to_owned(),
+        TableFiles {
+            files,
+            rows: report.rows_written,
+        },
+    );
     rejects_writer.write(&rejects.finish()).await?;
     report.bytes_written += rejects_writer.close().await?;
-    snapshot.rejects.insert(table.name().to_owned(), TableFiles { files: vec![rejects_path], rows: report.rows_rejected });
+    snapshot.rejects.insert(
+        table.name().to_owned(),
+        TableFiles {
+            files: vec![rejects_path],
+            rows: report.rows_rejected,
+        },
+    );
     report.finish(progress.elapsed());
     Ok(report)
 }
@@ -715,7 +866,15 @@ fn check_transaction<'a>(
     products: &HashSet<String>,
     customers: &HashSet<String>,
 ) -> Result<ParsedTransaction<'a>, &'static str> {
-    let [Some(no), Some(date), Some(product), Some(customer), Some(quantity), Some(price)] = values else {
+    let [
+        Some(no),
+        Some(date),
+        Some(product),
+        Some(customer),
+        Some(quantity),
+        Some(price),
+    ] = values
+    else {
         return Err(reason::MISSING_REQUIRED);
     };
     let date = rules::parse_date(date).ok_or(reason::BAD_DATE)?;
@@ -758,7 +917,14 @@ mod tests {
         check_transaction(values, &set(&["P1"]), &set(&["K1"])).map(|_| ())
     }
 
-    const GOOD: [Option<&str>; 6] = [Some("536365"), Some("1/5/2023"), Some("P1"), Some("K1"), Some("3"), Some("2.50")];
+    const GOOD: [Option<&str>; 6] = [
+        Some("536365"),
+        Some("1/5/2023"),
+        Some("P1"),
+        Some("K1"),
+        Some("3"),
+        Some("2.50"),
+    ];
 
     fn with(index: usize, value: Option<&'static str>) -> [Option<&'static str>; 6] {
         let mut values = GOOD;
@@ -783,8 +949,14 @@ mod tests {
         assert_eq!(check(with(4, Some("2.5"))), Err(reason::BAD_QUANTITY));
         assert_eq!(check(with(5, Some("$4.50"))), Err(reason::BAD_PRICE));
         assert_eq!(check(with(0, Some("C536365"))), Err(reason::CANCELLATION));
-        assert_eq!(check(with(4, Some("0"))), Err(reason::NON_POSITIVE_QUANTITY));
-        assert_eq!(check(with(5, Some("0.00"))), Err(reason::NON_POSITIVE_PRICE));
+        assert_eq!(
+            check(with(4, Some("0"))),
+            Err(reason::NON_POSITIVE_QUANTITY)
+        );
+        assert_eq!(
+            check(with(5, Some("0.00"))),
+            Err(reason::NON_POSITIVE_PRICE)
+        );
         assert_eq!(check(with(5, Some("-1"))), Err(reason::NON_POSITIVE_PRICE));
         assert_eq!(check(with(2, Some("P2"))), Err(reason::UNKNOWN_PRODUCT));
         assert_eq!(check(with(3, Some("K2"))), Err(reason::UNKNOWN_CUSTOMER));
@@ -819,11 +991,19 @@ mod tests {
         }
     }
 
-    fn outcome(kept: &[RawRow], rejected: &[(RawRow, &'static str)]) -> (Vec<(String, i64)>, Vec<(String, i64, &'static str)>) {
+    fn outcome(
+        kept: &[RawRow],
+        rejected: &[(RawRow, &'static str)],
+    ) -> (Vec<(String, i64)>, Vec<(String, i64, &'static str)>) {
         (
-            kept.iter().map(|r| (r.ingest_date.to_string(), r.line)).collect(),
+            kept.iter()
+                .map(|r| (r.ingest_date.to_string(), r.line))
+                .collect(),
             {
-                let mut r: Vec<_> = rejected.iter().map(|(r, why)| (r.ingest_date.to_string(), r.line, *why)).collect();
+                let mut r: Vec<_> = rejected
+                    .iter()
+                    .map(|(r, why)| (r.ingest_date.to_string(), r.line, *why))
+                    .collect();
                 r.sort();
                 r
             },
@@ -841,7 +1021,10 @@ mod tests {
         ];
         let (kept, rejected) = apply_keyed_rules(rows, &KeyedRules::countries());
         let (kept, rejected) = outcome(&kept, &rejected);
-        assert_eq!(kept, vec![("2024-01-02".into(), 1), ("2024-01-01".into(), 4)]);
+        assert_eq!(
+            kept,
+            vec![("2024-01-02".into(), 1), ("2024-01-01".into(), 4)]
+        );
         assert_eq!(
             rejected,
             vec![
@@ -854,7 +1037,10 @@ mod tests {
 
     #[test]
     fn a_later_row_without_a_name_does_not_displace_a_valid_one() {
-        let rows = vec![raw("2024-01-01", 1, &[Some("1"), Some("Sweden")]), raw("2024-01-02", 1, &[Some("1"), None])];
+        let rows = vec![
+            raw("2024-01-01", 1, &[Some("1"), Some("Sweden")]),
+            raw("2024-01-02", 1, &[Some("1"), None]),
+        ];
         let (kept, rejected) = apply_keyed_rules(rows, &KeyedRules::countries());
         assert_eq!(kept[0].value(1), Some("Sweden"));
         assert_eq!(rejected[0].1, reason::MISSING_REQUIRED);
@@ -891,7 +1077,10 @@ mod tests {
 
     #[test]
     fn keys_compare_as_exact_text() {
-        let rows = vec![raw("d", 1, &[Some("7"), Some("P")]), raw("d", 2, &[Some("07"), Some("Q")])];
+        let rows = vec![
+            raw("d", 1, &[Some("7"), Some("P")]),
+            raw("d", 2, &[Some("07"), Some("Q")]),
+        ];
         let (kept, rejected) = apply_keyed_rules(rows, &KeyedRules::products());
         assert_eq!(kept.len(), 2);
         assert!(rejected.is_empty());

@@ -30,7 +30,9 @@ pub enum SnapshotError {
         source: serde_json::Error,
     },
     /// No preprocess run has published silver yet.
-    #[error("the lake {0} has no silver snapshot yet: run `aurum-job-runner preprocess` (or `run`) first")]
+    #[error(
+        "the lake {0} has no silver snapshot yet: run `aurum-job-runner preprocess` (or `run`) first"
+    )]
     Missing(String),
 }
 
@@ -65,17 +67,25 @@ impl Snapshot {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| SnapshotError::Corrupt { path: lake.object_url(&path), source })
+            .map_err(|source| SnapshotError::Corrupt {
+                path: lake.object_url(&path),
+                source,
+            })
     }
 
     /// The current snapshot, or an error telling the user to build one.
     pub async fn require(lake: &Storage) -> Result<Snapshot, SnapshotError> {
-        Snapshot::current(lake).await?.ok_or_else(|| SnapshotError::Missing(lake.display().to_owned()))
+        Snapshot::current(lake)
+            .await?
+            .ok_or_else(|| SnapshotError::Missing(lake.display().to_owned()))
     }
 
     /// The files of a silver table.
     pub fn table(&self, name: &str) -> &[String] {
-        self.tables.get(name).map(|t| t.files.as_slice()).unwrap_or_default()
+        self.tables
+            .get(name)
+            .map(|t| t.files.as_slice())
+            .unwrap_or_default()
     }
 
     fn all_files(&self) -> BTreeSet<&str> {

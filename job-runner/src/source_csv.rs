@@ -163,16 +163,23 @@ impl Header {
         for column in table.columns() {
             let wanted = column.to_lowercase();
             let mut matches = names.iter().enumerate().filter(|(_, n)| **n == wanted);
-            let position = matches.next().map(|(i, _)| i).ok_or_else(|| HeaderError::MissingColumn {
-                column,
-                found: line.to_owned(),
-            })?;
+            let position =
+                matches
+                    .next()
+                    .map(|(i, _)| i)
+                    .ok_or_else(|| HeaderError::MissingColumn {
+                        column,
+                        found: line.to_owned(),
+                    })?;
             if matches.next().is_some() {
                 return Err(HeaderError::DuplicateColumn(column));
             }
             positions.push(position);
         }
-        Ok(Header { positions, width: names.len() })
+        Ok(Header {
+            positions,
+            width: names.len(),
+        })
     }
 
     /// The contract columns of a record, in contract order.
@@ -191,7 +198,10 @@ impl Header {
         if found == self.width {
             Ok(())
         } else {
-            Err(Malformed::FieldCount { expected: self.width, found })
+            Err(Malformed::FieldCount {
+                expected: self.width,
+                found,
+            })
         }
     }
 }
@@ -210,7 +220,11 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     /// Feeds a chunk and calls `on_line` for every line it completes.
-    pub fn push<E>(&mut self, chunk: &[u8], mut on_line: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    pub fn push<E>(
+        &mut self,
+        chunk: &[u8],
+        mut on_line: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let Some(last_break) = memchr::memrchr(b'\n', chunk) else {
             self.pending.extend_from_slice(chunk);
             return Ok(());
@@ -260,7 +274,10 @@ mod tests {
     fn plain_and_quoted_fields() {
         assert_eq!(fields("a,b,c"), Ok(vec![s("a"), s("b"), s("c")]));
         assert_eq!(fields(r#""a,b",c"#), Ok(vec![s("a,b"), s("c")]));
-        assert_eq!(fields(r#""say ""hi""",x"#), Ok(vec![s(r#"say "hi""#), s("x")]));
+        assert_eq!(
+            fields(r#""say ""hi""",x"#),
+            Ok(vec![s(r#"say "hi""#), s("x")])
+        );
         assert_eq!(fields(r#""""#), Ok(vec![None]));
         assert_eq!(fields(r#""a""""#), Ok(vec![s(r#"a""#)]));
     }
@@ -275,21 +292,41 @@ mod tests {
 
     #[test]
     fn broken_quoting_is_malformed() {
-        assert_eq!(fields(r#""abc"def,1"#), Err(Malformed::TextAfterClosingQuote));
+        assert_eq!(
+            fields(r#""abc"def,1"#),
+            Err(Malformed::TextAfterClosingQuote)
+        );
         assert_eq!(fields(r#""abc,1"#), Err(Malformed::UnclosedQuote));
         assert_eq!(fields(r#"ab"c,1"#), Err(Malformed::QuoteInUnquotedField));
     }
 
     #[test]
     fn header_by_name_case_insensitive_any_order_extra_columns() {
-        let h = Header::parse(" price ,QUANTITY,Extra,customerno,productno,DATE,TransactionNo", Table::Transactions).unwrap();
+        let h = Header::parse(
+            " price ,QUANTITY,Extra,customerno,productno,DATE,TransactionNo",
+            Table::Transactions,
+        )
+        .unwrap();
         let record = parse_record("3.5,2,x,C1,P1,1/5/2023,T1").unwrap();
         h.check_width(record.len()).unwrap();
         let values: Vec<_> = h.select(&record).collect();
-        assert_eq!(values, vec![Some("T1"), Some("1/5/2023"), Some("P1"), Some("C1"), Some("2"), Some("3.5")]);
+        assert_eq!(
+            values,
+            vec![
+                Some("T1"),
+                Some("1/5/2023"),
+                Some("P1"),
+                Some("C1"),
+                Some("2"),
+                Some("3.5")
+            ]
+        );
         assert_eq!(
             h.check_width(6),
-            Err(Malformed::FieldCount { expected: 7, found: 6 })
+            Err(Malformed::FieldCount {
+                expected: 7,
+                found: 6
+            })
         );
     }
 
@@ -298,7 +335,10 @@ mod tests {
         assert!(Header::parse("\u{feff}CountryID,CountryName", Table::Countries).is_ok());
         assert!(matches!(
             Header::parse("CountryID,Name", Table::Countries),
-            Err(HeaderError::MissingColumn { column: "CountryName", .. })
+            Err(HeaderError::MissingColumn {
+                column: "CountryName",
+                ..
+            })
         ));
         assert!(matches!(
             Header::parse("CountryID,CountryName,countryid", Table::Countries),
@@ -327,7 +367,10 @@ mod tests {
                 .unwrap();
             out
         };
-        assert_eq!(collect(&[b"a,b\r\nc,", b"d\n", b"\ne"]), vec!["a,b", "c,d", "", "e"]);
+        assert_eq!(
+            collect(&[b"a,b\r\nc,", b"d\n", b"\ne"]),
+            vec!["a,b", "c,d", "", "e"]
+        );
         assert_eq!(collect(&[b"a\n", b"b\n"]), vec!["a", "b"]);
         assert_eq!(collect(&[b"a", b"b", b"c\nd"]), vec!["abc", "d"]);
         assert!(is_blank(b"  \t"));

@@ -57,7 +57,14 @@ impl Table {
             Table::Countries => &["CountryID", "CountryName"],
             Table::Customers => &["CustomerNo", "FirstName", "LastName", "Email", "CountryID"],
             Table::Products => &["ProductNo", "ProductName"],
-            Table::Transactions => &["TransactionNo", "Date", "ProductNo", "CustomerNo", "Quantity", "Price"],
+            Table::Transactions => &[
+                "TransactionNo",
+                "Date",
+                "ProductNo",
+                "CustomerNo",
+                "Quantity",
+                "Price",
+            ],
         }
     }
 
@@ -66,9 +73,23 @@ impl Table {
     pub fn silver_columns(self) -> &'static [&'static str] {
         match self {
             Table::Countries => &["country_id", "country_name"],
-            Table::Customers => &["customer_no", "first_name", "last_name", "email", "country_id"],
+            Table::Customers => &[
+                "customer_no",
+                "first_name",
+                "last_name",
+                "email",
+                "country_id",
+            ],
             Table::Products => &["product_no", "product_name"],
-            Table::Transactions => &["transaction_no", "date", "product_no", "customer_no", "quantity", "price", "amount"],
+            Table::Transactions => &[
+                "transaction_no",
+                "date",
+                "product_no",
+                "customer_no",
+                "quantity",
+                "price",
+                "amount",
+            ],
         }
     }
 

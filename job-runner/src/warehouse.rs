@@ -65,7 +65,10 @@ pub enum WarehouseError {
 
 fn query_error(doing: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> WarehouseError {
     let doing = doing.into();
-    move |e| WarehouseError::Query { doing, message: describe(&e) }
+    move |e| WarehouseError::Query {
+        doing,
+        message: describe(&e),
+    }
 }
 
 fn describe(error: &tokio_postgres::Error) -> String {
@@ -105,32 +108,47 @@ impl Warehouse {
     /// a refused login (the password never appears in it).
     pub async fn connect(url: &str, schema: &str) -> Result<Warehouse, WarehouseError> {
         if schema.is_empty()
-            || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            || !schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             || schema.as_bytes()[0].is_ascii_digit()
         {
             return Err(WarehouseError::BadSchema(schema.to_owned()));
         }
-        let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| WarehouseError::BadUrl(e.to_string()))?;
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| WarehouseError::BadUrl(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("aurum-job-runner");
         let target = describe_target(&config);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| WarehouseError::Connect {
-            target: target.clone(),
-            message: match e.code() {
-                Some(code) if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-                    format!("login refused ({}); check the user and password in the database URL", describe(&e))
-                }
-                _ => describe(&e),
-            },
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+            WarehouseError::Connect {
+                target: target.clone(),
+                message: match e.code() {
+                    Some(code)
+                        if *code == SqlState::INVALID_PASSWORD
+                            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+                    {
+                        format!(
+                            "login refused ({}); check the user and password in the database URL",
+                            describe(&e)
+                        )
+                    }
+                    _ => describe(&e),
+                },
+            }
         })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::error!(error = %e, "PostgreSQL connection closed");
             }
         });
-        Ok(Warehouse { client, schema: schema.to_owned() })
+        Ok(Warehouse {
+            client,
+            schema: schema.to_owned(),
+        })
     }
 
     fn qualified(&self, table: &str) -> String {
@@ -141,10 +159,17 @@ impl Warehouse {
     /// checks that every gold table has the contract's shape.
     pub async fn migrate(&mut self) -> Result<(), WarehouseError> {
         let schema = self.schema.clone();
-        let tx = self.client.transaction().await.map_err(query_error("starting the migration"))?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext('aurum-migrations'))", &[])
+        let tx = self
+            .client
+            .transaction()
             .await
-            .map_err(query_error("locking for the migration"))?;
+            .map_err(query_error("starting the migration"))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('aurum-migrations'))",
+            &[],
+        )
+        .await
+        .map_err(query_error("locking for the migration"))?;
         tx.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
              SET LOCAL search_path TO \"{schema}\";
@@ -156,19 +181,29 @@ impl Warehouse {
         .map_err(query_error(format!("creating schema {schema}")))?;
         for (version, sql) in MIGRATIONS {
             let applied = tx
-                .query_opt("SELECT 1 FROM aurum_schema_migrations WHERE version = $1", &[version])
+                .query_opt(
+                    "SELECT 1 FROM aurum_schema_migrations WHERE version = $1",
+                    &[version],
+                )
                 .await
                 .map_err(query_error("reading applied migrations"))?
                 .is_some();
             if !applied {
-                tx.batch_execute(sql).await.map_err(query_error(format!("applying migration {version}")))?;
-                tx.execute("INSERT INTO aurum_schema_migrations (version) VALUES ($1)", &[version])
+                tx.batch_execute(sql)
                     .await
-                    .map_err(query_error("recording a migration"))?;
+                    .map_err(query_error(format!("applying migration {version}")))?;
+                tx.execute(
+                    "INSERT INTO aurum_schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .map_err(query_error("recording a migration"))?;
                 tracing::info!(version, schema = %schema, "migration applied");
             }
         }
-        tx.commit().await.map_err(query_error("committing the migration"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("committing the migration"))?;
         Ok(())
     }
 
@@ -190,18 +225,26 @@ impl Warehouse {
             .iter()
             .map(|row| {
                 let data_type: String = row.get(1);
-                let shown = match (data_type.as_str(), row.get::<_, Option<i32>>(2), row.get::<_, Option<i32>>(3)) {
+                let shown = match (
+                    data_type.as_str(),
+                    row.get::<_, Option<i32>>(2),
+                    row.get::<_, Option<i32>>(3),
+                ) {
                     ("numeric", Some(p), Some(s)) => format!("numeric({p},{s})"),
                     _ => data_type,
                 };
                 (row.get(0), shown)
             })
             .collect();
-        let wrong = |difference: String| WarehouseError::WrongShape { table: self.qualified(table), difference };
+        let wrong = |difference: String| WarehouseError::WrongShape {
+            table: self.qualified(table),
+            difference,
+        };
         for (index, (name, ty)) in R::COLUMNS.iter().enumerate() {
             let expected = expected_type(datamart, name, ty);
             match found.get(index) {
-                Some((found_name, found_type)) if found_name == name && *found_type == expected => {}
+                Some((found_name, found_type)) if found_name == name && *found_type == expected => {
+                }
                 Some((found_name, found_type)) => {
                     return Err(wrong(format!(
                         "column {} is {found_name} {found_type}, expected {name} {expected}",
@@ -212,7 +255,10 @@ impl Warehouse {
             }
         }
         if found.len() > R::COLUMNS.len() {
-            return Err(wrong(format!("unexpected column {}", found[R::COLUMNS.len()].0)));
+            return Err(wrong(format!(
+                "unexpected column {}",
+                found[R::COLUMNS.len()].0
+            )));
         }
         Ok(())
     }
@@ -227,23 +273,40 @@ impl Warehouse {
     ) -> Result<u64, WarehouseError> {
         let table = self.qualified(datamart.table());
         let runs = self.qualified("gold_runs");
-        let columns = R::COLUMNS.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let columns = R::COLUMNS
+            .iter()
+            .map(|(n, _)| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let types: Vec<_> = R::COLUMNS.iter().map(|(_, t)| t.clone()).collect();
 
-        let tx = self.client.transaction().await.map_err(query_error("starting the publish"))?;
-        // One load per datamart at a time, whoever runs it.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("aurum-gold:{}", datamart.table())])
+        let tx = self
+            .client
+            .transaction()
             .await
-            .map_err(query_error(format!("locking {table}")))?;
+            .map_err(query_error("starting the publish"))?;
+        // One load per datamart at a time, whoever runs it.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&format!("aurum-gold:{}", datamart.table())],
+        )
+        .await
+        .map_err(query_error(format!("locking {table}")))?;
         tx.batch_execute(&format!(
             "CREATE TEMPORARY TABLE aurum_staging (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
         ))
         .await
-        .map_err(query_error(format!("creating the staging table of {table}")))?;
+        .map_err(query_error(format!(
+            "creating the staging table of {table}"
+        )))?;
         let sink = tx
-            .copy_in(&format!("COPY aurum_staging ({columns}) FROM STDIN (FORMAT binary)"))
+            .copy_in(&format!(
+                "COPY aurum_staging ({columns}) FROM STDIN (FORMAT binary)"
+            ))
             .await
-            .map_err(query_error(format!("starting COPY into the staging table of {table}")))?;
+            .map_err(query_error(format!(
+                "starting COPY into the staging table of {table}"
+            )))?;
         let writer = BinaryCopyInWriter::new(sink, &types);
         pin_mut!(writer);
         for row in rows {
@@ -253,7 +316,10 @@ impl Warehouse {
                 .await
                 .map_err(query_error(format!("copying rows of {table}")))?;
         }
-        let staged = writer.finish().await.map_err(query_error(format!("finishing COPY of {table}")))?;
+        let staged = writer
+            .finish()
+            .await
+            .map_err(query_error(format!("finishing COPY of {table}")))?;
 
         if std::env::var(FAILPOINT_ENV).as_deref() == Ok("before-gold-swap") {
             tracing::error!(table = %table, "failpoint before-gold-swap: aborting");
@@ -263,9 +329,12 @@ impl Warehouse {
         tx.execute(&format!("DELETE FROM {table}"), &[])
             .await
             .map_err(query_error(format!("clearing {table}")))?;
-        tx.execute(&format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM aurum_staging"), &[])
-            .await
-            .map_err(query_error(format!("swapping the new rows into {table}")))?;
+        tx.execute(
+            &format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM aurum_staging"),
+            &[],
+        )
+        .await
+        .map_err(query_error(format!("swapping the new rows into {table}")))?;
         tx.execute(
             &format!(
                 "INSERT INTO {runs} (datamart, run_id, started_at, finished_at, rows_written, status, silver_snapshot_id)
@@ -275,12 +344,19 @@ impl Warehouse {
         )
         .await
         .map_err(query_error("recording the run in gold_runs"))?;
-        tx.commit().await.map_err(query_error(format!("committing {table}")))?;
+        tx.commit()
+            .await
+            .map_err(query_error(format!("committing {table}")))?;
         Ok(staged)
     }
 
     /// Records a failed load in `gold_runs` (the gold table is unchanged).
-    pub async fn record_failure(&self, datamart: Datamart, run: &RunRecord, message: &str) -> Result<(), WarehouseError> {
+    pub async fn record_failure(
+        &self,
+        datamart: Datamart,
+        run: &RunRecord,
+        message: &str,
+    ) -> Result<(), WarehouseError> {
         let runs = self.qualified("gold_runs");
         self.client
             .execute(
@@ -305,7 +381,9 @@ fn expected_type(datamart: Datamart, column: &str, ty: &tokio_postgres::types::T
         Type::INT8 => "bigint".into(),
         Type::TEXT => "text".into(),
         Type::DATE => "date".into(),
-        Type::NUMERIC if datamart == Datamart::MonthlySales && column == "mom_growth_pct" => "numeric(12,2)".into(),
+        Type::NUMERIC if datamart == Datamart::MonthlySales && column == "mom_growth_pct" => {
+            "numeric(12,2)".into()
+        }
         Type::NUMERIC => "numeric(18,2)".into(),
         _ => ty.name().into(),
     }
@@ -318,6 +396,9 @@ fn describe_target(config: &Config) -> String {
         None => "localhost".to_owned(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let database = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
+    let database = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
     format!("{host}:{port}/{database}")
 }

@@ -23,8 +23,14 @@ pub async fn fresh_database(name: &str) -> String {
     let admin = admin_url();
     let database = format!("aurum_test_{name}_{}", std::process::id());
     let client = connect(&admin).await;
-    for statement in [format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"), format!("CREATE DATABASE {database}")] {
-        client.simple_query(&statement).await.expect("create the test database");
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        format!("CREATE DATABASE {database}"),
+    ] {
+        client
+            .simple_query(&statement)
+            .await
+            .expect("create the test database");
     }
     with_database(&admin, &database)
 }
@@ -41,7 +47,9 @@ pub fn with_database(url: &str, database: &str) -> String {
 
 /// A connection to `url`.
 pub async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect to the test PostgreSQL");
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
     tokio::spawn(connection);
     client
 }
@@ -49,7 +57,10 @@ pub async fn connect(url: &str) -> Client {
 /// Runs the real `aurum-job-runner` binary.
 pub fn job_runner(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aurum-job-runner"));
-    command.args(args).env_remove("DATABASE_URL").env("RUST_LOG", "warn");
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -94,13 +105,21 @@ pub async fn table_as_text(client: &Client, table: &str) -> Vec<Vec<String>> {
         .map(|r| r.get(0))
         .collect();
     assert!(!columns.is_empty(), "table {table} does not exist");
-    let select = columns.iter().map(|c| format!("COALESCE(\"{c}\"::text, 'NULL')")).collect::<Vec<_>>().join(", ");
+    let select = columns
+        .iter()
+        .map(|c| format!("COALESCE(\"{c}\"::text, 'NULL')"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut rows: Vec<Vec<String>> = client
         .query(&format!("SELECT {select} FROM {table}"), &[])
         .await
         .unwrap()
         .iter()
-        .map(|row| (0..columns.len()).map(|i| row.get::<_, String>(i)).collect())
+        .map(|row| {
+            (0..columns.len())
+                .map(|i| row.get::<_, String>(i))
+                .collect()
+        })
         .collect();
     rows.sort();
     rows
@@ -112,7 +131,12 @@ pub fn assert_rows_accounted(report: &serde_json::Value) {
         let read = stage["rows_read"].as_u64().unwrap();
         let written = stage["rows_written"].as_u64().unwrap();
         let rejected = stage["rows_rejected"].as_u64().unwrap();
-        let by_reason: u64 = stage["rejects"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+        let by_reason: u64 = stage["rejects"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
         if stage["stage"] != "datamart" {
             assert_eq!(read, written + rejected, "stage {stage}");
         }

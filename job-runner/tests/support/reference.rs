@@ -11,10 +11,19 @@ type Row = HashMap<String, Option<String>>;
 
 /// Rows of one source file: (record number, contract column -> value).
 fn read_csv(path: &Path, columns: &[&str]) -> Vec<(i64, Row)> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
     let text = text.trim_start_matches('\u{feff}');
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = split(lines.next().unwrap()).unwrap().into_iter().map(|h| h.unwrap_or_default().to_lowercase()).collect();
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = split(lines.next().unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|h| h.unwrap_or_default().to_lowercase())
+        .collect();
     let mut rows = Vec::new();
     for (index, line) in lines.enumerate() {
         let Some(fields) = split(line) else { continue };
@@ -23,7 +32,10 @@ fn read_csv(path: &Path, columns: &[&str]) -> Vec<(i64, Row)> {
         }
         let mut row = Row::new();
         for column in columns {
-            let at = header.iter().position(|h| *h == column.to_lowercase()).unwrap();
+            let at = header
+                .iter()
+                .position(|h| *h == column.to_lowercase())
+                .unwrap();
             row.insert(column.to_string(), fields[at].clone());
         }
         rows.push((index as i64 + 1, row));
@@ -88,12 +100,23 @@ fn split(line: &str) -> Option<Vec<Option<String>>> {
             i = k + 1;
         }
     }
-    Some(fields.into_iter().map(|f| Some(f.trim().to_string()).filter(|t| !t.is_empty())).collect())
+    Some(
+        fields
+            .into_iter()
+            .map(|f| Some(f.trim().to_string()).filter(|t| !t.is_empty()))
+            .collect(),
+    )
 }
 
 fn date(text: &str) -> Option<NaiveDate> {
     let parts: Vec<&str> = text.split('/').collect();
-    if parts.len() != 3 || parts[2].len() != 4 || parts[0].is_empty() || parts[0].len() > 2 || parts[1].is_empty() || parts[1].len() > 2 {
+    if parts.len() != 3
+        || parts[2].len() != 4
+        || parts[0].is_empty()
+        || parts[0].len() > 2
+        || parts[1].is_empty()
+        || parts[1].len() > 2
+    {
         return None;
     }
     if !parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit())) {
@@ -115,7 +138,11 @@ fn quantity(text: &str) -> Option<i32> {
     if trimmed.len() > 10 {
         return None;
     }
-    let value: i64 = if trimmed.is_empty() { 0 } else { trimmed.parse().ok()? };
+    let value: i64 = if trimmed.is_empty() {
+        0
+    } else {
+        trimmed.parse().ok()?
+    };
     let value = if text.starts_with('-') { -value } else { value };
     i32::try_from(value).ok()
 }
@@ -151,7 +178,13 @@ fn get<'a>(row: &'a Row, column: &str) -> Option<&'a str> {
 }
 
 /// Latest valid row per key, over ingests in order.
-fn keyed(ingests: &[&Path], file: &str, columns: &[&str], key: &str, valid: impl Fn(&Row) -> bool) -> BTreeMap<String, Row> {
+fn keyed(
+    ingests: &[&Path],
+    file: &str,
+    columns: &[&str],
+    key: &str,
+    valid: impl Fn(&Row) -> bool,
+) -> BTreeMap<String, Row> {
     let mut rows = BTreeMap::new();
     for dir in ingests {
         for (_, row) in read_csv(&dir.join(file), columns) {
@@ -213,21 +246,40 @@ impl Agg {
 
 /// Computes gold from source folders fed in order (one per ingest date).
 pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
-    let countries = keyed(ingests, "countries.csv", &["CountryID", "CountryName"], "CountryID", |r| {
-        get(r, "CountryID").is_some() && get(r, "CountryName").is_some()
-    });
+    let countries = keyed(
+        ingests,
+        "countries.csv",
+        &["CountryID", "CountryName"],
+        "CountryID",
+        |r| get(r, "CountryID").is_some() && get(r, "CountryName").is_some(),
+    );
     let customer_columns = ["CustomerNo", "FirstName", "LastName", "Email", "CountryID"];
-    let customers: BTreeMap<String, Row> = keyed(ingests, "customers.csv", &customer_columns, "CustomerNo", |r| {
-        get(r, "CustomerNo").is_some() && get(r, "Email").is_some_and(email_ok)
-    })
+    let customers: BTreeMap<String, Row> = keyed(
+        ingests,
+        "customers.csv",
+        &customer_columns,
+        "CustomerNo",
+        |r| get(r, "CustomerNo").is_some() && get(r, "Email").is_some_and(email_ok),
+    )
     .into_iter()
     .filter(|(_, r)| get(r, "CountryID").is_some_and(|c| countries.contains_key(c)))
     .collect();
-    let products = keyed(ingests, "products.csv", &["ProductNo", "ProductName"], "ProductNo", |r| {
-        get(r, "ProductNo").is_some() && get(r, "ProductName").is_some()
-    });
+    let products = keyed(
+        ingests,
+        "products.csv",
+        &["ProductNo", "ProductName"],
+        "ProductNo",
+        |r| get(r, "ProductNo").is_some() && get(r, "ProductName").is_some(),
+    );
 
-    let columns = ["TransactionNo", "Date", "ProductNo", "CustomerNo", "Quantity", "Price"];
+    let columns = [
+        "TransactionNo",
+        "Date",
+        "ProductNo",
+        "CustomerNo",
+        "Quantity",
+        "Price",
+    ];
     let mut seen = HashSet::new();
     let mut lines = Vec::new();
     for dir in ingests {
@@ -237,11 +289,25 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
                 continue;
             }
             let v: Vec<&str> = values.into_iter().flatten().collect();
-            let (Some(d), Some(q), Some(p)) = (date(v[1]), quantity(v[4]), price(v[5])) else { continue };
-            if v[0].starts_with('C') || q <= 0 || p <= 0 || !products.contains_key(v[2]) || !customers.contains_key(v[3]) {
+            let (Some(d), Some(q), Some(p)) = (date(v[1]), quantity(v[4]), price(v[5])) else {
+                continue;
+            };
+            if v[0].starts_with('C')
+                || q <= 0
+                || p <= 0
+                || !products.contains_key(v[2])
+                || !customers.contains_key(v[3])
+            {
                 continue;
             }
-            if !seen.insert((v[0].to_string(), d, v[2].to_string(), v[3].to_string(), q, p)) {
+            if !seen.insert((
+                v[0].to_string(),
+                d,
+                v[2].to_string(),
+                v[3].to_string(),
+                q,
+                p,
+            )) {
                 continue;
             }
             let customer = &customers[v[3]];
@@ -253,7 +319,12 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
                 customer: v[3].to_string(),
                 first: get(customer, "FirstName").map(str::to_string),
                 last: get(customer, "LastName").map(str::to_string),
-                country: get(&countries[get(customer, "CountryID").unwrap()], "CountryName").unwrap().to_string(),
+                country: get(
+                    &countries[get(customer, "CountryID").unwrap()],
+                    "CountryName",
+                )
+                .unwrap()
+                .to_string(),
                 quantity: i64::from(q),
                 amount: i128::from(q) * p,
             });
@@ -265,8 +336,14 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
     let mut by_scope: BTreeMap<String, BTreeMap<String, (String, Agg)>> = BTreeMap::new();
     let mut by_customer: BTreeMap<String, (Agg, NaiveDate, NaiveDate, &Line)> = BTreeMap::new();
     for line in &lines {
-        by_year_country.entry((line.date.year(), line.country.clone())).or_default().add(line);
-        by_month.entry((line.date.year(), line.date.month())).or_default().add(line);
+        by_year_country
+            .entry((line.date.year(), line.country.clone()))
+            .or_default()
+            .add(line);
+        by_month
+            .entry((line.date.year(), line.date.month()))
+            .or_default()
+            .add(line);
         for scope in ["ALL".to_string(), line.country.clone()] {
             by_scope
                 .entry(scope)
@@ -276,7 +353,9 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
                 .1
                 .add(line);
         }
-        let entry = by_customer.entry(line.customer.clone()).or_insert_with(|| (Agg::default(), line.date, line.date, line));
+        let entry = by_customer
+            .entry(line.customer.clone())
+            .or_insert_with(|| (Agg::default(), line.date, line.date, line));
         entry.0.add(line);
         entry.1 = entry.1.min(line.date);
         entry.2 = entry.2.max(line.date);
@@ -285,7 +364,14 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
     let mut sales_country_year: Vec<Vec<String>> = by_year_country
         .iter()
         .map(|((year, country), a)| {
-            vec![year.to_string(), country.clone(), money(a.sales), a.quantity.to_string(), a.transactions.len().to_string(), a.customers.len().to_string()]
+            vec![
+                year.to_string(),
+                country.clone(),
+                money(a.sales),
+                a.quantity.to_string(),
+                a.transactions.len().to_string(),
+                a.customers.len().to_string(),
+            ]
         })
         .collect();
     sales_country_year.sort();
@@ -293,7 +379,12 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
     let mut top_products = Vec::new();
     for (scope, products) in &by_scope {
         let mut ranked: Vec<(&String, &(String, Agg))> = products.iter().collect();
-        ranked.sort_by(|a, b| b.1.1.sales.cmp(&a.1.1.sales).then(a.0.as_bytes().cmp(b.0.as_bytes())));
+        ranked.sort_by(|a, b| {
+            b.1.1
+                .sales
+                .cmp(&a.1.1.sales)
+                .then(a.0.as_bytes().cmp(b.0.as_bytes()))
+        });
         for (index, (no, (name, a))) in ranked.into_iter().take(top_n).enumerate() {
             top_products.push(vec![
                 scope.clone(),
@@ -310,7 +401,11 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
 
     let mut monthly_sales = Vec::new();
     for ((year, month), a) in &by_month {
-        let previous = if *month == 1 { (year - 1, 12) } else { (*year, month - 1) };
+        let previous = if *month == 1 {
+            (year - 1, 12)
+        } else {
+            (*year, month - 1)
+        };
         let growth = match by_month.get(&previous) {
             Some(p) if p.sales != 0 => money(round_div(10_000 * (a.sales - p.sales), p.sales)),
             _ => "NULL".to_string(),
@@ -327,14 +422,24 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
     }
     monthly_sales.sort();
 
-    let mut ranked: Vec<(&String, &(Agg, NaiveDate, NaiveDate, &Line))> = by_customer.iter().collect();
-    ranked.sort_by(|a, b| b.1.0.sales.cmp(&a.1.0.sales).then(a.0.as_bytes().cmp(b.0.as_bytes())));
+    let mut ranked: Vec<(&String, &(Agg, NaiveDate, NaiveDate, &Line))> =
+        by_customer.iter().collect();
+    ranked.sort_by(|a, b| {
+        b.1.0
+            .sales
+            .cmp(&a.1.0.sales)
+            .then(a.0.as_bytes().cmp(b.0.as_bytes()))
+    });
     let n = ranked.len();
     let mut customer_lifetime_value = Vec::new();
     for (index, (no, (a, first, last, line))) in ranked.into_iter().enumerate() {
         // ntile(4): the first n % 4 buckets hold one row more.
         let (size, extra) = (n / 4, n % 4);
-        let quartile = if index < extra * (size + 1) { index / (size + 1) + 1 } else { extra + (index - extra * (size + 1)) / size.max(1) + 1 };
+        let quartile = if index < extra * (size + 1) {
+            index / (size + 1) + 1
+        } else {
+            extra + (index - extra * (size + 1)) / size.max(1) + 1
+        };
         customer_lifetime_value.push(vec![
             no.to_string(),
             line.first.clone().unwrap_or_else(|| "NULL".into()),
@@ -352,5 +457,10 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
     }
     customer_lifetime_value.sort();
 
-    Gold { sales_country_year, top_products, monthly_sales, customer_lifetime_value }
+    Gold {
+        sales_country_year,
+        top_products,
+        monthly_sales,
+        customer_lifetime_value,
+    }
 }
