@@ -207,9 +207,13 @@ impl UserStore {
 mod tests {
     use super::*;
 
+    fn light() -> Option<Params> {
+        Params::new(1024, 1, 1, None).ok()
+    }
+
     #[test]
     fn parses_and_verifies() {
-        let h = hash_password("s3cret", None).unwrap();
+        let h = hash_password("s3cret", light()).unwrap();
         let content = format!("# comment\n\nalice:{h}:admin\nbob:{h}:viewer\n");
         let store = UserStore::parse(Path::new("users"), &content).unwrap();
         assert_eq!(store.len(), 2);
@@ -221,7 +225,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_lines() {
-        let h = hash_password("x", None).unwrap();
+        let h = hash_password("x", light()).unwrap();
         for bad in [
             "alice".to_string(),
             format!("alice:{h}:root"),

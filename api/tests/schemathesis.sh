@@ -84,7 +84,7 @@ set +e
   -H "Authorization: Bearer $token" \
   --checks all --exclude-checks positive_data_acceptance \
   --max-examples "$MAX_EXAMPLES" \
-  --workers 2 \
+  --workers 1 \
   --no-color
 rc=$?
 set -e
