@@ -1,0 +1,314 @@
+//! Datamart reconciliation: gold builds from the DataLake's silver snapshot,
+//! re-runs on new snapshots, and the gold table's fate on deletion.
+
+use super::{
+    Context, Error, JobState, Result, apply_status, create_job, delete_job, kube_err, observe_job,
+    requeue_at,
+};
+use crate::crd::{
+    ConcurrencyPolicy, DataLake, Datamart, DatamartStatus, DeletionPolicy, GOLD_FINALIZER,
+    RUN_NOW_ANNOTATION, RunOutcome, RunRecord,
+};
+use crate::job::datamart_job;
+use crate::plan::{PlanInput, SnapshotFacts, consume, plan};
+use crate::report::RunReport;
+use crate::schedule::Schedule;
+use crate::status::{finish_run, fmt_time, settle, start_run};
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use std::sync::Arc;
+use std::time::Duration;
+
+const KIND: &str = "Datamart";
+
+pub async fn reconcile(dm: Arc<Datamart>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = dm.namespace().ok_or_else(|| Error::NoNamespace {
+        kind: KIND,
+        name: dm.name_any(),
+    })?;
+    let api: Api<Datamart> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, GOLD_FINALIZER, dm, |event| async {
+        match event {
+            Finalizer::Apply(dm) => apply(dm, ctx.clone(), ns.clone()).await,
+            Finalizer::Cleanup(dm) => cleanup(dm, ctx.clone(), ns.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+/// Applies a finished datamart run to the status.
+pub fn record_finished(
+    status: &mut DatamartStatus,
+    dm: &Datamart,
+    mut record: RunRecord,
+    main: Option<&RunReport>,
+    now: chrono::DateTime<Utc>,
+) {
+    if record.outcome == Some(RunOutcome::Succeeded) {
+        if let Some(m) = main {
+            record.rows_written = Some(m.rows_written(Some("datamart")));
+        }
+        if record.silver_snapshot_id.is_none() {
+            record.silver_snapshot_id = status.attempted_snapshot_id.clone();
+        }
+        status.silver_snapshot_id = record.silver_snapshot_id.clone();
+        status.rows_written = record.rows_written;
+        status.duration_ms = record.duration_ms;
+    }
+    finish_run(
+        &mut status.state,
+        record,
+        &dm.spec.run,
+        dm.metadata.generation,
+        now,
+    );
+}
+
+async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Action> {
+    let timer = std::time::Instant::now();
+    ctx.count_reconcile(KIND);
+    let name = dm.name_any();
+    let now = Utc::now();
+    let generation = dm.metadata.generation;
+    let policy = &dm.spec.run;
+    let before = dm.status.clone().unwrap_or_default();
+    let mut status = before.clone();
+    let mut wake = None;
+
+    let lakes: Api<DataLake> = Api::namespaced(ctx.client.clone(), &ns);
+    let lake = lakes
+        .get_opt(&dm.spec.data_lake_ref.name)
+        .await
+        .map_err(kube_err(format!(
+            "get DataLake {ns}/{}",
+            dm.spec.data_lake_ref.name
+        )))?;
+    let schedule = match &policy.schedule {
+        Some(s) => Schedule::parse(s, policy.time_zone.as_deref()).map(Some),
+        None => Ok(None),
+    };
+    let mut invalid = schedule.as_ref().err().map(|e| e.to_string());
+    let schedule = schedule.ok().flatten();
+    if lake.is_none() && invalid.is_none() {
+        invalid = Some(format!(
+            "DataLake {:?} not found in namespace {ns}",
+            dm.spec.data_lake_ref.name
+        ));
+    }
+
+    if let Some(active) = status.state.active_run.clone() {
+        match observe_job(&ctx.client, &ns, &active, policy, now).await? {
+            JobState::Running { deadline } => wake = Some(deadline),
+            JobState::Finished { record, main, .. } => {
+                let ok = record.outcome == Some(RunOutcome::Succeeded);
+                ctx.count_finish(KIND, &record);
+                let msg = record.message.clone().unwrap_or_default();
+                record_finished(&mut status, &dm, *record, main.as_ref(), now);
+                if ok {
+                    let note = format!(
+                        "{} {} succeeded: {} rows from silver snapshot {}",
+                        dm.spec.datamart.cli_name(),
+                        active.job_name,
+                        status.rows_written.unwrap_or(0),
+                        status.silver_snapshot_id.as_deref().unwrap_or("?")
+                    );
+                    ctx.event(&*dm, EventType::Normal, "RunSucceeded", "Build", note)
+                        .await;
+                } else {
+                    let note = format!("{} failed: {msg}", active.job_name);
+                    ctx.event(&*dm, EventType::Warning, "RunFailed", "Build", note)
+                        .await;
+                }
+            }
+        }
+    }
+
+    let mut waiting = None;
+    if let (None, Some(lake)) = (&invalid, &lake) {
+        let lake_snapshot = lake
+            .status
+            .as_ref()
+            .and_then(|s| s.silver_snapshot_id.clone());
+        let p = plan(&PlanInput {
+            policy,
+            state: &status.state,
+            generation: generation.unwrap_or(0),
+            run_now: dm.annotations().get(RUN_NOW_ANNOTATION).map(String::as_str),
+            schedule: schedule.as_ref(),
+            created: dm
+                .creation_timestamp()
+                .map(|t| crate::status::from_time(&t))
+                .unwrap_or(now),
+            now,
+            snapshot: Some(SnapshotFacts {
+                lake_snapshot: lake_snapshot.as_deref(),
+                attempted: status.attempted_snapshot_id.as_deref(),
+                refresh_on_new_snapshot: dm.spec.refresh_on_new_snapshot,
+            }),
+        });
+        status.state.next_schedule_time = p.next_schedule.map(fmt_time);
+        wake = [wake, p.wake_at].into_iter().flatten().min();
+        waiting = p.waiting.clone();
+        if let Some(due) = p.due {
+            let may_start = match status.state.active_run.clone() {
+                None => true,
+                Some(a) if policy.concurrency_policy == ConcurrencyPolicy::Replace => {
+                    delete_job(&ctx.client, &ns, &a.job_name).await?;
+                    let mut r = a;
+                    r.outcome = Some(RunOutcome::Replaced);
+                    ctx.count_finish(KIND, &r);
+                    finish_run(&mut status.state, r, policy, generation, now);
+                    true
+                }
+                Some(_) => false,
+            };
+            if may_start {
+                let job = datamart_job(&dm, lake, &due.id, lake_snapshot.as_deref());
+                let job_name = job.metadata.name.clone().unwrap_or_default();
+                create_job(&ctx.client, &ns, &job, &dm.uid().unwrap_or_default()).await?;
+                consume(&mut status.state, &due.mark);
+                status.attempted_snapshot_id = lake_snapshot.clone();
+                let record = RunRecord {
+                    job_name: job_name.clone(),
+                    trigger: due.id.trigger.clone(),
+                    attempt: due.id.attempt,
+                    start_time: Some(fmt_time(now)),
+                    silver_snapshot_id: lake_snapshot.clone(),
+                    ..Default::default()
+                };
+                start_run(&mut status.state, record, generation, now);
+                ctx.count_start(KIND, &due.id.trigger);
+                let note = format!("{job_name} started ({})", due.id.trigger);
+                ctx.event(&*dm, EventType::Normal, "RunStarted", "Build", note)
+                    .await;
+                tracing::info!(namespace = %ns, datamart = %name, job = %job_name, trigger = %due.id.trigger, "run started");
+                let deadline = now + chrono::Duration::seconds(policy.run_deadline_seconds + 31);
+                wake = [wake, Some(deadline)].into_iter().flatten().min();
+            } else {
+                waiting = Some((
+                    "WaitingForActiveRun",
+                    "a run is due; concurrencyPolicy Forbid waits for the active run".into(),
+                ));
+            }
+        }
+    }
+
+    settle(
+        &mut status.state,
+        policy.suspend,
+        invalid.as_deref(),
+        waiting.as_ref().map(|(r, m)| (*r, m.as_str())),
+        generation,
+        now,
+    );
+    if status != before {
+        apply_status(&ctx.client, &*dm, &status).await?;
+    }
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&crate::metrics::KindLabels { kind: KIND.into() })
+        .observe(timer.elapsed().as_secs_f64());
+    Ok(requeue_at(wake, now))
+}
+
+/// Quotes a PostgreSQL identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+async fn drop_gold_table(ctx: &Context, ns: &str, dm: &Datamart) -> Result<String> {
+    let table = format!(
+        "{}.{}",
+        quote_ident(&dm.spec.database.schema),
+        quote_ident(dm.spec.datamart.table())
+    );
+    let fail = |message: String| Error::DropTable {
+        table: table.clone(),
+        message,
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let sref = &dm.spec.database.secret_ref;
+    let secret = secrets
+        .get_opt(&sref.name)
+        .await
+        .map_err(kube_err(format!("get Secret {ns}/{}", sref.name)))?
+        .ok_or_else(|| fail(format!("Secret {ns}/{} not found", sref.name)))?;
+    let url = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&sref.key))
+        .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+        .ok_or_else(|| {
+            fail(format!(
+                "Secret {ns}/{} has no key {:?}",
+                sref.name, sref.key
+            ))
+        })?;
+    let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(15), connect)
+        .await
+        .map_err(|_| fail("timed out connecting to PostgreSQL".into()))?
+        .map_err(|e| fail(format!("connecting to PostgreSQL: {e}")))?;
+    let conn = tokio::spawn(connection);
+    let res = client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .map_err(|e| fail(e.to_string()));
+    drop(client);
+    let _ = conn.await;
+    res?;
+    Ok(table)
+}
+
+async fn cleanup(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Action> {
+    match dm.spec.deletion_policy {
+        DeletionPolicy::Retain => {
+            let note = format!(
+                "deletionPolicy Retain: gold table {} kept",
+                dm.spec.datamart.table()
+            );
+            ctx.event(&*dm, EventType::Normal, "GoldTableRetained", "Delete", note)
+                .await;
+        }
+        DeletionPolicy::Delete => match drop_gold_table(&ctx, &ns, &dm).await {
+            Ok(table) => {
+                let note = format!("deletionPolicy Delete: gold table {table} dropped");
+                ctx.event(&*dm, EventType::Normal, "GoldTableDropped", "Delete", note)
+                    .await;
+            }
+            Err(e) => {
+                ctx.event(
+                    &*dm,
+                    EventType::Warning,
+                    "GoldTableDropFailed",
+                    "Delete",
+                    e.to_string(),
+                )
+                .await;
+                return Err(e);
+            }
+        },
+    }
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("gold_x"), "\"gold_x\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

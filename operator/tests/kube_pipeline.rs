@@ -1,0 +1,168 @@
+//! From `apply` to gold tables: a DataLake and its four Datamarts on a real
+//! kube-apiserver + kube-controller-manager, the stand-in kubelet running the
+//! real `aurum-job-runner` (AURUM_JOB_RUNNER_BIN) against a real PostgreSQL
+//! (DATABASE_URL) and a lake on the host.
+
+mod common;
+
+use aurum_operator::crd::{DataLake, Datamart};
+use common::*;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const MARTS: [(&str, &str); 4] = [
+    ("sales-country-year", "gold_sales_country_year"),
+    ("top-products", "gold_top_products"),
+    ("monthly-sales", "gold_monthly_sales"),
+    ("customer-lifetime-value", "gold_customer_lifetime_value"),
+];
+
+async fn wait<K, F>(api: &Api<K>, name: &str, timeout: Duration, mut f: F) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    F: FnMut(&serde_json::Value) -> bool,
+{
+    let start = Instant::now();
+    loop {
+        let obj = api.get(name).await.expect("get");
+        let st = serde_json::to_value(&obj).expect("json")["status"].clone();
+        if f(&st) {
+            return obj;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{name}: not reached; status {st:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn available(s: &serde_json::Value) -> bool {
+    s["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Available" && c["status"] == "True")
+    }) && s["activeRun"].is_null()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn datalake_and_datamarts_reach_gold_tables() {
+    let Some(runner) = real_runner() else {
+        eprintln!(
+            "\n!!!!! SKIPPED datalake_and_datamarts_reach_gold_tables: AURUM_JOB_RUNNER_BIN is not set \
+             or not a file (build aurum-job-runner and point it there) !!!!!\n"
+        );
+        return;
+    };
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!(
+            "\n!!!!! SKIPPED datalake_and_datamarts_reach_gold_tables: DATABASE_URL is not set !!!!!\n"
+        );
+        return;
+    };
+    let Some(env) = TestEnv::new("gold", runner.clone()).await else {
+        return;
+    };
+    let schema = env.ns.replace('-', "_");
+    let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    pg.batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+
+    let src = env.dir.path().join("source");
+    let lake_dir = env.dir.path().join("lake");
+    let generated = std::process::Command::new(&runner)
+        .args(["generate", "--out"])
+        .arg(&src)
+        .args(["--transactions", "3000"])
+        .output()
+        .expect("run generate");
+    assert!(
+        generated.status.success(),
+        "generate: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+
+    env.secret("pg", &url).await;
+    let op = Operator::start(&env.client, &env.ns, "op-a").await;
+    let t0 = Instant::now();
+    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+        .await;
+    let db = json!({"secretRef": {"name": "pg"}, "schema": schema});
+    for (mart, _) in MARTS {
+        let extra = if mart == "top-products" {
+            json!({"database": db, "topN": 5})
+        } else {
+            json!({"database": db})
+        };
+        env.apply::<Datamart>(datamart_json(mart, "lake", mart, "pg", extra))
+            .await;
+    }
+    let dl: Api<DataLake> = env.api();
+    let dm: Api<Datamart> = env.api();
+    let timeout = Duration::from_secs(240);
+    let lake = wait(&dl, "lake", timeout, available).await;
+    let lst = lake.status.clone().expect("status");
+    let snap = lst
+        .silver_snapshot_id
+        .clone()
+        .expect("silver snapshot id reached the status");
+    assert!(lst.rows_written.unwrap_or(0) > 0, "{lst:?}");
+    assert!(!lst.tables.is_empty());
+    eprintln!(
+        "DataLake Available after {:?} (snapshot {snap})",
+        t0.elapsed()
+    );
+
+    for (mart, table) in MARTS {
+        let m = wait(&dm, mart, timeout, |s| {
+            available(s) && s["silverSnapshotId"] == snap.as_str()
+        })
+        .await;
+        let st = m.status.expect("status");
+        let rows: i64 = pg
+            .query_one(&format!("SELECT count(*) FROM {schema}.{table}"), &[])
+            .await
+            .expect("count gold rows")
+            .get(0);
+        assert!(rows > 0, "{table} is empty");
+        assert_eq!(
+            st.rows_written,
+            Some(rows),
+            "{mart}: status rowsWritten vs {table}"
+        );
+    }
+    eprintln!("all four datamarts Available after {:?}", t0.elapsed());
+
+    // A new ingest publishes a new snapshot; every datamart rebuilds from it.
+    dl.patch(
+        "lake",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"aurum.dev/run-now": "again"}}})),
+    )
+    .await
+    .expect("annotate");
+    let lake = wait(&dl, "lake", timeout, |s| {
+        available(s) && s["silverSnapshotId"].as_str().is_some_and(|x| x != snap)
+    })
+    .await;
+    let snap2 = lake
+        .status
+        .expect("status")
+        .silver_snapshot_id
+        .expect("snapshot");
+    for (mart, _) in MARTS {
+        wait(&dm, mart, timeout, |s| {
+            available(s) && s["silverSnapshotId"] == snap2.as_str()
+        })
+        .await;
+    }
+    pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop schema");
+    op.stop().await;
+    env.cleanup().await;
+}
