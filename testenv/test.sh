@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: `make test` runs this, and so does .ci/run.
-# It starts every real service the tests need, then runs the workspace tests.
+# It installs and starts every real service the tests need, then runs the
+# workspace tests, and stops the services again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,11 +9,24 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
 state=${AURUM_TEST_STATE:-$HOME/.cache/aurum/test}
 mkdir -p "$state"
 
-cleanup() { testenv/postgres.sh stop "$state/postgres" || true; }
+cleanup() {
+  testenv/hdfs.sh stop "$state/hdfs" >/dev/null 2>&1 || true
+  testenv/postgres.sh stop "$state/postgres" || true
+}
 trap cleanup EXIT
 
+started=$SECONDS
 eval "$(testenv/postgres.sh start "$state/postgres")"
 export DATABASE_URL
+echo "test.sh: PostgreSQL ready after $((SECONDS - started)) s" >&2
+
+eval "$(testenv/hdfs.sh start "$state/hdfs")"
+export HADOOP_CONF_DIR AURUM_HDFS_URL
+export AURUM_HDFS_DIR=$state/hdfs
+echo "test.sh: HDFS ready after $((SECONDS - started)) s" >&2
 
 cargo build --workspace --bins
+# Tests of other crates run the real job-runner to load gold tables.
+export AURUM_JOB_RUNNER_BIN=$CARGO_TARGET_DIR/debug/aurum-job-runner
+
 cargo test --workspace --no-fail-fast
