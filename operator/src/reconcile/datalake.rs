@@ -44,17 +44,17 @@ pub fn record_finished(
     if let Some(f) = feed {
         record.duration_ms = Some(record.duration_ms.unwrap_or(0) + f.duration_ms.unwrap_or(0));
     }
-    if record.outcome == Some(RunOutcome::Succeeded) {
-        if let Some(m) = main {
-            record.rows_written = Some(m.rows_written(Some("preprocess")));
-            if m.silver_snapshot_id.is_some() {
-                status.silver_snapshot_id = m.silver_snapshot_id.clone();
-            }
-            status.rows_written = record.rows_written;
-            let reports: Vec<&RunReport> = feed.into_iter().chain(Some(m)).collect();
-            status.rows_rejected = Some(reports.iter().map(|r| r.rows_rejected()).sum());
-            status.tables = table_stats(&reports);
+    if record.outcome == Some(RunOutcome::Succeeded)
+        && let Some(m) = main
+    {
+        record.rows_written = Some(m.rows_written(Some("preprocess")));
+        if m.silver_snapshot_id.is_some() {
+            status.silver_snapshot_id = m.silver_snapshot_id.clone();
         }
+        status.rows_written = record.rows_written;
+        let reports: Vec<&RunReport> = feed.into_iter().chain(Some(m)).collect();
+        status.rows_rejected = Some(reports.iter().map(|r| r.rows_rejected()).sum());
+        status.tables = table_stats(&reports);
     }
     finish_run(
         &mut status.state,
@@ -99,8 +99,8 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
                     &mut status,
                     &lake,
                     *record,
-                    main.as_ref(),
-                    feed.as_ref(),
+                    (*main).as_ref(),
+                    (*feed).as_ref(),
                     now,
                 );
                 if ok {

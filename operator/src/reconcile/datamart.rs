@@ -113,7 +113,7 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
                 let ok = record.outcome == Some(RunOutcome::Succeeded);
                 ctx.count_finish(KIND, &record);
                 let msg = record.message.clone().unwrap_or_default();
-                record_finished(&mut status, &dm, *record, main.as_ref(), now);
+                record_finished(&mut status, &dm, *record, (*main).as_ref(), now);
                 if ok {
                     let note = format!(
                         "{} {} succeeded: {} rows from silver snapshot {}",

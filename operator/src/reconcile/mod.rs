@@ -150,8 +150,8 @@ pub enum JobState {
     },
     Finished {
         record: Box<RunRecord>,
-        main: Option<RunReport>,
-        feed: Option<RunReport>,
+        main: Box<Option<RunReport>>,
+        feed: Box<Option<RunReport>>,
     },
 }
 
@@ -230,8 +230,8 @@ pub async fn observe_job(
         ));
         return Ok(JobState::Finished {
             record: Box::new(record),
-            main: None,
-            feed: None,
+            main: Box::new(None),
+            feed: Box::new(None),
         });
     };
     let complete = job_condition(&job, "Complete");
@@ -259,8 +259,8 @@ pub async fn observe_job(
         record.completion_time = Some(fmt_time(now));
         return Ok(JobState::Finished {
             record: Box::new(record),
-            main: None,
-            feed: None,
+            main: Box::new(None),
+            feed: Box::new(None),
         });
     }
     let (main_msg, feed_msg) = termination_messages(client, ns, &active.job_name).await?;
@@ -310,8 +310,8 @@ pub async fn observe_job(
     }
     Ok(JobState::Finished {
         record: Box::new(record),
-        main,
-        feed,
+        main: Box::new(main),
+        feed: Box::new(feed),
     })
 }
 
