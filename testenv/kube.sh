@@ -87,17 +87,19 @@ gen_cert() {
 
 gen_pki() {
   local pki=$1
-  [ -f "$pki/done" ] && return 0
+  [ -f "$pki/done-v2" ] && return 0
   mkdir -p "$pki"
   openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -days 365 \
     -subj "/CN=aurum-test-ca" -out "$pki/ca.crt" 2>/dev/null
   gen_cert "$pki" apiserver kube-apiserver "" \
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1"
   gen_cert "$pki" admin aurum-admin system:masters ""
-  gen_cert "$pki" controller-manager system:kube-controller-manager "" ""
+  # Without kubelets and service-account credentials the controller-manager
+  # acts for every controller: give it admin rights, as a throwaway cluster.
+  gen_cert "$pki" controller-manager system:kube-controller-manager system:masters ""
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
-  touch "$pki/done"
+  touch "$pki/done-v2"
 }
 
 kubeconfig() {
