@@ -99,15 +99,23 @@ end
 $(cat "$work/report.lua")
 LUA
 
+# CPU time (clock ticks) the API process has used so far.
+api_ticks() { awk '{print $14 + $15}' "/proc/$api_pid/stat"; }
 run() {
   local name=$1 script=$2
   log "workload $name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-  local out
+  local out before after requests
+  before=$(api_ticks)
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" \
     -H "Authorization: Bearer $token" "$base/gold/customer-lifetime?limit=50&offset=0")
+  after=$(api_ticks)
   echo "$out" >&2
-  echo "$out" | grep '^RESULT' | sed "s/^RESULT/$name:/"
+  requests=$(echo "$out" | sed -nE 's/^RESULT requests=([0-9]+).*/\1/p')
+  echo "$out" | grep '^RESULT' | sed "s/^RESULT/$name:/" | tr -d '\n'
+  # Server CPU per request: how many requests one core of this machine would serve.
+  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN { us = t / hz * 1e6 / n; printf " api_cpu_us_per_req=%.1f (%.0f req/s per core)\n", us, 1e6 / us }'
 }
-echo "rows=$rows connections=$CONNECTIONS threads=$THREADS duration=$DURATION cpus=$(nproc)"
+echo "rows=$rows connections=$CONNECTIONS threads=$THREADS duration=$DURATION cpus=$(nproc) load=$(cut -d" " -f1-3 /proc/loadavg)"
 run offset0 "$work/report.lua"
 run random "$work/random.lua"

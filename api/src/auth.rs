@@ -1,6 +1,7 @@
 //! JWT issuing and verification, and the extractor that guards gold endpoints.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -59,7 +60,13 @@ pub struct JwtKeys {
     /// Token lifetime in seconds.
     pub ttl_secs: u64,
     leeway_secs: u64,
+    /// Tokens that passed full verification, by their exact text: a hit skips the
+    /// signature check and JSON decoding (the expiry is still checked on each use).
+    verified: RwLock<HashMap<Box<str>, Arc<Claims>>>,
 }
+
+/// Verified tokens remembered at most (the cache is emptied when full).
+const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// Where the key material comes from.
 pub enum KeyMaterial {
@@ -141,6 +148,7 @@ impl JwtKeys {
             audience: audience.to_string(),
             ttl_secs,
             leeway_secs,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -163,6 +171,35 @@ impl JwtKeys {
         };
         let token = encode(&Header::new(self.algorithm), &claims, key).map_err(KeyError::Sign)?;
         Ok((token, self.ttl_secs))
+    }
+
+    /// Verifies a token (remembering verified ones) and returns its claims, or why
+    /// it was refused.
+    pub fn verify_cached(&self, token: &str) -> Result<Arc<Claims>, String> {
+        let now = chrono::Utc::now().timestamp();
+        let hit = self
+            .verified
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        if let Some(claims) = hit {
+            if claims.exp + (self.leeway_secs as i64) > now {
+                return Ok(claims);
+            }
+            self.verified
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(token);
+            return Err("the token has expired".to_string());
+        }
+        let claims = Arc::new(self.verify(token)?);
+        let mut cache = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(token.into(), claims.clone());
+        Ok(claims)
     }
 
     /// Verifies a token and returns its claims, or why it was refused.
@@ -203,13 +240,13 @@ pub fn unauthorized(error: Option<&str>, detail: &str) -> Problem {
 
 /// A request authenticated with a valid bearer token (any role).
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub Claims);
+pub struct Authenticated(pub Arc<Claims>);
 
 /// A request authenticated with a valid bearer token of an admin.
 #[derive(Debug, Clone)]
-pub struct AdminOnly(pub Claims);
+pub struct AdminOnly(pub Arc<Claims>);
 
-fn authenticate(parts: &Parts, keys: &JwtKeys) -> Result<Claims, Problem> {
+fn authenticate(parts: &Parts, keys: &JwtKeys) -> Result<Arc<Claims>, Problem> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(None, "a bearer token is required"));
     };
@@ -225,7 +262,7 @@ fn authenticate(parts: &Parts, keys: &JwtKeys) -> Result<Claims, Problem> {
             ));
         }
     };
-    keys.verify(token)
+    keys.verify_cached(token)
         .map_err(|reason| unauthorized(Some("invalid_token"), &reason))
 }
 
@@ -279,6 +316,21 @@ mod tests {
         let c = k.verify(&t).unwrap();
         assert_eq!(c.sub, "alice");
         assert_eq!(c.role, Role::Admin);
+        // Cached verification gives the same claims, and refuses a tampered token.
+        assert_eq!(*k.verify_cached(&t).unwrap(), c);
+        assert_eq!(*k.verify_cached(&t).unwrap(), c);
+        let mut bad = t.clone();
+        bad.pop();
+        assert!(k.verify_cached(&bad).is_err());
+    }
+
+    #[test]
+    fn cached_tokens_still_expire() {
+        let k = JwtKeys::new(KeyMaterial::Hs256(vec![7u8; 32]), "iss", "aud", 1, 0).unwrap();
+        let (t, _) = k.issue("alice", Role::Viewer).unwrap();
+        assert!(k.verify_cached(&t).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(k.verify_cached(&t).is_err());
     }
 
     #[test]
