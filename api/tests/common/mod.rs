@@ -132,12 +132,29 @@ async fn load_template(name: &str) {
 async fn template() -> String {
     TEMPLATE
         .get_or_init(|| async {
-            let name = format!("aurum_api_tpl_{}", crate_tag());
+            // One template per test binary and process, so that concurrent runs on the
+            // same server do not collide; templates of processes that are gone are swept.
+            let prefix = format!("aurum_api_tpl_{}_", crate_tag());
+            let name = format!("{prefix}{}", std::process::id());
             let admin = connect(&admin_url()).await;
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            let stale = admin
+                .query(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+                    &[&prefix],
+                )
                 .await
-                .expect("drop old template database");
+                .expect("list template databases");
+            for row in stale {
+                let db: String = row.get(0);
+                let pid = db.trim_start_matches(&prefix);
+                let numeric = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+                if db == name || (numeric && !Path::new("/proc").join(pid).exists()) {
+                    admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await
+                        .expect("drop old template database");
+                }
+            }
             admin
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .await
