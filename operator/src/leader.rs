@@ -38,6 +38,10 @@ where
         .with_identity(&cfg.identity)
         .with_duration(cfg.duration_seconds)
         .with_grace(cfg.grace_seconds)
+        // One field manager per replica: with a shared one, a replica's
+        // server-side apply of holderIdentity would silently take over the
+        // Lease instead of conflicting.
+        .with_field_manager(format!("aurum-operator-{}", cfg.identity))
         .build()
         .await
         .map_err(|e| anyhow::anyhow!("lease {}/{}: {e}", cfg.namespace, cfg.name))?;

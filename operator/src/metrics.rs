@@ -91,7 +91,7 @@ impl Default for Metrics {
         );
         registry.register(
             "leader",
-            "1 while this replica holds the leader Lease",
+            "Whether this replica holds the leader Lease",
             leader.clone(),
         );
         Metrics {

@@ -307,7 +307,10 @@ async fn datalake_and_datamart_run_and_follow_new_snapshots() {
     let (code, body) = op.get("/metrics").await;
     assert_eq!(code, 200);
     assert!(body.contains("aurum_operator_runs_started_total"), "{body}");
-    assert!(body.contains("aurum_operator_leader 1"), "{body}");
+    assert!(
+        body.lines().any(|l| l == "aurum_operator_leader 1"),
+        "{body}"
+    );
     assert_eq!(op.get("/healthz").await.0, 200);
     assert_eq!(op.get("/readyz").await.0, 200);
     op.stop().await;
@@ -515,7 +518,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
         return;
     };
     let a = Operator::start(&env.client, &env.ns, "op-a").await;
-    let leader_of = |body: &str| body.contains("aurum_operator_leader 1");
+    let leader_of = |body: &str| body.lines().any(|l| l == "aurum_operator_leader 1");
     let start = Instant::now();
     while !leader_of(&a.get("/metrics").await.1) {
         assert!(start.elapsed() < T, "op-a never became leader");
@@ -523,7 +526,17 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     }
     let b = Operator::start(&env.client, &env.ns, "op-b").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!leader_of(&b.get("/metrics").await.1), "two leaders");
+    let (ma, mb) = (a.get("/metrics").await.1, b.get("/metrics").await.1);
+    assert!(
+        leader_of(&ma) && !leader_of(&mb),
+        "exactly op-a leads: op-a {} / op-b {}",
+        ma.lines()
+            .find(|l| l.starts_with("aurum_operator_leader "))
+            .unwrap_or("-"),
+        mb.lines()
+            .find(|l| l.starts_with("aurum_operator_leader "))
+            .unwrap_or("-")
+    );
     assert_eq!(b.get("/readyz").await.0, 200, "a standby is ready");
     a.stop().await;
     let start = Instant::now();

@@ -108,7 +108,7 @@ impl Operator {
             lease_name: "aurum-operator".into(),
             lease_namespace: ns.to_string(),
             identity: identity.to_string(),
-            lease_duration_seconds: 4,
+            lease_duration_seconds: 10,
         };
         let handle = tokio::spawn(aurum_operator::run(
             client.clone(),
