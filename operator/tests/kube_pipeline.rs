@@ -166,3 +166,58 @@ async fn datalake_and_datamarts_reach_gold_tables() {
     op.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unreachable_database_is_degraded_with_the_job_runners_message() {
+    let Some(runner) = real_runner() else {
+        eprintln!(
+            "\n!!!!! SKIPPED unreachable_database_is_degraded_with_the_job_runners_message: \
+             AURUM_JOB_RUNNER_BIN is not set or not a file !!!!!\n"
+        );
+        return;
+    };
+    let Some(env) = TestEnv::new("gold-fail", runner.clone()).await else {
+        return;
+    };
+    let src = env.dir.path().join("source");
+    let lake_dir = env.dir.path().join("lake");
+    let generated = std::process::Command::new(&runner)
+        .args(["generate", "--out"])
+        .arg(&src)
+        .args(["--transactions", "500"])
+        .output()
+        .expect("run generate");
+    assert!(generated.status.success());
+    // Nothing listens on port 1.
+    env.secret("pg", "postgres://aurum:x@127.0.0.1:1/aurum")
+        .await;
+    let op = Operator::start(&env.client, &env.ns, "op-a").await;
+    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+        .await;
+    env.apply::<Datamart>(datamart_json(
+        "ms",
+        "lake",
+        "monthly-sales",
+        "pg",
+        json!({"backoffInitialSeconds": 1, "backoffMaxSeconds": 2, "maxRetries": 1}),
+    ))
+    .await;
+    let dm: Api<Datamart> = env.api();
+    let m = wait(&dm, "ms", Duration::from_secs(120), |s| {
+        s["consecutiveFailures"] == 2 && s["activeRun"].is_null()
+    })
+    .await;
+    let (status, reason, message) = cond(&m, "Degraded").expect("Degraded");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "RunFailed"));
+    let run_msg = m.status.as_ref().expect("status").state.runs[0]
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        !run_msg.is_empty() && message.contains(&run_msg),
+        "{message} / {run_msg}"
+    );
+    eprintln!("job-runner's failure as Degraded: {message}");
+    op.stop().await;
+    env.cleanup().await;
+}
