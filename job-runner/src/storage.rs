@@ -284,7 +284,7 @@ impl Storage {
     pub async fn size(&self, path: &Path) -> Result<Option<u64>, StorageError> {
         match self.store.head(path).await {
             Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.error("reading", path, e)),
         }
     }
@@ -297,7 +297,7 @@ impl Storage {
                 .await
                 .map(Some)
                 .map_err(|e| self.error("reading", path, e)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.error("reading", path, e)),
         }
     }
@@ -487,6 +487,20 @@ impl Storage {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether an error says the object does not exist: object_store's `NotFound`,
+/// or on HDFS the NameNode's `FileNotFoundException` (a file deleted between
+/// the store's existence check and its opening).
+fn is_not_found(error: &object_store::Error) -> bool {
+    match error {
+        object_store::Error::NotFound { .. } => true,
+        object_store::Error::Generic { source, .. } => matches!(
+            source.downcast_ref::<hdfs_native::HdfsError>(),
+            Some(hdfs_native::HdfsError::RPCError(class, _)) if class.ends_with("FileNotFoundException")
+        ),
+        _ => false,
     }
 }
 
