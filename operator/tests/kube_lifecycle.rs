@@ -705,3 +705,63 @@ async fn bad_spec_surfaces_as_a_condition() {
     op.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replace_policy_stops_the_active_run_for_a_new_one() {
+    let Some(env) = TestEnv::new("replace", fake_runner()).await else {
+        return;
+    };
+    env.kubelet.set_env("FAKE_SLEEP", "60");
+    let op = Operator::start(&env.client, &env.ns, "op-a").await;
+    let lake_dir = env.dir.path().join("lake");
+    let src = env.dir.path().join("src");
+    env.apply::<DataLake>(lake_json(
+        "lake",
+        &lake_dir,
+        &src,
+        json!({"concurrencyPolicy": "Replace"}),
+    ))
+    .await;
+    let dl: Api<DataLake> = env.api();
+    let first = wait_status(&dl, "lake", "Running", |s| s["phase"] == "Running").await;
+    let first_job = first
+        .status
+        .expect("status")
+        .state
+        .active_run
+        .expect("active")
+        .job_name;
+    env.kubelet.clear_env();
+    dl.patch(
+        "lake",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"aurum.dev/run-now": "now"}}})),
+    )
+    .await
+    .expect("annotate");
+    let l = wait_status(&dl, "lake", "Available", |s| {
+        cond_is(s, "Available", "True")
+    })
+    .await;
+    let st = l.status.expect("status");
+    assert_eq!(st.state.runs[0].trigger, "RunNow");
+    let replaced = st
+        .state
+        .runs
+        .iter()
+        .find(|r| r.job_name == first_job)
+        .expect("first run in history");
+    assert_eq!(
+        replaced.outcome,
+        Some(aurum_operator::crd::RunOutcome::Replaced)
+    );
+    let jobs: Api<Job> = env.api();
+    eventually(T, || async {
+        let j = jobs.get_opt(&first_job).await.ok()?;
+        j.is_none_or(|j| j.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    op.stop().await;
+    env.cleanup().await;
+}
