@@ -765,3 +765,49 @@ async fn replace_policy_stops_the_active_run_for_a_new_one() {
     op.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cron_schedule_starts_runs() {
+    let Some(env) = TestEnv::new("cron", fake_runner()).await else {
+        return;
+    };
+    let op = Operator::start(&env.client, &env.ns, "op-a").await;
+    let lake_dir = env.dir.path().join("lake");
+    let src = env.dir.path().join("src");
+    env.apply::<DataLake>(lake_json(
+        "lake",
+        &lake_dir,
+        &src,
+        json!({"schedule": "* * * * *", "timeZone": "Asia/Kolkata", "runOnSpecChange": false}),
+    ))
+    .await;
+    let dl: Api<DataLake> = env.api();
+    let l = wait_status(&dl, "lake", "nextScheduleTime", |s| {
+        s["nextScheduleTime"].is_string()
+    })
+    .await;
+    let st = l.status.expect("status");
+    assert!(st.state.runs.is_empty() && st.state.active_run.is_none());
+    assert_eq!(
+        cond(&dl.get("lake").await.expect("get"), "Progressing").map(|c| c.1),
+        Some("WaitingForSchedule".to_string())
+    );
+    // The next minute boundary starts a run (within ~60 s + slack).
+    let start = Instant::now();
+    loop {
+        let l = dl.get("lake").await.expect("get");
+        let st = l.status.clone().unwrap_or_default();
+        if let Some(r) = st.state.runs.first() {
+            assert_eq!(r.trigger, "Schedule");
+            assert!(st.state.last_schedule_time.is_some());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no scheduled run"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    op.stop().await;
+    env.cleanup().await;
+}
