@@ -10,6 +10,7 @@ state=${AURUM_TEST_STATE:-$HOME/.cache/aurum/test}
 mkdir -p "$state"
 
 cleanup() {
+  testenv/kube.sh stop "$state/kube" >/dev/null 2>&1 || true
   testenv/hdfs.sh stop "$state/hdfs" >/dev/null 2>&1 || true
   testenv/postgres.sh stop "$state/postgres" || true
 }
@@ -24,6 +25,12 @@ eval "$(testenv/hdfs.sh start "$state/hdfs")"
 export HADOOP_CONF_DIR AURUM_HDFS_URL
 export AURUM_HDFS_DIR=$state/hdfs
 echo "test.sh: HDFS ready after $((SECONDS - started)) s" >&2
+
+# The Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager),
+# built once from Go modules into ~/.cache/aurum/kube.
+eval "$(testenv/kube.sh start "$state/kube")"
+export KUBECONFIG AURUM_KUBE_BIN
+echo "test.sh: control plane ready after $((SECONDS - started)) s" >&2
 
 cargo build --workspace --bins
 # Tests of other crates run the real job-runner to load gold tables.
