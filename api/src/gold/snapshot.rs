@@ -36,7 +36,8 @@ pub fn http_date(t: DateTime<Utc>) -> String {
 
 /// One loaded version of a datamart.
 pub struct Snapshot<D: Datamart> {
-    /// The rows, in primary-key order.
+    /// The rows, in the default order (first order column, then primary key), so
+    /// that pages of the default order are contiguous in the JSON buffer.
     pub rows: Vec<D::Row>,
     json: Vec<u8>,
     offsets: Vec<usize>,
@@ -63,7 +64,7 @@ pub struct Page {
 impl<D: Datamart> Snapshot<D> {
     /// Builds a snapshot: serialises each row, sorts every order. CPU-bound.
     pub fn build(mut rows: Vec<D::Row>, run: Option<RunInfo>) -> Result<Self, serde_json::Error> {
-        rows.sort_by(D::cmp_key);
+        rows.sort_by(|a, b| D::cmp_on(0, a, b).then_with(|| D::cmp_key(a, b)));
         let mut json = Vec::with_capacity(rows.len() * 200);
         let mut offsets = Vec::with_capacity(rows.len() + 1);
         offsets.push(0);
