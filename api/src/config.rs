@@ -72,6 +72,9 @@ pub struct ServeArgs {
     /// File of `username:argon2id-hash:role` lines (e.g. a mounted Kubernetes Secret).
     #[arg(long, env = "AURUM_USERS_FILE")]
     pub users_file: Option<PathBuf>,
+    /// How often to re-read the users file for changes, in seconds.
+    #[arg(long, env = "AURUM_USERS_RELOAD_SECS", default_value_t = 10)]
+    pub users_reload_secs: u64,
     /// Development mode: adds a built-in admin user `dev` (password from
     /// AURUM_DEV_PASSWORD or generated and logged) and allows a generated JWT secret.
     #[arg(long, env = "AURUM_DEV")]

@@ -88,7 +88,11 @@ pub fn build_pool(url: &str, max_size: usize) -> Result<Pool, StartError> {
         .map_err(|e| StartError::DatabaseUrl(e.to_string()))
 }
 
-fn load_users(args: &ServeArgs) -> Result<UserStore, StartError> {
+/// The built-in dev user, if `--dev`.
+type DevUsers = Option<HashMap<String, User>>;
+
+fn load_users(args: &ServeArgs) -> Result<(UserStore, DevUsers), StartError> {
+    let mut dev_users = None;
     let mut store = match &args.users_file {
         Some(path) => Some(UserStore::load(path)?),
         None => None,
@@ -120,11 +124,68 @@ fn load_users(args: &ServeArgs) -> Result<UserStore, StartError> {
             store = None;
         }
         store = Some(match store {
-            None => UserStore::from_users(map)?,
-            Some(s) => s.with_extra(map)?,
+            None => UserStore::from_users(map.clone())?,
+            Some(s) => s.with_extra(map.clone())?,
         });
+        dev_users = Some(map);
     }
-    store.ok_or_else(|| ConfigError::Invalid("no users configured".into()).into())
+    let store = store.ok_or_else(|| ConfigError::Invalid("no users configured".into()))?;
+    Ok((store, dev_users))
+}
+
+/// Re-reads the users file every `interval` and swaps the user set when its content
+/// changed (a mounted Kubernetes Secret is updated in place). A file that cannot be
+/// read or parsed is reported and the previous users are kept.
+async fn run_users_reloader(
+    state: Arc<AppState>,
+    path: std::path::PathBuf,
+    dev_users: DevUsers,
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last = tokio::fs::read(&path).await.ok();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let content = match tokio::fs::read(&path).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot re-read users file; keeping the current users");
+                continue;
+            }
+        };
+        if last.as_deref() == Some(content.as_slice()) {
+            continue;
+        }
+        let p = path.clone();
+        let extra = dev_users.clone();
+        let text = String::from_utf8_lossy(&content).into_owned();
+        let parsed = tokio::task::spawn_blocking(move || {
+            let store = UserStore::parse(&p, &text)?;
+            match extra {
+                Some(map) => store.with_extra(map),
+                None => Ok(store),
+            }
+        })
+        .await;
+        match parsed {
+            Ok(Ok(store)) => {
+                tracing::info!(users = store.len(), "users file changed: users reloaded");
+                state.set_users(store);
+                last = Some(content);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "users file changed but is invalid; keeping the current users");
+                last = Some(content);
+            }
+            Err(e) => tracing::warn!(error = %e, "users reload failed"),
+        }
+    }
 }
 
 /// Runs the server until SIGTERM/SIGINT.
@@ -141,7 +202,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if !keys.can_issue() {
         tracing::warn!("no private key: /login is disabled, tokens are only verified");
     }
-    let users = load_users(&args)?;
+    let (users, dev_users) = load_users(&args)?;
     tracing::info!(users = users.len(), "users loaded");
     let url = args.database_url.clone().unwrap_or_default();
     let pool = build_pool(&url, args.db_pool_size)?;
@@ -152,12 +213,22 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         pool: pool.clone(),
         gold: gold.clone(),
         keys,
-        users: Arc::new(users),
+        users: std::sync::RwLock::new(Arc::new(users)),
         login_user_limiter: FailureLimiter::new(args.login_max_failures_per_user, window),
         login_ip_limiter: FailureLimiter::new(args.login_max_failures_per_ip, window),
         hash_permits: tokio::sync::Semaphore::new(cpus),
         metrics: metrics::Metrics::default(),
         schema: args.db_schema.clone(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let users_reloader = args.users_file.clone().map(|path| {
+        tokio::spawn(run_users_reloader(
+            state.clone(),
+            path,
+            dev_users,
+            Duration::from_secs(args.users_reload_secs.max(1)),
+            stop_rx.clone(),
+        ))
     });
     let app = routes::router(
         state,
@@ -185,7 +256,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if loaded.is_err() {
         tracing::warn!("initial datamart load timed out; continuing in the background");
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(run_refresher(
         gold.clone(),
         pool.clone(),
@@ -206,6 +276,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
     .await;
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    if let Some(r) = users_reloader {
+        let _ = r.await;
+    }
     pool.close();
     tracing::info!("stopped");
     Ok(())

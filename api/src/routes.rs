@@ -183,7 +183,7 @@ pub async fn login(
         .acquire()
         .await
         .map_err(|_| Problem::unavailable("shutting down", 1))?;
-    let users = state.users.clone();
+    let users = state.users();
     let user = username.clone();
     let role = tokio::task::spawn_blocking(move || users.verify(&user, &password))
         .await

@@ -20,8 +20,8 @@ pub struct AppState {
     pub gold: Arc<GoldStore>,
     /// JWT keys and validation.
     pub keys: JwtKeys,
-    /// Users allowed to log in.
-    pub users: Arc<UserStore>,
+    /// Users allowed to log in (swapped when the users file changes).
+    pub users: std::sync::RwLock<Arc<UserStore>>,
     /// Failed logins per user name.
     pub login_user_limiter: FailureLimiter<String>,
     /// Failed logins per client address.
@@ -32,4 +32,16 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Schema of the gold tables (quoted when used).
     pub schema: String,
+}
+
+impl AppState {
+    /// The current users.
+    pub fn users(&self) -> Arc<UserStore> {
+        self.users.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the users.
+    pub fn set_users(&self, users: UserStore) {
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(users);
+    }
 }

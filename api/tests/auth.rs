@@ -745,3 +745,39 @@ fn hash_password_reads_stdin() {
     let out = run(&["--password", "pw"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_file_changes_are_picked_up() {
+    let env = Env::start(&["--users-reload-secs", "1"]).await;
+    let api = &env.api;
+    const CAROL: common::TestUser = common::TestUser {
+        name: "carol",
+        password: "carol-pass-1",
+        role: "viewer",
+    };
+    // Replace the file the way a Secret update does: write aside, rename over.
+    let users = api.dir.path().join("users");
+    let aside = common::write_users(&api.dir.path().join("next"), &[&ADMIN, &CAROL]);
+    std::fs::rename(&aside, &users).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while try_login(api, CAROL.name, CAROL.password).await.status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "new user not picked up: {}",
+            api.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        try_login(api, VIEWER.name, VIEWER.password).await.status(),
+        401
+    );
+    // An invalid file keeps the current users.
+    std::fs::write(&users, "carol:not-a-hash:viewer\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        try_login(api, CAROL.name, CAROL.password).await.status(),
+        200
+    );
+    assert!(api.log_text().contains("keeping the current users"));
+}

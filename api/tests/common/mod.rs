@@ -299,6 +299,7 @@ pub fn free_port() -> u16 {
 }
 
 pub fn write_users(dir: &Path, users: &[&TestUser]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("users");
     let mut content = String::from("# test users\n");
     for u in users {
