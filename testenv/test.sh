@@ -36,4 +36,10 @@ cargo build --workspace --bins
 # Tests of other crates run the real job-runner to load gold tables.
 export AURUM_JOB_RUNNER_BIN=$CARGO_TARGET_DIR/debug/aurum-job-runner
 
-cargo test --workspace --no-fail-fast
+status=0
+cargo test --workspace --no-fail-fast || status=$?
+
+# The API against its own OpenAPI document, with schemathesis from PyPI.
+AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api api/tests/schemathesis.sh || status=$?
+
+exit "$status"
