@@ -211,7 +211,7 @@ impl Storage {
     }
 
     /// A path relative to this folder, for manifests and messages.
-    pub fn relative<'a>(&self, path: &'a Path) -> String {
+    pub fn relative(&self, path: &Path) -> String {
         path.prefix_match(&self.root)
             .map(|parts| {
                 parts
