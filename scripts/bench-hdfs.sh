@@ -16,8 +16,11 @@ sizes=("${@:-1000000 5000000}")
 mkdir -p "$cache"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 
-cargo build --release -p aurum-job-runner
-runner=$CARGO_TARGET_DIR/release/aurum-job-runner
+# AURUM_RUNNER: an already built binary (default: build and use the release one)
+if [ -z "${AURUM_RUNNER:-}" ]; then
+  cargo build --release -p aurum-job-runner
+fi
+runner=${AURUM_RUNNER:-$CARGO_TARGET_DIR/release/aurum-job-runner}
 eval "$(testenv/postgres.sh start "$cache/postgres")"
 export DATABASE_URL
 export AURUM_HDFS_JVM_OPTS=${AURUM_HDFS_JVM_OPTS-}
@@ -54,7 +57,7 @@ hdfs_rm() { # removes an HDFS folder through WebHDFS (no Hadoop CLI needed)
 
 for n in ${sizes[@]}; do
   src=$cache/source-$n
-  [ -f "$src/transactions.csv" ] || "$runner" generate --out "$src" --transactions "$n" >/dev/null
+  [ -f "$src/transactions.csv" ] || "$runner" generate --out "$src" --transactions "$n" >/dev/null 2>&1
   echo "== $n transactions ($(du -sh "$src" | cut -f1) of CSV)"
   local_lake=$cache/lake-$n
   rm -rf "$local_lake"
