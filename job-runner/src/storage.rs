@@ -538,6 +538,10 @@ fn describe_hdfs(error: &hdfs_native::HdfsError) -> String {
                 "HDFS unreachable ({}): is the NameNode running, and are the URL's host and port (or the name service in HADOOP_CONF_DIR) right?",
                 first_line(&io.to_string())
             ),
+            _ if io.to_string().contains("lookup address") => format!(
+                "HDFS unreachable ({}): is the URL's host (or the name service in HADOOP_CONF_DIR) right?",
+                first_line(&io.to_string())
+            ),
             _ => format!("HDFS I/O error: {}", first_line(&io.to_string())),
         },
         HdfsError::RPCError(class, message) | HdfsError::FatalRPCError(class, message) => {

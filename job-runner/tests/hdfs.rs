@@ -535,6 +535,78 @@ async fn hdfs_failures_are_clear() {
     let _ = client.delete(&root, true).await;
 }
 
+#[tokio::test]
+async fn a_name_service_from_hadoop_conf_dir_works() {
+    let _cluster = shared_cluster();
+    let client = client();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    support::generate(&source, 200, 2);
+    // A Hadoop client configuration naming the test NameNode as an HA name
+    // service with one NameNode, as a cluster's hdfs-site.xml would.
+    let address = hdfs_url().trim_start_matches("hdfs://").to_owned();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let property = |name: &str, value: &str| {
+        format!("<property><name>{name}</name><value>{value}</value></property>")
+    };
+    std::fs::write(
+        conf.join("core-site.xml"),
+        format!(
+            "<configuration>{}</configuration>",
+            property("fs.defaultFS", "hdfs://aurumns")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("hdfs-site.xml"),
+        format!(
+            "<configuration>{}{}{}</configuration>",
+            property("dfs.nameservices", "aurumns"),
+            property("dfs.ha.namenodes.aurumns", "nn1"),
+            property("dfs.namenode.rpc-address.aurumns.nn1", &address),
+        ),
+    )
+    .unwrap();
+    let root = fresh_lake(&client, "nameservice").await;
+    let lake_url = format!("hdfs://aurumns{root}/lake");
+    let env = [("HADOOP_CONF_DIR", conf.to_str().unwrap())];
+    for args in [
+        vec!["feed", "--source", s(&source), "--lake", &lake_url],
+        vec!["preprocess", "--lake", &lake_url],
+    ] {
+        let output = support::job_runner(&args, &env);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            last_error_line(&output)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["lake"], lake_url.as_str());
+    }
+    assert!(exists(&client, &format!("{root}/lake/silver/_snapshot.json")).await);
+
+    // Without that configuration the name service is unknown: a configuration
+    // error (exit 2) that says where the configuration was looked for.
+    std::fs::create_dir_all(dir.path().join("none")).unwrap();
+    let output = support::job_runner(
+        &["preprocess", "--lake", &lake_url],
+        &[("HADOOP_CONF_DIR", dir.path().join("none").to_str().unwrap())],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let line = stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .last()
+        .unwrap_or_default();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        line.contains(&lake_url) && line.contains("HADOOP_CONF_DIR"),
+        "{line}"
+    );
+    let _ = client.delete(&root, true).await;
+}
+
 /// Runs testenv/hdfs.sh with a cluster command.
 fn cluster(command: &str, node: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testenv/hdfs.sh");
