@@ -369,9 +369,14 @@ where
 {
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(client.clone(), &ns);
+    // The resourceVersion makes the write conditional: a reconcile that read a
+    // stale copy from the cache (its status already replaced by a newer
+    // reconcile) gets a conflict and is retried on fresh state, instead of
+    // overwriting the newer status with what it inferred from the old one.
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
+        "metadata": { "resourceVersion": obj.resource_version() },
         "status": status,
     });
     api.patch_status(
