@@ -596,8 +596,7 @@ async fn a_name_service_from_hadoop_conf_dir_works() {
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     let line = stderr
         .lines()
-        .filter(|l| l.starts_with("error:"))
-        .last()
+        .rfind(|l| l.starts_with("error:"))
         .unwrap_or_default();
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
