@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: build Aurum, start a throwaway PostgreSQL under .aurum/, and run
-# the whole pipeline on source/ with the lake under .aurum/lake.
+# `make demo`: build Aurum, start a throwaway PostgreSQL under .aurum/, run the
+# whole pipeline on source/ with the lake under .aurum/lake, then start the gold
+# API on 127.0.0.1:${AURUM_DEMO_API_PORT:-8000} with a demo user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,8 +10,9 @@ state=$PWD/.aurum
 mkdir -p "$state"
 
 echo "==> building (release)"
-cargo build --release -p aurum-job-runner
+cargo build --release -p aurum-job-runner -p aurum-api
 runner=$CARGO_TARGET_DIR/release/aurum-job-runner
+api=$CARGO_TARGET_DIR/release/aurum-api
 
 echo "==> starting PostgreSQL under .aurum/postgres"
 eval "$(testenv/postgres.sh start "$state/postgres")"
@@ -29,11 +31,34 @@ for s in report["stages"]:
     print(f"{s['stage']:<11}{s['table']:<31}{s['rows_read']:>9}{s['rows_written']:>9}{s['rows_rejected']:>9}  {rejects}")
 PY
 
+echo "==> starting the gold API"
+api_port=${AURUM_DEMO_API_PORT:-8000}
+if [ -f "$state/api.pid" ] && kill -0 "$(cat "$state/api.pid")" 2>/dev/null; then
+  kill "$(cat "$state/api.pid")"; sleep 1
+fi
+umask 077
+[ -s "$state/jwt-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$state/jwt-secret"
+password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+printf %s "$password" | "$api" hash-password --username demo --role admin > "$state/users"
+AURUM_LISTEN=127.0.0.1:$api_port AURUM_JWT_SECRET_FILE=$state/jwt-secret AURUM_USERS_FILE=$state/users \
+  nohup "$api" > "$state/api.log" 2>&1 &
+echo $! > "$state/api.pid"
+for _ in $(seq 1 50); do
+  curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
 cat <<MSG
+
+Gold API: http://127.0.0.1:$api_port  (Swagger UI: http://127.0.0.1:$api_port/docs)
+  login: demo / $password   (a password generated for this demo)
+  curl -s -X POST http://127.0.0.1:$api_port/login -H 'content-type: application/json' \\
+       -d '{"username":"demo","password":"$password"}'
 
 Where to look:
   lake (raw, silver, rejects)   $state/lake
   run report                    $state/last-run.json
   gold tables                   psql "$DATABASE_URL" -c 'SELECT * FROM gold_top_products WHERE scope = '"'"'ALL'"'"''
-  stop PostgreSQL               testenv/postgres.sh stop $state/postgres
+  API log                       $state/api.log
+  stop everything               kill \$(cat $state/api.pid); testenv/postgres.sh stop $state/postgres
 MSG
