@@ -991,10 +991,15 @@ mod tests {
         }
     }
 
+    /// A row by (ingest date, line).
+    type RowId = (String, i64);
+    /// A rejected row by (ingest date, line, reason).
+    type Rejected = (String, i64, &'static str);
+
     fn outcome(
         kept: &[RawRow],
         rejected: &[(RawRow, &'static str)],
-    ) -> (Vec<(String, i64)>, Vec<(String, i64, &'static str)>) {
+    ) -> (Vec<RowId>, Vec<Rejected>) {
         (
             kept.iter()
                 .map(|r| (r.ingest_date.to_string(), r.line))

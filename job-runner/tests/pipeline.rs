@@ -337,8 +337,7 @@ async fn database_problems_fail_clearly() {
             output.status.code(),
             stderr
                 .lines()
-                .filter(|l| l.starts_with("error:"))
-                .last()
+                .rfind(|l| l.starts_with("error:"))
                 .unwrap_or_default()
                 .to_owned(),
         )

@@ -227,6 +227,9 @@ fn round_div(n: i128, d: i128) -> i128 {
     if (n < 0) != (d < 0) { -q } else { q }
 }
 
+/// A customer's aggregate, first and last purchase, and one of its lines.
+type CustomerAgg<'a> = (Agg, NaiveDate, NaiveDate, &'a Line);
+
 #[derive(Default)]
 struct Agg {
     sales: i128,
@@ -334,7 +337,7 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
     let mut by_year_country: BTreeMap<(i32, String), Agg> = BTreeMap::new();
     let mut by_month: BTreeMap<(i32, u32), Agg> = BTreeMap::new();
     let mut by_scope: BTreeMap<String, BTreeMap<String, (String, Agg)>> = BTreeMap::new();
-    let mut by_customer: BTreeMap<String, (Agg, NaiveDate, NaiveDate, &Line)> = BTreeMap::new();
+    let mut by_customer: BTreeMap<String, CustomerAgg> = BTreeMap::new();
     for line in &lines {
         by_year_country
             .entry((line.date.year(), line.country.clone()))
@@ -422,8 +425,7 @@ pub fn gold(ingests: &[&Path], top_n: usize) -> Gold {
     }
     monthly_sales.sort();
 
-    let mut ranked: Vec<(&String, &(Agg, NaiveDate, NaiveDate, &Line))> =
-        by_customer.iter().collect();
+    let mut ranked: Vec<(&String, &CustomerAgg)> = by_customer.iter().collect();
     ranked.sort_by(|a, b| {
         b.1.0
             .sales
