@@ -264,19 +264,17 @@ async fn a_crash_between_staging_and_swap_keeps_the_old_table() {
     let client = support::connect(&url).await;
     let before = support::table_as_text(&client, "gold_top_products").await;
 
-    let output = support::job_runner(
-        &[
-            "datamart",
-            "top-products",
-            "--lake",
-            s(&lake),
-            "--database-url",
-            &url,
-            "--top-n",
-            "2",
-        ],
-        &[("AURUM_FAILPOINT", "before-gold-swap")],
-    );
+    let top_two = [
+        "datamart",
+        "top-products",
+        "--lake",
+        s(&lake),
+        "--database-url",
+        &url,
+        "--top-n",
+        "2",
+    ];
+    let output = support::job_runner(&top_two, &[("AURUM_FAILPOINT", "before-gold-swap")]);
     assert!(!output.status.success(), "the failpoint aborts the process");
     assert_eq!(
         support::table_as_text(&client, "gold_top_products").await,
@@ -293,16 +291,7 @@ async fn a_crash_between_staging_and_swap_keeps_the_old_table() {
     assert_eq!(runs, 1);
 
     // And without the failpoint the new table replaces the old one.
-    support::job_runner_ok(&[
-        "datamart",
-        "top-products",
-        "--lake",
-        s(&lake),
-        "--database-url",
-        &url,
-        "--top-n",
-        "2",
-    ]);
+    support::job_runner_ok(&top_two);
     let after = support::table_as_text(&client, "gold_top_products").await;
     assert!(after.len() < before.len());
     assert!(after.iter().all(|r| r[1] == "1" || r[1] == "2"));
