@@ -1,0 +1,219 @@
+{{/* Names ------------------------------------------------------------------ */}}
+
+{{- define "aurum.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The object-name prefix: the release name, plus the chart name unless the
+release name already contains it. Short enough for a 63-character name with
+the longest component suffix (`-hdfs-namenode`). */}}
+{{- define "aurum.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "aurum.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels: the common set, then one component's (call with dict "ctx" . "component" NAME). */}}
+{{- define "aurum.labels" -}}
+helm.sh/chart: {{ include "aurum.chart" . }}
+app.kubernetes.io/name: {{ include "aurum.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: aurum
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "aurum.componentLabels" -}}
+{{ include "aurum.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "aurum.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "aurum.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Images: registry/repository:tag with the shared defaults (call with dict "ctx" . "image" .Values.X.image). */}}
+{{- define "aurum.image" -}}
+{{- $reg := .ctx.Values.image.registry | trimSuffix "/" -}}
+{{- $tag := .image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion -}}
+{{- if $reg -}}
+{{- printf "%s/%s:%s" $reg .image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end }}
+
+{{- define "aurum.pullPolicy" -}}
+{{- .image.pullPolicy | default .ctx.Values.image.pullPolicy -}}
+{{- end }}
+
+{{/* A third-party image (postgresql, hdfs): repository:tag as given. */}}
+{{- define "aurum.externalImage" -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end }}
+
+{{/* Security contexts: the component's own, else the top-level default. */}}
+{{- define "aurum.podSecurityContext" -}}
+{{- toYaml (.component.podSecurityContext | default .ctx.Values.podSecurityContext) }}
+{{- end }}
+
+{{- define "aurum.securityContext" -}}
+{{- toYaml (.component.securityContext | default .ctx.Values.securityContext) }}
+{{- end }}
+
+{{- define "aurum.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Shared environment of the Aurum binaries. */}}
+{{- define "aurum.logEnv" -}}
+- name: RUST_LOG
+  value: {{ .Values.logging.level | quote }}
+{{- if eq .Values.logging.format "json" }}
+- name: AURUM_LOG_FORMAT
+  value: json
+{{- end }}
+{{- end }}
+
+{{/* Service accounts --------------------------------------------------------- */}}
+
+{{- define "aurum.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- .Values.operator.serviceAccount.name | default (printf "%s-operator" (include "aurum.fullname" .)) }}
+{{- else }}
+{{- .Values.operator.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{- define "aurum.jobRunner.serviceAccountName" -}}
+{{- if .Values.jobRunner.serviceAccount.create }}
+{{- .Values.jobRunner.serviceAccount.name | default (printf "%s-job-runner" (include "aurum.fullname" .)) }}
+{{- else }}
+{{- .Values.jobRunner.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace the operator watches with scope: namespace. */}}
+{{- define "aurum.operator.watchNamespace" -}}
+{{- .Values.operator.watchNamespace | default .Release.Namespace }}
+{{- end }}
+
+{{/* Secrets ------------------------------------------------------------------ */}}
+
+{{/* The Secret and key holding the PostgreSQL URL: existingSecret, else the
+chart's `<fullname>-database` (rendered from postgresql or url, or left for the
+user to create when neither is set). */}}
+{{- define "aurum.database.secretName" -}}
+{{- if .Values.database.existingSecret }}
+{{- .Values.database.existingSecret }}
+{{- else }}
+{{- printf "%s-database" (include "aurum.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* True when the chart renders the database Secret itself. */}}
+{{- define "aurum.database.rendered" -}}
+{{- if and (not .Values.database.existingSecret) (or .Values.postgresql.enabled .Values.database.url) }}true{{ end }}
+{{- end }}
+
+{{- define "aurum.database.secretKey" -}}
+{{- if .Values.database.existingSecret }}
+{{- .Values.database.existingSecretKey }}
+{{- else }}
+{{- "url" }}
+{{- end }}
+{{- end }}
+
+{{- define "aurum.jwt.secretName" -}}
+{{- .Values.api.jwt.existingSecret | default (printf "%s-jwt" (include "aurum.fullname" .)) }}
+{{- end }}
+
+{{- define "aurum.jwt.secretKey" -}}
+{{- if .Values.api.jwt.existingSecret }}
+{{- .Values.api.jwt.existingSecretKey }}
+{{- else }}
+{{- "jwt-secret" }}
+{{- end }}
+{{- end }}
+
+{{- define "aurum.adminSecretName" -}}
+{{- printf "%s-api-admin" (include "aurum.fullname" .) }}
+{{- end }}
+
+{{- define "aurum.postgresql.fullname" -}}
+{{- printf "%s-postgresql" (include "aurum.fullname" .) }}
+{{- end }}
+
+{{/* The value of a key of a Secret that exists in the cluster, or a new random
+string: generated once, kept across upgrades (lookup sees the live Secret).
+Call with (list $ SECRET-NAME KEY LENGTH). `helm template` has no cluster, so it
+always generates. */}}
+{{- define "aurum.secretValue" -}}
+{{- $ctx := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $key := index . 2 -}}
+{{- $len := index . 3 -}}
+{{- $existing := lookup "v1" "Secret" $ctx.Release.Namespace $name -}}
+{{- if and $existing (hasKey ($existing.data | default dict) $key) -}}
+{{- index $existing.data $key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum $len -}}
+{{- end -}}
+{{- end }}
+
+{{/* HDFS --------------------------------------------------------------------- */}}
+
+{{- define "aurum.hdfs.namenode" -}}
+{{- printf "%s-hdfs-namenode" (include "aurum.fullname" .) }}
+{{- end }}
+
+{{- define "aurum.hdfs.datanode" -}}
+{{- printf "%s-hdfs-datanode" (include "aurum.fullname" .) }}
+{{- end }}
+
+{{- define "aurum.hdfs.configMap" -}}
+{{- printf "%s-hadoop-conf" (include "aurum.fullname" .) }}
+{{- end }}
+
+{{- define "aurum.hdfs.uri" -}}
+{{- printf "hdfs://%s:%d" (include "aurum.hdfs.namenode" .) (int .Values.hdfs.namenodePort) }}
+{{- end }}
+
+{{/* Checks that need more than the schema -------------------------------------- */}}
+{{- define "aurum.validate" -}}
+{{- if and .Values.sourceLoader.enabled (not .Values.hdfs.enabled) }}
+{{- fail "aurum: sourceLoader.enabled needs hdfs.enabled (it loads the sample CSVs into the in-cluster HDFS)" }}
+{{- end }}
+{{- if and .Values.examples.enabled (not .Values.hdfs.enabled) (or (not .Values.examples.dataLake.lakeUri) (not .Values.examples.dataLake.sourcePath)) }}
+{{- fail "aurum: examples.enabled without hdfs.enabled needs examples.dataLake.lakeUri and examples.dataLake.sourcePath" }}
+{{- end }}
+{{- if gt (int .Values.hdfs.replication) (int .Values.hdfs.datanode.replicas) }}
+{{- fail "aurum: hdfs.replication must not exceed hdfs.datanode.replicas" }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's leader Lease, one per release. */}}
+{{- define "aurum.operator.leaseName" -}}
+{{- printf "%s-operator" (include "aurum.fullname" .) }}
+{{- end }}
