@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# Validates charts/aurum for real, without a container engine:
+#
+#   1. the chart's CRDs are byte-identical to crds/ (what `aurum-operator crdgen` prints);
+#   2. `helm lint --strict` and `helm template` for the default values, the
+#      quickstart values and the cluster-scoped operator;
+#   3. values.schema.json and the chart's own checks reject bad values with
+#      their message (wrong types, a missing JWT secret or users file, ...);
+#   4. server-side apply of every rendered manifest to a real kube-apiserver,
+#      `--dry-run=server` first and then for real, each release in a fresh
+#      namespace (the CRs go through the CRDs' OpenAPI and CEL validation);
+#   5. the operator's ServiceAccount can do exactly what docs/operator.md lists
+#      (`kubectl auth can-i --list` compared with that list, then can-i probes of
+#      what it must and must not do), and the other pods get no API token;
+#   6. every Aurum container is non-root, with a read-only root filesystem, no
+#      privilege escalation and no capabilities;
+#   7. a real `helm install` then `helm upgrade`: the generated secrets (JWT key,
+#      admin password, PostgreSQL password and URL) are made once and kept.
+#
+# Needs KUBECONFIG (an admin of a throwaway apiserver: testenv/kube.sh start),
+# AURUM_KUBE_BIN (its kubectl) and AURUM_HELM_BIN (testenv/helm.sh). Everything
+# it creates is deleted at the end. Prints each check; exits 1 if any failed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+chart=${AURUM_CHART:-$repo/charts/aurum}  # AURUM_CHART: validate another copy
+quickstart=$chart/values-quickstart.yaml
+
+: "${KUBECONFIG:?set KUBECONFIG (eval \"\$(testenv/kube.sh start DIR)\")}"
+: "${AURUM_KUBE_BIN:?set AURUM_KUBE_BIN (eval \"\$(testenv/kube.sh start DIR)\")}"
+: "${AURUM_HELM_BIN:?set AURUM_HELM_BIN (eval \"\$(testenv/helm.sh)\")}"
+export KUBECONFIG
+helm=$AURUM_HELM_BIN/helm
+kubectl=$AURUM_KUBE_BIN/kubectl
+[ -x "$helm" ] || { echo "validate.sh: no helm at $helm" >&2; exit 2; }
+[ -x "$kubectl" ] || { echo "validate.sh: no kubectl at $kubectl" >&2; exit 2; }
+
+started=$SECONDS
+work=$(mktemp -d)
+suffix=$$-$RANDOM
+ns_default=aurum-chart-default-$suffix
+ns_quick=aurum-chart-quick-$suffix
+ns_cluster=aurum-chart-cluster-$suffix
+ns_install=aurum-chart-install-$suffix
+created_crds=0
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() {
+  local what=$1; shift
+  if "$@" > "$work/out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/     /' "$work/out" | tail -20; fi
+}
+section() { echo; echo "== $* ($((SECONDS - started)) s)"; }
+
+cleanup() {
+  set +e
+  "$helm" uninstall aurum -n "$ns_install" --wait=false >/dev/null 2>&1
+  "$kubectl" delete ns "$ns_default" "$ns_quick" "$ns_cluster" "$ns_install" \
+    --ignore-not-found --wait=false >/dev/null 2>&1
+  "$kubectl" delete clusterrole,clusterrolebinding -l app.kubernetes.io/part-of=aurum \
+    --ignore-not-found >/dev/null 2>&1
+  if [ "$created_crds" = 1 ]; then
+    "$kubectl" delete -f "$chart/crds/" --ignore-not-found --wait=false >/dev/null 2>&1
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+render() { # render FILE NAMESPACE HELM-ARGS...: helm template of release `aurum`
+  local out=$1 ns=$2; shift 2
+  "$helm" template aurum "$chart" -n "$ns" "$@" > "$out"
+}
+
+# ---------------------------------------------------------------------------
+section "CRDs"
+check "charts/aurum/crds/aurum.dev.yaml is identical to crds/aurum.dev.yaml" \
+  cmp "$repo/crds/aurum.dev.yaml" "$chart/crds/aurum.dev.yaml"
+
+# ---------------------------------------------------------------------------
+section "helm lint and helm template"
+"$helm" version --short
+check "helm lint --strict (default values)" "$helm" lint --strict "$chart"
+check "helm lint --strict (values-quickstart.yaml)" "$helm" lint --strict "$chart" -f "$quickstart"
+check "helm lint --strict (operator.scope=cluster, autoscaling, TLS ingresses)" \
+  "$helm" lint --strict "$chart" --set operator.scope=cluster --set api.autoscaling.enabled=true \
+  --set api.ingress.enabled=true --set api.ingress.tls.enabled=true \
+  --set dashboard.ingress.enabled=true --set dashboard.ingress.tls.enabled=true
+check "helm template (default values)" render "$work/default.yaml" "$ns_default"
+check "helm template (values-quickstart.yaml)" render "$work/quick.yaml" "$ns_quick" -f "$quickstart"
+check "helm template (operator.scope=cluster)" \
+  render "$work/cluster.yaml" "$ns_cluster" --set operator.scope=cluster \
+  --set database.existingSecret=gold-db --set api.autoscaling.enabled=true
+check "helm template --include-crds carries the CRDs unchanged" \
+  bash -c "'$helm' template aurum '$chart' --include-crds | grep -q 'name: datalakes.aurum.dev'"
+
+kinds() { grep -E '^kind: ' "$1" | sort | uniq -c | awk '{printf "%s=%s ", $3, $1}'; }
+echo "     default:    $(kinds "$work/default.yaml")"
+echo "     quickstart: $(kinds "$work/quick.yaml")"
+expect_kinds() { # expect_kinds FILE KIND=COUNT...
+  local file=$1 k n got; shift
+  for kv in "$@"; do
+    k=${kv%=*}; n=${kv#*=}
+    got=$(grep -cE "^kind: $k\$" "$file" || true)
+    [ "$got" = "$n" ] || { echo "$k: $got, expected $n"; return 1; }
+  done
+}
+check "default values: operator, API, dashboard; no quickstart parts" expect_kinds "$work/default.yaml" \
+  Deployment=3 Service=3 PodDisruptionBudget=3 Role=2 RoleBinding=2 ServiceAccount=2 Secret=2 \
+  StatefulSet=0 Job=0 Ingress=0 DataLake=0 Datamart=0 ClusterRole=0 HorizontalPodAutoscaler=0
+check "quickstart: PostgreSQL, HDFS, loader Job, ingresses, 1 DataLake and 4 Datamarts" \
+  expect_kinds "$work/quick.yaml" \
+  Deployment=3 StatefulSet=3 Job=1 Ingress=2 DataLake=1 Datamart=4 Secret=4 ConfigMap=1
+check "cluster scope: a ClusterRole and binding, the Lease Role only, an HPA" expect_kinds "$work/cluster.yaml" \
+  ClusterRole=1 ClusterRoleBinding=1 Role=1 RoleBinding=1 HorizontalPodAutoscaler=1 Secret=2
+check "no secret value comes from values.yaml (the defaults hold none)" \
+  bash -c "! grep -nE '(password|secret|url): *\"?[A-Za-z0-9+/]{8,}' '$chart/values.yaml'"
+check "quickstart database URL carries the generated PostgreSQL password" bash -c "
+  pw=\$(awk '/name: aurum-postgresql\$/{f=1} f&&/password:/{print \$2; exit}' '$work/quick.yaml' | tr -d '\"' | base64 -d)
+  url=\$(awk '/name: aurum-database\$/{f=1} f&&/ url:/{print \$2; exit}' '$work/quick.yaml' | tr -d '\"' | base64 -d)
+  [ -n \"\$pw\" ] && [ \"\$url\" = \"postgres://aurum:\$pw@aurum-postgresql:5432/aurum\" ]"
+
+# ---------------------------------------------------------------------------
+section "schema and chart checks reject bad values"
+# rejects DESCRIPTION EXPECTED-MESSAGE HELM-ARGS...: helm template must fail and say it.
+rejects() {
+  local what=$1 msg=$2; shift 2
+  if "$helm" template aurum "$chart" "$@" > "$work/neg" 2>&1; then
+    fail "$what: rendered, expected an error"
+  elif grep -qF -- "$msg" "$work/neg"; then
+    pass "$what: \"$msg\""
+  else
+    fail "$what: error without \"$msg\""; sed 's/^/     /' "$work/neg" | tail -5
+  fi
+}
+rejects "JWT generation off and no existingSecret" \
+  "at '/api/jwt/existingSecret': minLength: got 0, want 1" --set api.jwt.generate=false
+rejects "no admin and no users-file Secret" \
+  "at '/api/users/existingSecret': minLength: got 0, want 1" --set api.users.admin.create=false
+rejects "replicas of the wrong type" \
+  "at '/api/replicas': got string, want integer" --set api.replicas=two
+rejects "a boolean given as a string" \
+  "at '/operator/enabled': got string, want boolean" --set-string operator.enabled=yes
+rejects "an unknown operator scope" \
+  "at '/operator/scope': value must be one of 'namespace', 'cluster'" --set operator.scope=everywhere
+rejects "a misspelt top-level key" \
+  "additional properties 'operater' not allowed" --set operater.enabled=true
+rejects "a database URL that is not PostgreSQL" \
+  "at '/database/url'" --set database.url=mysql://db/gold
+rejects "an unknown datamart kind" \
+  "at '/examples/datamarts/kinds/0': value must be one of" --set 'examples.datamarts.kinds={gold-everything}'
+rejects "a port out of range" \
+  "at '/api/port': maximum: got 70,000, want 65,535" --set api.port=70000
+rejects "an enabled ingress without a host" \
+  "at '/dashboard/ingress/host': minLength: got 0, want 1" \
+  --set dashboard.ingress.enabled=true --set dashboard.ingress.host=
+rejects "an image pull policy that does not exist" \
+  "at '/image/pullPolicy': value must be one of" --set image.pullPolicy=Sometimes
+rejects "the source loader without the in-cluster HDFS" \
+  "sourceLoader.enabled needs hdfs.enabled" --set sourceLoader.enabled=true
+rejects "examples without HDFS and without a lake URI" \
+  "examples.enabled without hdfs.enabled needs examples.dataLake.lakeUri" --set examples.enabled=true
+rejects "HDFS replication above the DataNode count" \
+  "hdfs.replication must not exceed hdfs.datanode.replicas" \
+  --set hdfs.enabled=true --set hdfs.replication=3 --set hdfs.datanode.replicas=2
+check "existing JWT and users Secrets: nothing generated, the Deployment mounts them" bash -c "
+  '$helm' template aurum '$chart' --set api.jwt.generate=false --set api.jwt.existingSecret=my-jwt \
+    --set api.users.existingSecret=my-users --set database.existingSecret=my-db > '$work/existing.yaml'
+  ! grep -q '^kind: Secret' '$work/existing.yaml' &&
+  grep -q 'secretName: my-jwt' '$work/existing.yaml' &&
+  grep -q 'secretName: my-users' '$work/existing.yaml' &&
+  grep -q 'name: my-db' '$work/existing.yaml' &&
+  ! grep -q 'hash-password' '$work/existing.yaml'"
+
+# ---------------------------------------------------------------------------
+section "server-side apply to the real kube-apiserver"
+"$kubectl" version 2>/dev/null | sed 's/^/     /'
+check "CRDs: server-side apply --dry-run=server" \
+  "$kubectl" apply --server-side --field-manager=aurum-chart-validate --dry-run=server -f "$chart/crds/"
+if ! "$kubectl" get crd datalakes.aurum.dev >/dev/null 2>&1; then created_crds=1; fi
+check "CRDs: server-side apply" \
+  "$kubectl" apply --server-side --force-conflicts --field-manager=aurum-chart-validate -f "$chart/crds/"
+check "CRDs established" "$kubectl" wait --for condition=established --timeout=60s \
+  crd/datalakes.aurum.dev crd/datamarts.aurum.dev
+
+apply_release() { # apply_release NAME FILE NAMESPACE
+  local name=$1 file=$2 ns=$3 count
+  "$kubectl" create namespace "$ns" >/dev/null
+  count=$(grep -cE '^kind: ' "$file")
+  check "$name: server-side apply --dry-run=server accepts all $count objects" \
+    "$kubectl" apply --server-side --field-manager=aurum-chart-validate --dry-run=server -f "$file"
+  check "$name: server-side apply creates all $count objects" \
+    "$kubectl" apply --server-side --field-manager=aurum-chart-validate -f "$file"
+}
+apply_release "default values" "$work/default.yaml" "$ns_default"
+apply_release "quickstart values" "$work/quick.yaml" "$ns_quick"
+apply_release "cluster scope" "$work/cluster.yaml" "$ns_cluster"
+check "quickstart: the example resources are stored with their defaults" bash -c "
+  [ \"\$('$kubectl' -n '$ns_quick' get datamarts -o name | wc -l)\" = 4 ] &&
+  [ \"\$('$kubectl' -n '$ns_quick' get datamart top-products -o jsonpath='{.spec.topN}/{.spec.concurrencyPolicy}')\" = 10/Forbid ] &&
+  [ \"\$('$kubectl' -n '$ns_quick' get datalake lake -o jsonpath='{.spec.source.path}')\" = hdfs://aurum-hdfs-namenode:8020/landing ]"
+check "the CRDs' CEL rules still apply: topN on a non-top-products Datamart is refused" bash -c "
+  '$kubectl' -n '$ns_quick' patch datamart monthly-sales --type merge -p '{\"spec\":{\"topN\":3}}' 2>&1 |
+    grep -q 'topN applies only to the top-products datamart'"
+check "the controller-manager acts on the applied objects (ReplicaSets, StatefulSet PVCs, loader Job pods)" \
+  bash -c "for i in \$(seq 1 60); do
+    rs=\$('$kubectl' -n '$ns_quick' get replicasets -o name | wc -l)
+    pvc=\$('$kubectl' -n '$ns_quick' get pvc -o name | wc -l)
+    pods=\$('$kubectl' -n '$ns_quick' get pods -l app.kubernetes.io/component=source-loader -o name | wc -l)
+    [ \"\$rs\" -ge 3 ] && [ \"\$pvc\" -ge 3 ] && [ \"\$pods\" -ge 1 ] && exit 0; sleep 0.5; done
+    echo \"replicasets=\$rs pvcs=\$pvc loader pods=\$pods\"; exit 1"
+
+# ---------------------------------------------------------------------------
+section "the operator's RBAC: exactly what docs/operator.md lists"
+sa_default=system:serviceaccount:$ns_default:aurum-operator
+sa_cluster=system:serviceaccount:$ns_cluster:aurum-operator
+
+# `kubectl auth can-i --list` as "RESOURCE NAMES VERBS" lines (NAMES `-` for
+# any), sorted, without what every authenticated user may do (self reviews,
+# discovery URLs).
+can_list() { # can_list AS NAMESPACE
+  "$kubectl" auth can-i --list --as="$1" -n "$2" --no-headers | python3 -c '
+import re, sys
+for line in sys.stdin:
+    cols = re.split(r"\s{2,}", line.strip())
+    if len(cols) != 4 or cols[0].startswith("[/") or cols[0].startswith("self"):
+        continue
+    names = cols[2].strip("[]") or "-"
+    print(cols[0], names, cols[3].strip("[]"))' | sort
+}
+expected_ns_rules() { # the operator's rules in its namespace (the Lease by name)
+  sort <<EOF
+datalakes.aurum.dev - get list watch patch update
+datalakes.aurum.dev/status - get patch
+datamarts.aurum.dev - get list watch patch update
+datamarts.aurum.dev/status - get patch
+events.events.k8s.io - create patch
+jobs.batch - get list watch create delete
+leases.coordination.k8s.io - create
+leases.coordination.k8s.io aurum-operator get update patch
+pods - get list
+secrets - get
+EOF
+}
+export -f can_list expected_ns_rules
+export kubectl
+check "namespace scope: can-i --list in its namespace is exactly the documented rules" bash -c "
+  diff <(expected_ns_rules) <(can_list '$sa_default' '$ns_default')"
+check "namespace scope: can-i --list in another namespace is empty" bash -c "
+  out=\$(can_list '$sa_default' default); [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
+# can AS NS VERB RESOURCE[/NAME] [--subresource=S]: can-i must answer "yes";
+# cannot: it must answer "no" (an error, e.g. a typo, counts as neither).
+can_i() { local as=$1 ns=$2; shift 2
+  local a; a=$("$kubectl" auth can-i --as="$as" -n "$ns" "$@" 2>"$work/can-i.err" | head -1) || true
+  echo "${a:-error: $(tail -1 "$work/can-i.err")}"; }
+can() { local as=$1 ns=$2 a; shift 2; a=$(can_i "$as" "$ns" "$@")
+  if [ "$a" = yes ]; then pass "allowed: $* (in $ns)"
+  else fail "not allowed but needed: $* (in $ns): $a"; fi; }
+cannot() { local as=$1 ns=$2 a; shift 2; a=$(can_i "$as" "$ns" "$@")
+  if [ "${a%% *}" = no ]; then pass "denied: $* (in $ns)"
+  else fail "must be denied: $* (in $ns): $a"; fi; }
+
+for v in get list watch patch update; do
+  can "$sa_default" "$ns_default" "$v" datalakes.aurum.dev
+  can "$sa_default" "$ns_default" "$v" datamarts.aurum.dev
+done
+for v in get patch; do
+  can "$sa_default" "$ns_default" "$v" datalakes.aurum.dev --subresource=status
+  can "$sa_default" "$ns_default" "$v" datamarts.aurum.dev --subresource=status
+done
+for v in get list watch create delete; do can "$sa_default" "$ns_default" "$v" jobs.batch; done
+can "$sa_default" "$ns_default" get pods
+can "$sa_default" "$ns_default" list pods
+can "$sa_default" "$ns_default" get secrets/aurum-database
+can "$sa_default" "$ns_default" create events.events.k8s.io
+can "$sa_default" "$ns_default" patch events.events.k8s.io
+can "$sa_default" "$ns_default" create leases.coordination.k8s.io
+for v in get update patch; do can "$sa_default" "$ns_default" "$v" leases.coordination.k8s.io/aurum-operator; done
+
+cannot "$sa_default" "$ns_default" list secrets
+cannot "$sa_default" "$ns_default" watch secrets
+cannot "$sa_default" "$ns_default" create secrets
+cannot "$sa_default" "$ns_default" update secrets/aurum-database
+cannot "$sa_default" "$ns_default" delete secrets/aurum-database
+cannot "$sa_default" default get secrets
+cannot "$sa_default" kube-system get secrets
+cannot "$sa_default" "$ns_quick" get secrets/aurum-database
+cannot "$sa_default" "$ns_default" create pods
+cannot "$sa_default" "$ns_default" delete pods
+cannot "$sa_default" "$ns_default" create pods --subresource=exec
+cannot "$sa_default" "$ns_default" patch jobs.batch
+cannot "$sa_default" "$ns_default" create cronjobs.batch
+cannot "$sa_default" "$ns_default" create datalakes.aurum.dev
+cannot "$sa_default" "$ns_default" delete datamarts.aurum.dev
+cannot "$sa_default" "$ns_default" update datamarts.aurum.dev --subresource=status
+cannot "$sa_default" "$ns_default" create deployments.apps
+cannot "$sa_default" "$ns_default" get configmaps
+cannot "$sa_default" "$ns_default" create serviceaccounts --subresource=token
+cannot "$sa_default" "$ns_default" create rolebindings.rbac.authorization.k8s.io
+cannot "$sa_default" "$ns_default" update roles.rbac.authorization.k8s.io
+cannot "$sa_default" "$ns_default" delete leases.coordination.k8s.io/aurum-operator
+cannot "$sa_default" "$ns_default" update leases.coordination.k8s.io/other-controller
+cannot "$sa_default" default create leases.coordination.k8s.io
+cannot "$sa_default" default create jobs.batch
+cannot "$sa_default" default list datalakes.aurum.dev
+cannot "$sa_default" "$ns_default" list datalakes.aurum.dev --all-namespaces
+cannot "$sa_default" "$ns_default" delete nodes
+cannot "$sa_default" "$ns_default" list namespaces
+cannot "$sa_default" "$ns_default" create clusterroles.rbac.authorization.k8s.io
+cannot "$sa_default" "$ns_default" create clusterrolebindings.rbac.authorization.k8s.io
+cannot "$sa_default" "$ns_default" create customresourcedefinitions.apiextensions.k8s.io
+cannot "$sa_default" "$ns_default" '*' '*'
+
+echo "     cluster scope (operator.scope=cluster):"
+check "cluster scope: can-i --list in its namespace is exactly the documented rules" bash -c "
+  diff <(expected_ns_rules) <(can_list '$sa_cluster' '$ns_cluster')"
+check "cluster scope: elsewhere, the documented rules less the Lease" bash -c "
+  diff <(expected_ns_rules | grep -v '^leases') <(can_list '$sa_cluster' default)"
+can "$sa_cluster" default list datalakes.aurum.dev --all-namespaces
+can "$sa_cluster" default watch datamarts.aurum.dev --all-namespaces
+can "$sa_cluster" default watch jobs.batch --all-namespaces
+can "$sa_cluster" "$ns_quick" create jobs.batch
+can "$sa_cluster" "$ns_quick" get secrets/aurum-database
+cannot "$sa_cluster" default list secrets --all-namespaces
+cannot "$sa_cluster" kube-system list secrets
+cannot "$sa_cluster" default create leases.coordination.k8s.io
+cannot "$sa_cluster" "$ns_cluster" delete nodes
+cannot "$sa_cluster" "$ns_cluster" create clusterroles.rbac.authorization.k8s.io
+cannot "$sa_cluster" "$ns_cluster" create pods
+
+echo "     the job-runner's ServiceAccount has no rights and no token:"
+sa_runner=system:serviceaccount:$ns_quick:aurum-job-runner
+cannot "$sa_runner" "$ns_quick" get secrets
+cannot "$sa_runner" "$ns_quick" list pods
+cannot "$sa_runner" "$ns_quick" get datalakes.aurum.dev
+check "job-runner ServiceAccount: automountServiceAccountToken false" bash -c "
+  [ \"\$('$kubectl' -n '$ns_quick' get sa aurum-job-runner -o jsonpath='{.automountServiceAccountToken}')\" = false ]"
+check "API, dashboard, PostgreSQL, HDFS and loader pods mount no API token" bash -c "
+  '$kubectl' -n '$ns_quick' get deploy/aurum-api deploy/aurum-dashboard sts/aurum-postgresql \
+    sts/aurum-hdfs-namenode sts/aurum-hdfs-datanode job/aurum-load-source-1 \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.spec.template.spec.automountServiceAccountToken}{\"\\n\"}{end}' |
+    tee /dev/stderr | awk '/=false$/ {n++} END {exit n != 6 || NR != 6}'"
+
+# ---------------------------------------------------------------------------
+section "pod security of the applied workloads"
+check "every container: non-root, read-only root filesystem, no privilege escalation, capabilities dropped" bash -c "
+  '$kubectl' get deploy,sts,job -n '$ns_quick' -o json | python3 -c '
+import json, sys
+bad = []
+for obj in json.load(sys.stdin)[\"items\"]:
+    pod = obj[\"spec\"][\"template\"][\"spec\"]
+    psc = pod.get(\"securityContext\", {})
+    for c in pod.get(\"initContainers\", []) + pod[\"containers\"]:
+        sc = c.get(\"securityContext\", {})
+        where = obj[\"kind\"] + \"/\" + obj[\"metadata\"][\"name\"] + \" \" + c[\"name\"]
+        if not (sc.get(\"runAsNonRoot\", psc.get(\"runAsNonRoot\")) and psc.get(\"runAsUser\", sc.get(\"runAsUser\", 0)) != 0):
+            bad.append(where + \": may run as root\")
+        if sc.get(\"readOnlyRootFilesystem\") is not True: bad.append(where + \": writable root filesystem\")
+        if sc.get(\"allowPrivilegeEscalation\") is not False: bad.append(where + \": privilege escalation\")
+        if \"ALL\" not in sc.get(\"capabilities\", {}).get(\"drop\", []): bad.append(where + \": capabilities kept\")
+    if psc.get(\"seccompProfile\", {}).get(\"type\") != \"RuntimeDefault\": bad.append(obj[\"metadata\"][\"name\"] + \": no RuntimeDefault seccomp\")
+print(\"\\n\".join(bad)); sys.exit(1 if bad else 0)'"
+check "probes on /healthz and /readyz for the operator, API and dashboard" bash -c "
+  '$kubectl' -n '$ns_quick' get deploy -o jsonpath='{range .items[*]}{.metadata.name} {.spec.template.spec.containers[0].livenessProbe.httpGet.path} {.spec.template.spec.containers[0].readinessProbe.httpGet.path}{\"\\n\"}{end}' |
+    tee /dev/stderr | awk '\$2 == \"/healthz\" && \$3 == \"/readyz\" {n++} END {exit n != 3 || NR != 3}'"
+check "API Service exposes REST :8000 and Flight SQL :50051; dashboard :8050" bash -c "
+  [ \"\$('$kubectl' -n '$ns_quick' get svc aurum-api -o jsonpath='{.spec.ports[*].port}')\" = '8000 50051' ] &&
+  [ \"\$('$kubectl' -n '$ns_quick' get svc aurum-dashboard -o jsonpath='{.spec.ports[*].port}')\" = 8050 ]"
+
+# ---------------------------------------------------------------------------
+section "helm install and upgrade: generated secrets are made once"
+secret_digest() { # the data of the generated Secrets, hashed
+  "$kubectl" -n "$ns_install" get secret aurum-jwt aurum-api-admin aurum-postgresql aurum-database \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.data}{"\n"}{end}' | sha256sum | cut -c1-16
+}
+check "helm install (quickstart values) into a fresh namespace" \
+  "$helm" install aurum "$chart" -n "$ns_install" --create-namespace -f "$quickstart"
+before=$(secret_digest 2>/dev/null || echo none)
+check "helm upgrade (same values, then a changed one)" bash -c "
+  '$helm' upgrade aurum '$chart' -n '$ns_install' -f '$quickstart' &&
+  '$helm' upgrade aurum '$chart' -n '$ns_install' -f '$quickstart' --set api.replicas=2"
+after=$(secret_digest 2>/dev/null || echo none)
+if [ "$before" != none ] && [ "$before" = "$after" ]; then
+  pass "JWT key, admin password, PostgreSQL password and URL unchanged by two upgrades ($after)"
+else
+  fail "generated secrets changed on upgrade ($before -> $after)"
+fi
+check "helm upgrade ran a new loader Job (revision 3) and removed the old ones" bash -c "
+  [ \"\$('$kubectl' -n '$ns_install' get jobs -l app.kubernetes.io/component=source-loader -o name)\" = job.batch/aurum-load-source-3 ]"
+check "NOTES.txt tells how to log in and where the dashboard is" bash -c "
+  '$helm' status aurum -n '$ns_install' | tee '$work/notes' >/dev/null &&
+  grep -q 'get secret aurum-api-admin' '$work/notes' && grep -q 'http://api.aurum.local/login' '$work/notes' &&
+  grep -q 'http://dashboard.aurum.local/' '$work/notes'"
+check "helm uninstall keeps the generated secrets (helm.sh/resource-policy: keep)" bash -c "
+  '$helm' uninstall aurum -n '$ns_install' >/dev/null &&
+  '$kubectl' -n '$ns_install' get secret aurum-jwt aurum-api-admin aurum-postgresql >/dev/null"
+
+echo
+echo "validate.sh: took $((SECONDS - started)) s"
+echo "chart: $passed passed, $failed failed"
+[ "$failed" = 0 ]
