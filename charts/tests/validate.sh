@@ -59,6 +59,15 @@ section() { echo; echo "== $* ($((SECONDS - started)) s)"; }
 cleanup() {
   set +e
   "$helm" uninstall aurum -n "$ns_install" --wait=false >/dev/null 2>&1
+  # testenv/kube.sh runs no pvc-protection controller: nothing would ever
+  # remove that finalizer from the StatefulSets' claims, and the namespaces
+  # would stay Terminating.
+  local ns pvc
+  for ns in "$ns_quick" "$ns_install"; do
+    for pvc in $("$kubectl" -n "$ns" get pvc -o name 2>/dev/null); do
+      "$kubectl" -n "$ns" patch "$pvc" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+    done
+  done
   "$kubectl" delete ns "$ns_default" "$ns_quick" "$ns_cluster" "$ns_install" \
     --ignore-not-found --wait=false >/dev/null 2>&1
   "$kubectl" delete clusterrole,clusterrolebinding -l app.kubernetes.io/part-of=aurum \
