@@ -17,6 +17,11 @@
 #   7. a real `helm install` then `helm upgrade`: the generated secrets (JWT key,
 #      admin password, PostgreSQL password and URL) are made once and kept.
 #
+# With AURUM_OPERATOR_BIN (the aurum-operator binary), also runs the real
+# operator as its ServiceAccount on the quickstart release: it takes its Lease,
+# creates the ingest Job, writes status, finalizers and events, reads the
+# database Secret, and none of its requests is forbidden.
+#
 # Needs KUBECONFIG (an admin of a throwaway apiserver: testenv/kube.sh start),
 # AURUM_KUBE_BIN (its kubectl) and AURUM_HELM_BIN (testenv/helm.sh). Everything
 # it creates is deleted at the end. Prints each check; exits 1 if any failed.
@@ -56,8 +61,10 @@ check() {
 }
 section() { echo; echo "== $* ($((SECONDS - started)) s)"; }
 
+operator_pid=
 cleanup() {
   set +e
+  [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null
   "$helm" uninstall aurum -n "$ns_install" --wait=false >/dev/null 2>&1
   # testenv/kube.sh runs no pvc-protection controller: nothing would ever
   # remove that finalizer from the StatefulSets' claims, and the namespaces
@@ -354,9 +361,79 @@ check "API, dashboard, PostgreSQL, HDFS and loader pods mount no API token" bash
     tee /dev/stderr | awk '/=false$/ {n++} END {exit n != 6 || NR != 6}'"
 
 # ---------------------------------------------------------------------------
+# The real operator binary, configured from the applied Deployment's environment
+# and authenticated as its ServiceAccount (impersonated): what it does on the
+# quickstart resources must all be allowed.
+if [ -n "${AURUM_OPERATOR_BIN:-}" ] && [ -x "$AURUM_OPERATOR_BIN" ]; then
+  section "the operator itself, as its ServiceAccount, on the quickstart release"
+  python3 - "$KUBECONFIG" "$work/operator.kubeconfig" "system:serviceaccount:$ns_quick:aurum-operator" <<'PY'
+import sys
+src, dst, who = sys.argv[1:]
+text = open(src).read()
+users = text.index("users:")
+ctx = text.index("contexts:")
+block = text[users:ctx].replace("  user:\n", "  user:\n    as: " + who + "\n", 1)
+open(dst, "w").write(text[:users] + block + text[ctx:])
+PY
+  port=18080
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  "$kubectl" -n "$ns_quick" patch datamart monthly-sales --type merge \
+    -p '{"spec":{"deletionPolicy":"Delete"}}' >/dev/null
+  operator_args=$("$kubectl" -n "$ns_quick" get deploy aurum-operator \
+    -o jsonpath='{.spec.template.spec.containers[0].args[*]}')
+  "$kubectl" -n "$ns_quick" get deploy aurum-operator \
+    -o jsonpath='{range .spec.template.spec.containers[0].env[?(@.value)]}{.name}={.value}{"\n"}{end}' \
+    > "$work/operator.env"
+  echo "     operator $operator_args, environment from the Deployment: $(cut -d= -f1 "$work/operator.env" | tr '\n' ' ')"
+  (
+    while IFS='=' read -r k v; do [ -n "$k" ] && export "$k=$v"; done < "$work/operator.env"
+    export KUBECONFIG=$work/operator.kubeconfig AURUM_LISTEN=127.0.0.1:$port \
+      POD_NAME=validate-operator POD_NAMESPACE=$ns_quick AURUM_LOG_FORMAT=json
+    # shellcheck disable=SC2086 # the Deployment's args, split as the kubelet would
+    exec "$AURUM_OPERATOR_BIN" $operator_args
+  ) > "$work/operator.log" 2>&1 &
+  operator_pid=$!
+  waits() { # waits DESCRIPTION SECONDS COMMAND...: polls until the command succeeds
+    local what=$1 secs=$2 i; shift 2
+    for i in $(seq 1 $((secs * 2))); do
+      if "$@" > "$work/out" 2>&1; then pass "$what"; return; fi
+      sleep 0.5
+    done
+    fail "$what"; sed 's/^/     /' "$work/out" | tail -5
+  }
+  waits "operator ready on /readyz" 60 curl -sf "http://127.0.0.1:$port/readyz"
+  waits "it holds its leader Lease (aurum-operator, in the release namespace)" 60 bash -c "
+    '$kubectl' -n '$ns_quick' get lease aurum-operator -o jsonpath='{.spec.holderIdentity}' | grep -q '^validate-operator'"
+  waits "it created the DataLake's ingest Job" 60 bash -c "
+    '$kubectl' -n '$ns_quick' get jobs -l aurum.dev/datalake=lake,app.kubernetes.io/managed-by=aurum-operator -o name | grep -q ingest"
+  waits "it wrote the DataLake's status (phase Running)" 60 bash -c "
+    [ \"\$('$kubectl' -n '$ns_quick' get datalake lake -o jsonpath='{.status.phase}')\" = Running ]"
+  waits "it wrote the Datamarts' status and finalizer" 60 bash -c "
+    [ \"\$('$kubectl' -n '$ns_quick' get datamart top-products -o jsonpath='{.status.phase}/{.metadata.finalizers[0]}')\" = Pending/aurum.dev/gold-table ]"
+  waits "it recorded a RunStarted event (events.k8s.io)" 60 bash -c "
+    '$kubectl' -n '$ns_quick' get events.events.k8s.io -o jsonpath='{range .items[*]}{.reportingController}/{.reason}{\"\\n\"}{end}' | grep -q '^aurum-operator/RunStarted'"
+  "$kubectl" -n "$ns_quick" delete datamart monthly-sales --wait=false >/dev/null
+  # deletionPolicy Delete: it reads the database Secret, then fails to reach the
+  # quickstart PostgreSQL (no pods run here); a missing permission would say forbidden.
+  waits "deleting a Delete-policy Datamart: it read the database Secret and tried PostgreSQL" 60 bash -c "
+    '$kubectl' -n '$ns_quick' get events.events.k8s.io -o jsonpath='{range .items[*]}{.reason}: {.note}{\"\\n\"}{end}' |
+      grep '^GoldTableDrop' | grep -q 'PostgreSQL'"
+  kill "$operator_pid" 2>/dev/null || true
+  wait "$operator_pid" 2>/dev/null || true
+  check "no request of the operator was forbidden" bash -c "! grep -iE 'forbidden|\\b403\\b' '$work/operator.log'"
+  # Nothing runs the finalizer any more: let the namespace go.
+  for dm in $("$kubectl" -n "$ns_quick" get datamarts -o name 2>/dev/null); do
+    "$kubectl" -n "$ns_quick" patch "$dm" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  done
+else
+  echo
+  echo "     (AURUM_OPERATOR_BIN not set: the real operator is not run as its ServiceAccount)"
+fi
+
+# ---------------------------------------------------------------------------
 section "pod security of the applied workloads"
 check "every container: non-root, read-only root filesystem, no privilege escalation, capabilities dropped" bash -c "
-  '$kubectl' get deploy,sts,job -n '$ns_quick' -o json | python3 -c '
+  '$kubectl' get deploy,sts,job -n '$ns_quick' -l app.kubernetes.io/managed-by=Helm -o json | python3 -c '
 import json, sys
 bad = []
 for obj in json.load(sys.stdin)[\"items\"]:
