@@ -93,8 +93,13 @@ render() { # render FILE NAMESPACE HELM-ARGS...: helm template of release `aurum
 
 # ---------------------------------------------------------------------------
 section "CRDs"
-check "charts/aurum/crds/aurum.dev.yaml is identical to crds/aurum.dev.yaml" \
-  cmp "$repo/crds/aurum.dev.yaml" "$chart/crds/aurum.dev.yaml"
+if cmp -s "$repo/crds/aurum.dev.yaml" "$chart/crds/aurum.dev.yaml"; then
+  pass "charts/aurum/crds/aurum.dev.yaml is identical to crds/aurum.dev.yaml"
+else
+  fail "charts/aurum/crds/aurum.dev.yaml differs from crds/aurum.dev.yaml;" \
+    "after \`aurum-operator crdgen > crds/aurum.dev.yaml\` run: cp crds/aurum.dev.yaml charts/aurum/crds/"
+  diff "$repo/crds/aurum.dev.yaml" "$chart/crds/aurum.dev.yaml" | head -20 | sed 's/^/     /' || true
+fi
 
 # ---------------------------------------------------------------------------
 section "helm lint and helm template"
@@ -394,8 +399,8 @@ PY
   ) > "$work/operator.log" 2>&1 &
   operator_pid=$!
   waits() { # waits DESCRIPTION SECONDS COMMAND...: polls until the command succeeds
-    local what=$1 secs=$2 i; shift 2
-    for i in $(seq 1 $((secs * 2))); do
+    local what=$1 secs=$2 _; shift 2
+    for _ in $(seq 1 $((secs * 2))); do
       if "$@" > "$work/out" 2>&1; then pass "$what"; return; fi
       sleep 0.5
     done
