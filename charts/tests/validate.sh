@@ -22,9 +22,10 @@
 # creates the ingest Job, writes status, finalizers and events, reads the
 # database Secret, and none of its requests is forbidden.
 #
-# Needs KUBECONFIG (an admin of a throwaway apiserver: testenv/kube.sh start),
-# AURUM_KUBE_BIN (its kubectl) and AURUM_HELM_BIN (testenv/helm.sh). Everything
-# it creates is deleted at the end. Prints each check; exits 1 if any failed.
+# Uses KUBECONFIG (an admin of a throwaway apiserver) with AURUM_KUBE_BIN (its
+# kubectl), as `testenv/kube.sh start DIR` prints them, and AURUM_HELM_BIN
+# (testenv/helm.sh); without them it starts and builds its own. Everything it
+# creates is deleted at the end. Prints each check; exits 1 if any failed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,9 +33,17 @@ repo=$(cd "$here/../.." && pwd)
 chart=${AURUM_CHART:-$repo/charts/aurum}  # AURUM_CHART: validate another copy
 quickstart=$chart/values-quickstart.yaml
 
-: "${KUBECONFIG:?set KUBECONFIG (eval \"\$(testenv/kube.sh start DIR)\")}"
-: "${AURUM_KUBE_BIN:?set AURUM_KUBE_BIN (eval \"\$(testenv/kube.sh start DIR)\")}"
-: "${AURUM_HELM_BIN:?set AURUM_HELM_BIN (eval \"\$(testenv/helm.sh)\")}"
+# Without AURUM_KUBE_BIN (set by testenv/kube.sh only, so a KUBECONFIG of a real
+# cluster alone is never used), start a throwaway control plane, and stop it at
+# the end; without AURUM_HELM_BIN, build helm.
+own_kube=
+if [ -z "${AURUM_KUBE_BIN:-}" ] || [ -z "${KUBECONFIG:-}" ]; then
+  own_kube=${AURUM_CHART_KUBE_DIR:-$HOME/.cache/aurum/kube-chart}
+  eval "$("$repo/testenv/kube.sh" start "$own_kube")"
+fi
+if [ -z "${AURUM_HELM_BIN:-}" ]; then
+  eval "$("$repo/testenv/helm.sh")"
+fi
 export KUBECONFIG
 helm=$AURUM_HELM_BIN/helm
 kubectl=$AURUM_KUBE_BIN/kubectl
@@ -83,6 +92,7 @@ cleanup() {
     "$kubectl" delete -f "$chart/crds/" --ignore-not-found --wait=false >/dev/null 2>&1
   fi
   rm -rf "$work"
+  [ -n "$own_kube" ] && "$repo/testenv/kube.sh" stop "$own_kube"
 }
 trap cleanup EXIT
 
