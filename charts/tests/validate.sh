@@ -15,7 +15,10 @@
 #   6. every Aurum container is non-root, with a read-only root filesystem, no
 #      privilege escalation and no capabilities;
 #   7. a real `helm install` then `helm upgrade`: the generated secrets (JWT key,
-#      admin password, PostgreSQL password and URL) are made once and kept.
+#      admin password, PostgreSQL password and URL) are made once and kept;
+#   8. the Dockerfile, statically (check_images.py): a target per component
+#      building a workspace binary with --locked, running it as user 65532, the
+#      names and tag that the chart and docs/kubernetes.md use.
 #
 # With AURUM_OPERATOR_BIN (the aurum-operator binary), also runs the real
 # operator as its ServiceAccount on the quickstart release: it takes its Lease,
@@ -205,6 +208,21 @@ check "existing JWT and users Secrets: nothing generated, the Deployment mounts 
   grep -q 'secretName: my-users' '$work/existing.yaml' &&
   grep -q 'name: my-db' '$work/existing.yaml' &&
   ! grep -q 'hash-password' '$work/existing.yaml'"
+
+# ---------------------------------------------------------------------------
+section "images (static checks: no container engine here)"
+if command -v cargo >/dev/null && (cd "$repo" && cargo metadata --no-deps --format-version 1 \
+    > "$work/cargo-metadata.json" 2>"$work/out"); then
+  while IFS= read -r line; do
+    case $line in
+      ok*) passed=$((passed + 1)); echo "$line" ;;
+      FAIL*) failed=$((failed + 1)); echo "$line" ;;
+      *) echo "     $line" ;;
+    esac
+  done < <(python3 "$here/check_images.py" "$repo" "$work/cargo-metadata.json" 2>&1 || true)
+else
+  fail "cargo metadata (the workspace's packages and binaries)"; tail -3 "$work/out"
+fi
 
 # ---------------------------------------------------------------------------
 section "server-side apply to the real kube-apiserver"
