@@ -150,6 +150,20 @@ check "quickstart: PostgreSQL, HDFS, loader Job, ingresses, 1 DataLake and 4 Dat
   Deployment=3 StatefulSet=3 Job=1 Ingress=2 DataLake=1 Datamart=4 Secret=4 ConfigMap=1
 check "cluster scope: a ClusterRole and binding, the Lease Role only, an HPA" expect_kinds "$work/cluster.yaml" \
   ClusterRole=1 ClusterRoleBinding=1 Role=1 RoleBinding=1 HorizontalPodAutoscaler=1 Secret=2
+check "the longest release name (53 characters) gives valid object names" bash -c "
+  '$helm' template aurum-a-release-name-of-the-longest-length-helm-allow '$chart' -f '$quickstart' |
+    python3 -c '
+import re, sys
+bad = []
+kind = None
+for line in sys.stdin:
+    m = re.match(r\"^kind: (\\S+)\", line)
+    if m: kind = m.group(1)
+    m = re.match(r\"^  name: (\\S+)\", line)
+    if m:
+        name, limit = m.group(1), 52 if kind == \"StatefulSet\" else 63
+        if len(name) > limit: bad.append(f\"{kind} {name} ({len(name)} > {limit})\")
+print(chr(10).join(bad)); sys.exit(1 if bad else 0)'"
 check "no secret value comes from values.yaml (the defaults hold none)" \
   bash -c "! grep -nE '(password|secret|url): *\"?[A-Za-z0-9+/]{8,}' '$chart/values.yaml'"
 check "quickstart database URL carries the generated PostgreSQL password" bash -c "

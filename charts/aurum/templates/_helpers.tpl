@@ -5,17 +5,18 @@
 {{- end }}
 
 {{/* The object-name prefix: the release name, plus the chart name unless the
-release name already contains it. Short enough for a 63-character name with
-the longest component suffix (`-hdfs-namenode`). */}}
+release name already contains it. At most 38 characters, so that the longest
+StatefulSet name (`-hdfs-namenode`) stays within the 52 that its pods'
+controller-revision-hash label allows. */}}
 {{- define "aurum.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 38 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- .Release.Name | trunc 38 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 38 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
