@@ -164,6 +164,9 @@ for line in sys.stdin:
         name, limit = m.group(1), 52 if kind == \"StatefulSet\" else 63
         if len(name) > limit: bad.append(f\"{kind} {name} ({len(name)} > {limit})\")
 print(chr(10).join(bad)); sys.exit(1 if bad else 0)'"
+check "PodDisruptionBudgets: maxUnavailable 0 and minAvailable are rendered as given" bash -c "
+  '$helm' template aurum '$chart' --set operator.pdb.maxUnavailable=0 --set api.pdb.minAvailable=2 > '$work/pdb.yaml' &&
+  grep -q '^  maxUnavailable: 0\$' '$work/pdb.yaml' && grep -q '^  minAvailable: 2\$' '$work/pdb.yaml'"
 check "no secret value comes from values.yaml (the defaults hold none)" \
   bash -c "! grep -nE '(password|secret|url): *\"?[A-Za-z0-9+/]{8,}' '$chart/values.yaml'"
 check "quickstart database URL carries the generated PostgreSQL password" bash -c "
