@@ -77,7 +77,7 @@ operator_pid=
 cleanup() {
   set +e
   [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null
-  "$helm" uninstall aurum -n "$ns_install" --wait=false >/dev/null 2>&1
+  "$helm" uninstall aurum -n "$ns_install" >/dev/null 2>&1
   # testenv/kube.sh runs no pvc-protection controller: nothing would ever
   # remove that finalizer from the StatefulSets' claims, and the namespaces
   # would stay Terminating.
