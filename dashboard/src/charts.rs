@@ -140,7 +140,7 @@ pub fn format_money(m: Money) -> String {
     let units = (abs / 100).to_string();
     let mut grouped = String::with_capacity(units.len() + units.len() / 3 + 4);
     for (i, c) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -406,7 +406,7 @@ pub fn line_chart(points: &[(NaiveDate, Money, Option<Money>)]) -> LineChart {
     let x_labels = chart_points
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % every == 0)
+        .filter(|(i, _)| i.is_multiple_of(every))
         .map(|(_, p)| Tick {
             pos: p.x,
             label: p.label.clone(),
@@ -569,7 +569,7 @@ pub fn histogram_chart(bins: &[HistogramBin]) -> HistogramChart {
     let x_labels = bins
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % every == 0)
+        .filter(|(i, _)| i.is_multiple_of(every))
         .map(|(i, b)| Tick {
             pos: round1(plot_left + slot * i as f64),
             label: format_short(b.lower),

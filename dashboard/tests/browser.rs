@@ -1,0 +1,255 @@
+//! End to end in real headless Chromium: log in, see the four charts with the right
+//! number of bars and points for the loaded gold data, change the filters and see
+//! the charts change (and the back button undo it), download a CSV and compare it
+//! with the gold table, log out. Screenshots of the overview at desktop and phone
+//! width are saved under `AURUM_TEST_ARTIFACTS` (default: the target dir's
+//! `tmp/dashboard-artifacts`).
+
+mod cdp;
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cdp::{Browser, chromium_bin};
+use common::{Stack, VIEWER};
+use serde_json::Value;
+
+fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("AURUM_TEST_ARTIFACTS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-artifacts"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What the page draws: bars, points, cells, binned customers, and the headline.
+const COUNTS_JS: &str = r#"JSON.stringify({
+  top: document.querySelectorAll('#chart-top-products rect.bar').length,
+  months: document.querySelectorAll('#chart-monthly-sales circle.point').length,
+  cells: document.querySelectorAll('#chart-sales-country-year rect.cell').length,
+  customers: [...document.querySelectorAll('#chart-customer-lifetime rect.bar')]
+      .reduce((n, r) => n + Number(r.dataset.count), 0),
+  total: document.getElementById('total-sales').textContent,
+  charts: [...document.querySelectorAll('svg.chart[role=img]')]
+      .filter(s => s.getAttribute('aria-labelledby').split(' ')
+      .every(id => document.getElementById(id))).length
+})"#;
+
+async fn counts(b: &mut Browser) -> Value {
+    serde_json::from_str(b.eval(COUNTS_JS).await.as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_logs_in_filters_downloads_and_logs_out_in_chromium() {
+    let Some(chromium) = chromium_bin() else {
+        return;
+    };
+    let Some(stack) = Stack::start(&[]).await else {
+        return;
+    };
+    let artifacts = artifacts_dir();
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = Browser::launch(&chromium, downloads.path()).await;
+    b.viewport(1280, 800, false).await;
+
+    // Any page first asks for a login.
+    b.goto(&format!("{}/", stack.url)).await;
+    b.wait_until(
+        "location.pathname === '/login' && !!document.getElementById('login-form')",
+        "the login page",
+    )
+    .await;
+    b.eval(&format!(
+        "document.getElementById('username').value = '{}'; \
+         document.getElementById('password').value = '{}'; \
+         document.getElementById('login-submit').click(); true",
+        VIEWER.0, VIEWER.1
+    ))
+    .await;
+    b.wait_until(
+        "location.pathname === '/' && document.readyState === 'complete' && !!document.getElementById('chart-top-products')",
+        "the overview after login",
+    )
+    .await;
+    // The session cookie is HttpOnly: scripts cannot read it.
+    assert!(
+        !b.eval("document.cookie")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("aurum_session")
+    );
+
+    // Four charts with exactly the loaded data.
+    let all = counts(&mut b).await;
+    let expect_all = (
+        stack
+            .count("SELECT count(*) FROM gold_top_products WHERE scope = 'ALL'")
+            .await,
+        stack.count("SELECT count(*) FROM gold_monthly_sales").await,
+        stack
+            .count("SELECT count(*) FROM gold_sales_country_year")
+            .await,
+        stack
+            .count("SELECT count(*) FROM gold_customer_lifetime_value")
+            .await,
+    );
+    assert_eq!(all["charts"], 4, "four labelled SVG charts: {all}");
+    assert_eq!(
+        (
+            all["top"].as_i64().unwrap(),
+            all["months"].as_i64().unwrap(),
+            all["cells"].as_i64().unwrap(),
+            all["customers"].as_i64().unwrap()
+        ),
+        expect_all,
+        "bars, points, cells and binned customers vs the gold tables"
+    );
+
+    // Screenshots at desktop and phone width; the phone layout must not scroll sideways.
+    let desktop = artifacts.join("overview-desktop-1280x800.png");
+    b.screenshot(&desktop).await;
+    b.full_page_screenshot(&artifacts.join("overview-desktop-full.png"))
+        .await;
+    b.viewport(390, 844, true).await;
+    let overflow = b
+        .eval("document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 1,
+        "horizontal overflow at phone width: {overflow}"
+    );
+    let phone = artifacts.join("overview-phone-390x844.png");
+    b.screenshot(&phone).await;
+    b.full_page_screenshot(&artifacts.join("overview-phone-full.png"))
+        .await;
+    b.viewport(1280, 800, false).await;
+    println!("screenshots: {} and {}", desktop.display(), phone.display());
+
+    // Filter by the latest year and the busiest country: every chart changes.
+    let db = stack.db().await;
+    let country: String = db
+        .query_one(
+            "SELECT country FROM gold_sales_country_year GROUP BY country ORDER BY sum(total_sales) DESC, country LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let year: i32 = db
+        .query_one("SELECT max(year) FROM gold_sales_country_year", &[])
+        .await
+        .unwrap()
+        .get(0);
+    b.eval(&format!(
+        "document.getElementById('year').value = '{year}'; \
+         document.getElementById('country').value = {}; \
+         document.getElementById('apply').click(); true",
+        serde_json::to_string(&country).unwrap()
+    ))
+    .await;
+    b.wait_until(
+        "location.search.includes('year=') && document.readyState === 'complete' && !!document.getElementById('chart-top-products')",
+        "the filtered overview",
+    )
+    .await;
+    let filtered = counts(&mut b).await;
+    let c = format!("'{}'", country.replace('\'', "''"));
+    let expect_filtered = (
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM gold_top_products WHERE scope = {c}"
+            ))
+            .await,
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM gold_monthly_sales WHERE extract(year FROM month) = {year}"
+            ))
+            .await,
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM gold_sales_country_year WHERE year = {year} AND country = {c}"
+            ))
+            .await,
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM gold_customer_lifetime_value WHERE country = {c}"
+            ))
+            .await,
+    );
+    assert_eq!(
+        (
+            filtered["top"].as_i64().unwrap(),
+            filtered["months"].as_i64().unwrap(),
+            filtered["cells"].as_i64().unwrap(),
+            filtered["customers"].as_i64().unwrap()
+        ),
+        expect_filtered,
+        "filtered charts vs the gold tables"
+    );
+    assert_ne!(
+        filtered["total"], all["total"],
+        "the headline follows the filters"
+    );
+    assert_ne!(filtered["months"], all["months"]);
+    b.screenshot(&artifacts.join("overview-filtered-1280x800.png"))
+        .await;
+
+    // The filters live in the URL: back shows all data again, forward the filter.
+    b.eval("history.back(); true").await;
+    b.wait_until("location.search === '' && document.readyState === 'complete' && !!document.getElementById('chart-top-products')", "back")
+        .await;
+    assert_eq!(counts(&mut b).await["cells"], all["cells"]);
+    b.eval("history.forward(); true").await;
+    b.wait_until("location.search.includes('year=') && document.readyState === 'complete' && !!document.getElementById('chart-top-products')", "forward")
+        .await;
+
+    // Download the sales-by-country-and-year CSV and compare it with the gold table.
+    b.eval("document.getElementById('csv-sales-country-year').click(); true")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let file = loop {
+        let done: Vec<PathBuf> = std::fs::read_dir(downloads.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        if let Some(f) = done.into_iter().next() {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "no CSV downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with(&format!("sales-country-year-{year}-")),
+        "{name}"
+    );
+    let downloaded = std::fs::read_to_string(&file).unwrap();
+    let expected = stack
+        .pg_csv(&format!(
+            "SELECT year, country, total_sales, total_quantity, transactions, customers \
+             FROM gold_sales_country_year WHERE year = {year} AND country = {c} ORDER BY year, country COLLATE \"C\""
+        ))
+        .await;
+    assert_eq!(
+        common::unix_lines(&downloaded),
+        expected,
+        "downloaded CSV vs the gold table"
+    );
+
+    // Log out: back at the login page, and the overview asks for a login again.
+    b.eval("document.getElementById('logout').click(); true")
+        .await;
+    b.wait_until("location.pathname === '/login' && document.body.textContent.includes('You are logged out')", "logout")
+        .await;
+    b.goto(&format!("{}/", stack.url)).await;
+    b.wait_until(
+        "location.pathname === '/login'",
+        "login required after logout",
+    )
+    .await;
+    println!("artifacts in {}", artifacts.display());
+}

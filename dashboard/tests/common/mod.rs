@@ -1,0 +1,481 @@
+//! Test fixture: a PostgreSQL database loaded by the real job-runner, the real
+//! `aurum-api` serving it, and the real `aurum-dashboard` reading the API.
+//!
+//! Environment (testenv/test.sh provides it):
+//! - `DATABASE_URL`: a PostgreSQL with rights to create databases;
+//! - `AURUM_JOB_RUNNER_BIN`: the job-runner binary that loads the gold tables;
+//! - `AURUM_API_BIN`: the API binary (default: `aurum-api` next to this crate's
+//!   binary in the target dir, which `cargo build --workspace --bins` puts there).
+//!
+//! Without them the tests say so and skip, except under `CI=true`, where a missing
+//! one fails the test: CI must never pass by skipping.
+//!
+//! The API's own fixture (api/tests/common) loads a synthetic SQL file unless told
+//! otherwise and uses the API crate's private test helpers; this one always runs the
+//! real pipeline and drives the API only as a binary, as the dashboard does.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+use tokio_postgres::{Client, NoTls};
+
+/// Transactions the fixture generates (about 120 customers, two years, 30 countries).
+pub const TRANSACTIONS: &str = "3000";
+
+/// Test users (password, role).
+pub const VIEWER: (&str, &str, &str) = ("vera", "viewer-pass-1", "viewer");
+/// An admin.
+pub const ADMIN: (&str, &str, &str) = ("adam", "admin-pass-1", "admin");
+
+/// The value of a required environment variable; `None` (after saying why) when it
+/// is missing outside CI; a panic when it is missing in CI.
+pub fn required_env(name: &str, what: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "{name} is not set: it must name {what} (testenv/test.sh sets it)"
+            );
+            eprintln!("SKIPPED: {name} is not set ({what}); testenv/test.sh sets it");
+            None
+        }
+    }
+}
+
+/// The API binary: `AURUM_API_BIN`, else `aurum-api` beside the dashboard binary.
+pub fn api_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("AURUM_API_BIN")
+        && !p.is_empty()
+    {
+        return Some(PathBuf::from(p));
+    }
+    let beside = Path::new(env!("CARGO_BIN_EXE_aurum-dashboard")).with_file_name("aurum-api");
+    if beside.exists() {
+        return Some(beside);
+    }
+    required_env("AURUM_API_BIN", "the aurum-api binary").map(PathBuf::from)
+}
+
+/// Everything the fixture needs, or `None` to skip.
+pub struct Prerequisites {
+    /// Admin URL of PostgreSQL.
+    pub database_url: String,
+    /// The job-runner.
+    pub job_runner: PathBuf,
+    /// The API.
+    pub api: PathBuf,
+}
+
+impl Prerequisites {
+    /// Reads the environment.
+    pub fn from_env() -> Option<Prerequisites> {
+        let database_url = required_env("DATABASE_URL", "a PostgreSQL admin URL");
+        let job_runner = required_env("AURUM_JOB_RUNNER_BIN", "the aurum-job-runner binary");
+        let api = api_bin();
+        Some(Prerequisites {
+            database_url: database_url?,
+            job_runner: PathBuf::from(job_runner?),
+            api: api?,
+        })
+    }
+}
+
+/// The URL of database `name` on the server of `admin`.
+pub fn url_for(admin: &str, name: &str) -> String {
+    let (base, rest) = admin
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database path");
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{base}/{name}{query}")
+}
+
+/// A connected client.
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to PostgreSQL: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(bin: &Path, args: &[&str]) {
+    let out = Command::new(bin)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "{} {:?} failed: {}",
+        bin.display(),
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static GOLD_DB: OnceCell<String> = OnceCell::const_new();
+
+/// The gold database of this test process (one per process, loaded once by the real
+/// pipeline; databases of test processes that are gone are dropped).
+pub async fn gold_database(p: &Prerequisites) -> String {
+    GOLD_DB
+        .get_or_init(|| async {
+            let prefix = "aurum_dash_gold_";
+            let name = format!("{prefix}{}", std::process::id());
+            let admin = connect(&p.database_url).await;
+            let old = admin
+                .query(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+                    &[&prefix],
+                )
+                .await
+                .expect("list databases");
+            for row in old {
+                let db: String = row.get(0);
+                let pid = db.trim_start_matches(prefix);
+                if db == name || !Path::new("/proc").join(pid).exists() {
+                    admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await
+                        .expect("drop an old test database");
+                }
+            }
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create the test database");
+            let url = url_for(&p.database_url, &name);
+            let work = tempfile::tempdir().unwrap();
+            let source = work.path().join("source");
+            let lake = work.path().join("lake");
+            run(
+                &p.job_runner,
+                &[
+                    "generate",
+                    "--out",
+                    source.to_str().unwrap(),
+                    "--transactions",
+                    TRANSACTIONS,
+                    "--seed",
+                    "42",
+                ],
+            );
+            run(
+                &p.job_runner,
+                &[
+                    "run",
+                    "--source",
+                    source.to_str().unwrap(),
+                    "--lake",
+                    lake.to_str().unwrap(),
+                    "--database-url",
+                    &url,
+                ],
+            );
+            url
+        })
+        .await
+        .clone()
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Process {
+    /// The child.
+    pub child: Child,
+    /// Its stderr log.
+    pub log: PathBuf,
+}
+
+impl Process {
+    fn spawn(mut cmd: Command, log: PathBuf) -> Process {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Process { child, log }
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (up to 15 s) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+async fn wait_for(
+    http: &reqwest::Client,
+    url: &str,
+    ok: impl Fn(&str) -> bool,
+    what: &str,
+    p: &Process,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status() == 200
+            && let Ok(text) = r.text().await
+            && ok(&text)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not come up: {}",
+            p.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The API, the dashboard in front of it, and the gold database behind them.
+pub struct Stack {
+    /// The API process.
+    pub api: Process,
+    /// The dashboard process.
+    pub dashboard: Process,
+    /// The API's base URL.
+    pub api_url: String,
+    /// The dashboard's base URL.
+    pub url: String,
+    /// The gold database URL.
+    pub db_url: String,
+    /// Holds the users file and logs.
+    pub dir: tempfile::TempDir,
+    /// An HTTP client that does not follow redirects.
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    /// Starts the API on the gold database and the dashboard with `dashboard_args`;
+    /// `None` when the environment lacks a prerequisite (outside CI).
+    pub async fn start(dashboard_args: &[&str]) -> Option<Stack> {
+        let p = Prerequisites::from_env()?;
+        let db_url = gold_database(&p).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut users = String::new();
+        for (name, password, role) in [VIEWER, ADMIN] {
+            let mut child = Command::new(&p.api)
+                .args(["hash-password", "--username", name, "--role", role])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run aurum-api hash-password");
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(password.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "hash-password: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            users.push_str(&String::from_utf8(out.stdout).unwrap());
+        }
+        std::fs::write(dir.path().join("users"), users).unwrap();
+        std::fs::write(
+            dir.path().join("secret"),
+            "dashboard-test-secret-0123456789-abcdefghijkl\n",
+        )
+        .unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+
+        let api_port = free_port();
+        let mut cmd = Command::new(&p.api);
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{api_port}"),
+            "--database-url",
+            &db_url,
+        ])
+        .arg("--users-file")
+        .arg(dir.path().join("users"))
+        .arg("--jwt-secret-file")
+        .arg(dir.path().join("secret"))
+        .args(["--refresh-interval-ms", "200"])
+        .env_remove("DATABASE_URL")
+        .env_remove("AURUM_JWT_SECRET")
+        .env_remove("AURUM_LISTEN")
+        .env("RUST_LOG", "info");
+        let api = Process::spawn(cmd, dir.path().join("api.log"));
+        let api_url = format!("http://127.0.0.1:{api_port}");
+        wait_for(
+            &http,
+            &format!("{api_url}/readyz"),
+            |body| {
+                serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
+                    v["datamarts"]
+                        .as_object()
+                        .is_some_and(|m| !m.is_empty() && m.values().all(|d| d["loaded"] == true))
+                })
+            },
+            "aurum-api",
+            &api,
+        )
+        .await;
+
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurum-dashboard"));
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--api-url",
+            &api_url,
+        ])
+        .args(dashboard_args)
+        .env_remove("AURUM_LISTEN")
+        .env_remove("AURUM_API_URL")
+        .env("RUST_LOG", "info");
+        let dashboard = Process::spawn(cmd, dir.path().join("dashboard.log"));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for(
+            &http,
+            &format!("{url}/healthz"),
+            |_| true,
+            "aurum-dashboard",
+            &dashboard,
+        )
+        .await;
+        Some(Stack {
+            api,
+            dashboard,
+            api_url,
+            url,
+            db_url,
+            dir,
+            http,
+        })
+    }
+
+    /// A client of the gold database.
+    pub async fn db(&self) -> Client {
+        connect(&self.db_url).await
+    }
+
+    /// Logs in through the dashboard's form; returns the `Cookie` header value.
+    pub async fn login(&self, user: (&str, &str, &str)) -> String {
+        let r = self
+            .http
+            .post(format!("{}/login", self.url))
+            .form(&[("username", user.0), ("password", user.1)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "login of {}", user.0);
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        set.split(';').next().unwrap().to_string()
+    }
+
+    /// GET `path` with `cookie`: status, headers, body.
+    pub async fn get(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self.http.get(format!("{}{}", self.url, path));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.unwrap())
+    }
+
+    /// PostgreSQL's own CSV of `query` (header line, `\n` line ends).
+    pub async fn pg_csv(&self, query: &str) -> String {
+        use futures::StreamExt;
+        let client = self.db().await;
+        let stream = client
+            .copy_out(&format!(
+                "COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let mut stream = std::pin::pin!(stream);
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A single number from SQL.
+    pub async fn count(&self, query: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(query, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+            .get(0)
+    }
+}
+
+/// Counts non-overlapping occurrences of `needle` in the part of `html` between
+/// `<svg id="{svg_id}"` and the next `</svg>`.
+pub fn count_in_svg(html: &str, svg_id: &str, needle: &str) -> usize {
+    let start = html
+        .find(&format!("<svg id=\"{svg_id}\""))
+        .unwrap_or_else(|| panic!("no svg #{svg_id}"));
+    let end = start + html[start..].find("</svg>").unwrap();
+    html[start..end].matches(needle).count()
+}
+
+/// CSV text with `\r\n` line ends turned into `\n`.
+pub fn unix_lines(csv: &str) -> String {
+    csv.replace("\r\n", "\n")
+}

@@ -1,0 +1,547 @@
+//! The dashboard over HTTP against the real API and a gold database loaded by the
+//! real job-runner: login and sessions, the overview's charts against the gold
+//! tables, filters, CSV downloads, the runs page, errors, health and shutdown.
+
+mod common;
+
+use common::{ADMIN, Stack, VIEWER, count_in_svg, unix_lines};
+
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The country with the most sales and the latest year, to filter by.
+async fn busiest(stack: &Stack) -> (String, i32) {
+    let db = stack.db().await;
+    let country: String = db
+        .query_one(
+            "SELECT country FROM gold_sales_country_year GROUP BY country \
+             ORDER BY sum(total_sales) DESC, country LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let year: i32 = db
+        .query_one("SELECT max(year) FROM gold_sales_country_year", &[])
+        .await
+        .unwrap()
+        .get(0);
+    (country, year)
+}
+
+fn data_counts(html: &str, svg_id: &str) -> u64 {
+    let start = html.find(&format!("<svg id=\"{svg_id}\"")).unwrap();
+    let end = start + html[start..].find("</svg>").unwrap();
+    html[start..end]
+        .split("data-count=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_overview_filters_csv_and_logout() {
+    let Some(stack) = Stack::start(&[]).await else {
+        return;
+    };
+
+    // Not logged in: every page sends to the login page.
+    let (status, headers, _) = stack.get("/", None).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/login");
+    let (status, _, body) = stack.get("/login", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"login-form\"") && body.contains("method=\"post\""));
+
+    // Wrong password: the form again, with a message and 401.
+    let r = stack
+        .http
+        .post(format!("{}/login", stack.url))
+        .form(&[("username", VIEWER.0), ("password", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Wrong user name or password")
+    );
+
+    // Right password: a session cookie that scripts cannot read, for every path.
+    let r = stack
+        .http
+        .post(format!("{}/login", stack.url))
+        .form(&[("username", VIEWER.0), ("password", VIEWER.1)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(set_cookie.contains(attr), "{attr} missing in {set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "Secure is opt-in: {set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+
+    // The overview: four accessible SVG charts drawing exactly the gold rows.
+    let (status, headers, html) = stack.get("/", Some(&cookie)).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(!html.contains("<script"), "the pages need no JavaScript");
+    for id in [
+        "top-products",
+        "monthly-sales",
+        "customer-lifetime",
+        "sales-country-year",
+    ] {
+        let tag = format!("<svg id=\"chart-{id}\" class=\"chart\" viewBox=\"0 0 640 ");
+        assert!(html.contains(&tag), "chart {id}");
+        assert!(html.contains(&format!("aria-labelledby=\"{id}-title {id}-desc\"")));
+        assert!(html.contains(&format!("<title id=\"{id}-title\">")));
+        assert!(
+            html.contains(&format!("id=\"table-{id}\"")),
+            "table view of {id}"
+        );
+        assert!(
+            html.contains(&format!("id=\"csv-{id}\"")),
+            "CSV link of {id}"
+        );
+    }
+    assert!(html.matches("role=\"img\"").count() >= 4);
+    let top_all = stack
+        .count("SELECT count(*) FROM gold_top_products WHERE scope = 'ALL'")
+        .await;
+    let months = stack.count("SELECT count(*) FROM gold_monthly_sales").await;
+    let cells = stack
+        .count("SELECT count(*) FROM gold_sales_country_year")
+        .await;
+    let customers = stack
+        .count("SELECT count(*) FROM gold_customer_lifetime_value")
+        .await;
+    assert!(top_all > 1 && months > 1 && cells > 1 && customers > 1);
+    assert_eq!(
+        count_in_svg(&html, "chart-top-products", "<rect class=\"bar\"") as i64,
+        top_all
+    );
+    assert_eq!(
+        count_in_svg(&html, "chart-monthly-sales", "<circle class=\"point\"") as i64,
+        months
+    );
+    assert_eq!(
+        count_in_svg(&html, "chart-sales-country-year", "<rect class=\"cell\"") as i64,
+        cells
+    );
+    assert_eq!(
+        data_counts(&html, "chart-customer-lifetime") as i64,
+        customers
+    );
+    // Growth bars: one per month that has a previous month, down for a fall.
+    let growth = stack
+        .count("SELECT count(*) FROM gold_monthly_sales WHERE mom_growth_pct IS NOT NULL")
+        .await;
+    let falls = stack
+        .count("SELECT count(*) FROM gold_monthly_sales WHERE mom_growth_pct < 0")
+        .await;
+    assert_eq!(
+        count_in_svg(&html, "chart-monthly-sales", "<rect class=\"growth") as i64,
+        growth
+    );
+    assert_eq!(
+        count_in_svg(
+            &html,
+            "chart-monthly-sales",
+            "<rect class=\"growth negative\""
+        ) as i64,
+        falls
+    );
+    // Headline figures equal the gold tables.
+    let db = stack.db().await;
+    let total: String = db
+        .query_one("SELECT to_char(sum(total_sales), 'FM999,999,999,999,990.00') FROM gold_sales_country_year", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        html.contains(&format!("id=\"total-sales\">{total}<")),
+        "total sales {total}"
+    );
+    assert!(html.contains(&format!("id=\"customers\">{}<", thousands(customers))));
+    // A viewer sees no runs link and no snapshot id.
+    assert!(!html.contains("href=\"/runs\""));
+
+    // Filters: a year and a country, in the URL, change every chart.
+    let (country, year) = busiest(&stack).await;
+    let query =
+        serde_urlencoded::to_string([("year", year.to_string()), ("country", country.clone())])
+            .unwrap();
+    let (status, _, filtered) = stack.get(&format!("/?{query}"), Some(&cookie)).await;
+    assert_eq!(status, 200);
+    let c = sql_text(&country);
+    let top_c = stack
+        .count(&format!(
+            "SELECT count(*) FROM gold_top_products WHERE scope = {c}"
+        ))
+        .await;
+    let months_y = stack
+        .count(&format!(
+            "SELECT count(*) FROM gold_monthly_sales WHERE extract(year FROM month) = {year}"
+        ))
+        .await;
+    let cells_f = stack
+        .count(&format!(
+            "SELECT count(*) FROM gold_sales_country_year WHERE year = {year} AND country = {c}"
+        ))
+        .await;
+    let customers_c = stack
+        .count(&format!(
+            "SELECT count(*) FROM gold_customer_lifetime_value WHERE country = {c}"
+        ))
+        .await;
+    assert_eq!(
+        count_in_svg(&filtered, "chart-top-products", "<rect class=\"bar\"") as i64,
+        top_c
+    );
+    assert_eq!(
+        count_in_svg(&filtered, "chart-monthly-sales", "<circle class=\"point\"") as i64,
+        months_y
+    );
+    assert_eq!(
+        count_in_svg(
+            &filtered,
+            "chart-sales-country-year",
+            "<rect class=\"cell\""
+        ) as i64,
+        cells_f
+    );
+    assert_eq!(
+        data_counts(&filtered, "chart-customer-lifetime") as i64,
+        customers_c
+    );
+    assert!(months_y < months && cells_f < cells && customers_c < customers);
+    assert!(filtered.contains(&format!("<option value=\"{year}\" selected>")));
+    // askama escapes `&` in attributes as `&#38;`.
+    assert!(filtered.contains(&format!(
+        "href=\"/csv/sales-country-year.csv?{}\"",
+        query.replace('&', "&#38;")
+    )));
+
+    // Each CSV is exactly its chart's rows, equal to the gold table.
+    let csv_cases = [
+        (
+            format!("/csv/sales-country-year.csv?{query}"),
+            format!(
+                "SELECT year, country, total_sales, total_quantity, transactions, customers \
+                 FROM gold_sales_country_year WHERE year = {year} AND country = {c} ORDER BY year, country COLLATE \"C\""
+            ),
+        ),
+        (
+            "/csv/sales-country-year.csv".to_string(),
+            "SELECT year, country, total_sales, total_quantity, transactions, customers \
+             FROM gold_sales_country_year ORDER BY year, country COLLATE \"C\""
+                .to_string(),
+        ),
+        (
+            format!("/csv/top-products.csv?{query}"),
+            format!(
+                "SELECT scope, rank, product_no, product_name, total_sales, total_quantity, transactions \
+                 FROM gold_top_products WHERE scope = {c} ORDER BY rank"
+            ),
+        ),
+        (
+            format!("/csv/monthly-sales.csv?{query}"),
+            format!(
+                "SELECT month, total_sales, total_quantity, transactions, customers, avg_transaction_value, \
+                 mom_growth_pct FROM gold_monthly_sales WHERE extract(year FROM month) = {year} ORDER BY month"
+            ),
+        ),
+        (
+            format!("/csv/top-customers.csv?{query}"),
+            format!(
+                "SELECT customer_no, first_name, last_name, country, first_purchase, last_purchase, transactions, \
+                 total_quantity, lifetime_value, avg_transaction_value, value_rank, value_quartile \
+                 FROM gold_customer_lifetime_value WHERE country = {c} ORDER BY value_rank LIMIT 10"
+            ),
+        ),
+    ];
+    for (path, sql) in &csv_cases {
+        let (status, headers, body) = stack.get(path, Some(&cookie)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        assert!(
+            headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment")
+        );
+        let expected = stack.pg_csv(sql).await;
+        assert!(expected.lines().count() > 1, "{sql} has rows");
+        assert_eq!(unix_lines(&body), expected, "{path} vs {sql}");
+    }
+    let (_, _, histogram) = stack
+        .get(
+            &format!("/csv/customer-lifetime-histogram.csv?{query}"),
+            Some(&cookie),
+        )
+        .await;
+    let binned: i64 = histogram
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(binned, customers_c);
+
+    // A bad filter is a friendly 400 page; an unknown CSV or page a 404 page.
+    let (status, _, body) = stack.get("/?year=20x4", Some(&cookie)).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("four digits") && body.contains("<html"));
+    assert_eq!(stack.get("/csv/nothing.csv", Some(&cookie)).await.0, 404);
+    let (status, _, body) = stack.get("/no/such/page", Some(&cookie)).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("No such page"));
+
+    // Runs are for admins.
+    let (status, _, body) = stack.get("/runs", Some(&cookie)).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("administrators"));
+    assert_eq!(stack.get("/csv/runs.csv", Some(&cookie)).await.0, 403);
+
+    // Logout is a POST that clears the cookie.
+    let r = stack
+        .http
+        .post(format!("{}/logout", stack.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login?loggedout=1");
+    let cleared = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("aurum_session=;") && cleared.contains("Max-Age=0"));
+    assert_eq!(
+        stack.get("/logout", Some(&cookie)).await.0,
+        405,
+        "logout is POST only"
+    );
+}
+
+fn thousands(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_runs_and_snapshots() {
+    let Some(stack) = Stack::start(&[]).await else {
+        return;
+    };
+    let cookie = stack.login(ADMIN).await;
+    let (status, _, html) = stack.get("/", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("href=\"/runs\""));
+    let db = stack.db().await;
+    let snapshot: String = db
+        .query_one(
+            "SELECT silver_snapshot_id FROM gold_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        html.contains(&snapshot),
+        "silver snapshot {snapshot} shown to admins"
+    );
+
+    let (status, _, runs) = stack.get("/runs", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    let total = stack.count("SELECT count(*) FROM gold_runs").await;
+    assert_eq!(
+        runs.matches("<tr class=\"succeeded\"").count() as i64
+            + runs.matches("<tr class=\"failed\"").count() as i64,
+        total.min(200)
+    );
+    // Newest first: the first row is the latest run.
+    let newest: String = db
+        .query_one(
+            "SELECT run_id FROM gold_runs ORDER BY finished_at DESC, run_id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let first_row = runs.find("<tr class=").unwrap();
+    let second_row = runs[first_row + 1..]
+        .find("<tr class=")
+        .map(|i| i + first_row + 1)
+        .unwrap_or(runs.len());
+    assert!(runs[first_row..second_row].contains(&newest));
+    let (status, _, csv) = stack.get("/csv/runs.csv", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().count() as i64, total.min(200) + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_or_forged_sessions_go_back_to_login_and_never_read_the_cache() {
+    let Some(stack) = Stack::start(&[]).await else {
+        return;
+    };
+    // A real viewer fills the cache.
+    let cookie = stack.login(VIEWER).await;
+    assert_eq!(stack.get("/", Some(&cookie)).await.0, 200);
+
+    // A token with valid-looking claims but a bad signature: the API says 401, the
+    // dashboard drops the cookie and asks for a login, and serves no cached data.
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = chrono::Utc::now().timestamp() + 600;
+    for role in ["viewer", "admin"] {
+        let forged = format!(
+            "{}.{}.{}",
+            b64(r#"{"typ":"JWT","alg":"HS256"}"#),
+            b64(&format!(
+                r#"{{"sub":"mallory","role":"{role}","iss":"aurum-api","aud":"aurum","iat":1,"exp":{exp}}}"#
+            )),
+            b64("not a signature")
+        );
+        let forged_cookie = format!("aurum_session={forged}");
+        for path in ["/", "/csv/sales-country-year.csv", "/runs"] {
+            let (status, headers, body) = stack.get(path, Some(&forged_cookie)).await;
+            if role == "viewer" && path == "/runs" {
+                assert_eq!(status, 403, "a viewer's claims never see runs");
+                continue;
+            }
+            assert_eq!(status, 303, "{role} {path}: {body}");
+            assert_eq!(headers["location"], "/login?expired=1");
+            assert!(
+                headers["set-cookie"]
+                    .to_str()
+                    .unwrap()
+                    .contains("Max-Age=0")
+            );
+            assert!(!body.contains("chart-"));
+        }
+    }
+    // An expired token goes to the login page without asking the API.
+    let expired = format!(
+        "aurum_session={}.{}.x",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(r#"{"sub":"vera","role":"viewer","exp":1}"#)
+    );
+    let (status, headers, _) = stack.get("/", Some(&expired)).await;
+    assert_eq!(
+        (status, headers["location"].to_str().unwrap()),
+        (303, "/login?expired=1")
+    );
+    // Garbage is "not logged in".
+    let (status, headers, _) = stack.get("/", Some("aurum_session=garbage")).await;
+    assert_eq!(
+        (status, headers["location"].to_str().unwrap()),
+        (303, "/login")
+    );
+    let (status, _, body) = stack.get("/login?expired=1", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Your session has ended"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_secure_cookie_and_graceful_shutdown() {
+    let Some(mut stack) = Stack::start(&["--cookie-secure", "--cache-ttl-secs", "0"]).await else {
+        return;
+    };
+    assert_eq!(stack.get("/healthz", None).await.0, 200);
+    assert_eq!(stack.get("/readyz", None).await.0, 200);
+    assert_eq!(stack.get("/static/style.css", None).await.0, 200);
+    let r = stack
+        .http
+        .post(format!("{}/login", stack.url))
+        .form(&[("username", VIEWER.0), ("password", VIEWER.1)])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .ends_with("; Secure")
+    );
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // The API goes away: not ready, and pages say so with a 502 page, not a panic.
+    assert!(stack.api.terminate().success());
+    let (status, _, body) = stack.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _, body) = stack.get("/", Some(&cookie)).await;
+    assert_eq!(status, 502);
+    assert!(body.contains("did not answer"));
+    let r = stack
+        .http
+        .post(format!("{}/login", stack.url))
+        .form(&[("username", VIEWER.0), ("password", VIEWER.1)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+
+    // SIGTERM: exit 0.
+    let status = stack.dashboard.terminate();
+    assert!(
+        status.success(),
+        "exit status {status:?}: {}",
+        stack.dashboard.log_text()
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aurum-dashboard"))
+        .args(["--api-url", "ftp://nowhere", "--listen", "127.0.0.1:0"])
+        .env_remove("AURUM_API_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .contains("--api-url"),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aurum-dashboard"))
+        .args(["--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
