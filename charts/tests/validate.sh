@@ -20,6 +20,10 @@
 #      building a workspace binary with --locked, running it as user 65532, the
 #      names and tag that the chart and docs/kubernetes.md use.
 #
+# With AURUM_API_BIN (and DATABASE_URL) and AURUM_DASHBOARD_BIN, runs those
+# binaries with the environment, files and init command of their Deployments:
+# the generated admin password logs in, the probe paths answer.
+#
 # With AURUM_OPERATOR_BIN (the aurum-operator binary), also runs the real
 # operator as its ServiceAccount on the quickstart release: it takes its Lease,
 # creates the ingest Job, writes status, finalizers and events, reads the
@@ -74,9 +78,13 @@ check() {
 section() { echo; echo "== $* ($((SECONDS - started)) s)"; }
 
 operator_pid=
+api_pid=
+dashboard_pid=
 cleanup() {
   set +e
-  [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null
+  for pid in "$operator_pid" "$api_pid" "$dashboard_pid"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  done
   "$helm" uninstall aurum -n "$ns_install" >/dev/null 2>&1
   # testenv/kube.sh runs no pvc-protection controller: nothing would ever
   # remove that finalizer from the StatefulSets' claims, and the namespaces
@@ -410,6 +418,15 @@ check "API, dashboard, PostgreSQL, HDFS and loader pods mount no API token" bash
     -o jsonpath='{range .items[*]}{.metadata.name}={.spec.template.spec.automountServiceAccountToken}{\"\\n\"}{end}' |
     tee /dev/stderr | awk '/=false$/ {n++} END {exit n != 6 || NR != 6}'"
 
+waits() { # waits DESCRIPTION SECONDS COMMAND...: polls until the command succeeds
+  local what=$1 secs=$2 _; shift 2
+  for _ in $(seq 1 $((secs * 2))); do
+    if "$@" > "$work/out" 2>&1; then pass "$what"; return; fi
+    sleep 0.5
+  done
+  fail "$what"; sed 's/^/     /' "$work/out" | tail -5
+}
+
 # ---------------------------------------------------------------------------
 # The real operator binary, configured from the applied Deployment's environment
 # and authenticated as its ServiceAccount (impersonated): what it does on the
@@ -443,14 +460,7 @@ PY
     exec "$AURUM_OPERATOR_BIN" $operator_args
   ) > "$work/operator.log" 2>&1 &
   operator_pid=$!
-  waits() { # waits DESCRIPTION SECONDS COMMAND...: polls until the command succeeds
-    local what=$1 secs=$2 _; shift 2
-    for _ in $(seq 1 $((secs * 2))); do
-      if "$@" > "$work/out" 2>&1; then pass "$what"; return; fi
-      sleep 0.5
-    done
-    fail "$what"; sed 's/^/     /' "$work/out" | tail -5
-  }
+
   waits "operator ready on /readyz" 60 curl -sf "http://127.0.0.1:$port/readyz"
   waits "it holds its leader Lease (aurum-operator, in the release namespace)" 60 bash -c "
     '$kubectl' -n '$ns_quick' get lease aurum-operator -o jsonpath='{.spec.holderIdentity}' | grep -q '^validate-operator'"
@@ -478,6 +488,86 @@ PY
 else
   echo
   echo "     (AURUM_OPERATOR_BIN not set: the real operator is not run as its ServiceAccount)"
+fi
+
+# ---------------------------------------------------------------------------
+# The real API and dashboard binaries, run with the environment, files and init
+# command of the applied Deployments (paths moved under a scratch root): the
+# generated admin password logs in, and the probes answer. The API needs a
+# PostgreSQL (DATABASE_URL; the tests' own), the dashboard that API.
+free_port() { local p=$1; while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done; echo "$p"; }
+deploy_env() { # deploy_env DEPLOYMENT: its container's plain NAME=VALUE environment
+  "$kubectl" -n "$ns_quick" get deploy "$1" \
+    -o jsonpath='{range .spec.template.spec.containers[0].env[?(@.value)]}{.name}={.value}{"\n"}{end}'
+}
+secret_value() { "$kubectl" -n "$ns_quick" get secret "$1" -o jsonpath="{.data.$2}" | base64 -d; }
+# run_with_env ENVFILE LOG COMMAND...: in the background, the chart's absolute
+# paths under $work/root.
+run_with_env() {
+  local envfile=$1 log=$2; shift 2
+  (
+    while IFS='=' read -r k v; do
+      [ -n "$k" ] || continue
+      case $v in /*) v=$work/root$v ;; esac
+      export "$k=$v"
+    done < "$envfile"
+    exec "$@"
+  ) > "$log" 2>&1 &
+  echo $!
+}
+if [ -n "${AURUM_API_BIN:-}" ] && [ -x "$AURUM_API_BIN" ] && [ -n "${DATABASE_URL:-}" ]; then
+  section "the API and dashboard binaries with the chart's configuration"
+  root=$work/root
+  mkdir -p "$root/etc/aurum/jwt" "$root/etc/aurum/admin" "$root/var/run/aurum/users" "$root/bin"
+  ln -sf "$(cd "$(dirname "$AURUM_API_BIN")" && pwd)/$(basename "$AURUM_API_BIN")" "$root/bin/aurum-api"
+  secret_value aurum-jwt jwt-secret > "$root/etc/aurum/jwt/jwt-secret"
+  secret_value aurum-api-admin password > "$root/etc/aurum/admin/password"
+  admin_user=$(secret_value aurum-api-admin username)
+  # The users-file init container's own command, paths under the scratch root.
+  init_script=$("$kubectl" -n "$ns_quick" get deploy aurum-api \
+    -o jsonpath='{.spec.template.spec.initContainers[0].command[2]}')
+  init_script=${init_script//\/etc\/aurum\//$root/etc/aurum/}
+  init_script=${init_script//\/var\/run\/aurum\//$root/var/run/aurum/}
+  check "users-file init container: hashes the generated admin password into a users line" bash -c "
+    PATH='$root/bin':\$PATH ADMIN_USERNAME='$admin_user' /bin/sh -ec '$init_script' &&
+    grep -qE '^$admin_user:\\\$argon2id\\\$[^:]+:admin\$' '$root/var/run/aurum/users/users'"
+  api_port=$(free_port 18100)
+  flight_port=$(free_port $((api_port + 1)))
+  deploy_env aurum-api | grep -v '^AURUM_LISTEN=\|^AURUM_FLIGHT_LISTEN=' > "$work/api.env"
+  echo "     aurum-api, environment from the Deployment: $(cut -d= -f1 "$work/api.env" | tr '\n' ' ')"
+  printf '%s\n' "AURUM_LISTEN=127.0.0.1:$api_port" "AURUM_FLIGHT_LISTEN=127.0.0.1:$flight_port" \
+    "DATABASE_URL=$DATABASE_URL" >> "$work/api.env"
+  api_pid=$(run_with_env "$work/api.env" "$work/api.log" "$AURUM_API_BIN")
+  waits "API /healthz answers 200 (the liveness probe)" 60 curl -sf "http://127.0.0.1:$api_port/healthz"
+  waits "API /readyz answers 200 (the readiness probe; PostgreSQL reachable)" 60 \
+    curl -sf "http://127.0.0.1:$api_port/readyz"
+  check "the generated admin logs in: POST /login gives a bearer token" bash -c "
+    curl -sf 'http://127.0.0.1:$api_port/login' -H 'Content-Type: application/json' \
+      -d \"{\\\"username\\\":\\\"$admin_user\\\",\\\"password\\\":\\\"\$(cat '$root/etc/aurum/admin/password')\\\"}\" |
+      grep -q '\"token_type\":\"bearer\"'"
+  check "a wrong password is refused (401)" bash -c "
+    [ \"\$(curl -s -o /dev/null -w '%{http_code}' 'http://127.0.0.1:$api_port/login' -H 'Content-Type: application/json' \
+      -d '{\"username\":\"$admin_user\",\"password\":\"not-the-password\"}')\" = 401 ]"
+  if [ -n "${AURUM_DASHBOARD_BIN:-}" ] && [ -x "$AURUM_DASHBOARD_BIN" ]; then
+    dash_port=$(free_port $((flight_port + 1)))
+    deploy_env aurum-dashboard | grep -v '^AURUM_LISTEN=\|^AURUM_API_URL=' > "$work/dashboard.env"
+    printf '%s\n' "AURUM_LISTEN=127.0.0.1:$dash_port" "AURUM_API_URL=http://127.0.0.1:$api_port" \
+      >> "$work/dashboard.env"
+    check "the dashboard's AURUM_API_URL is the API Service of the release" bash -c "
+      '$kubectl' -n '$ns_quick' get deploy aurum-dashboard -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name==\"AURUM_API_URL\")].value}' |
+        grep -qx 'http://aurum-api:8000'"
+    dashboard_pid=$(run_with_env "$work/dashboard.env" "$work/dashboard.log" "$AURUM_DASHBOARD_BIN")
+    waits "dashboard /healthz answers 200" 60 curl -sf "http://127.0.0.1:$dash_port/healthz"
+    waits "dashboard /readyz answers 200 (the API reachable)" 60 curl -sf "http://127.0.0.1:$dash_port/readyz"
+    kill "$dashboard_pid" 2>/dev/null || true
+  else
+    echo "     (AURUM_DASHBOARD_BIN not set: the dashboard binary is not run)"
+  fi
+  kill "$api_pid" 2>/dev/null || true
+  if [ "$failed" != 0 ]; then tail -5 "$work/api.log" | sed 's/^/     api: /'; fi
+else
+  echo
+  echo "     (AURUM_API_BIN or DATABASE_URL not set: the API and dashboard binaries are not run)"
 fi
 
 # ---------------------------------------------------------------------------
