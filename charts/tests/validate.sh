@@ -16,7 +16,9 @@
 #      privilege escalation and no capabilities;
 #   7. a real `helm install` then `helm upgrade`: the generated secrets (JWT key,
 #      admin password, PostgreSQL password and URL) are made once and kept;
-#   8. the Dockerfile, statically (check_images.py): a target per component
+#   8. the quickstart Hadoop configuration parses and names only properties that
+#      Hadoop's own *-default.xml know (jars from testenv/hdfs.sh's cache);
+#   9. the Dockerfile, statically (check_images.py): a target per component
 #      building a workspace binary with --locked, running it as user 65532, the
 #      names and tag that the chart and docs/kubernetes.md use.
 #
@@ -595,6 +597,33 @@ check "probes on /healthz and /readyz for the operator, API and dashboard" bash 
 check "API Service exposes REST :8000 and Flight SQL :50051; dashboard :8050" bash -c "
   [ \"\$('$kubectl' -n '$ns_quick' get svc aurum-api -o jsonpath='{.spec.ports[*].port}')\" = '8000 50051' ] &&
   [ \"\$('$kubectl' -n '$ns_quick' get svc aurum-dashboard -o jsonpath='{.spec.ports[*].port}')\" = 8050 ]"
+
+# ---------------------------------------------------------------------------
+section "the quickstart HDFS configuration"
+hadoop_lib=${AURUM_CACHE:-$HOME/.cache/aurum}/hdfs/lib
+if compgen -G "$hadoop_lib/hadoop-hdfs-[0-9]*.jar" >/dev/null; then
+  check "core-site.xml and hdfs-site.xml parse, and every property is one Hadoop knows" bash -c "
+    '$kubectl' -n '$ns_quick' get configmap aurum-hadoop-conf -o json | python3 -c '
+import glob, json, re, sys, zipfile
+import xml.etree.ElementTree as ET
+known = set()
+for jar in glob.glob(sys.argv[1] + \"/hadoop-*.jar\"):
+    with zipfile.ZipFile(jar) as z:
+        for n in z.namelist():
+            if n in (\"core-default.xml\", \"hdfs-default.xml\"):
+                known.update(re.findall(r\"<name>([^<]+)</name>\", z.read(n).decode()))
+data = json.load(sys.stdin)[\"data\"]
+bad = []
+for f in (\"core-site.xml\", \"hdfs-site.xml\"):
+    for p in ET.fromstring(data[f]).iter(\"property\"):
+        name = p.findtext(\"name\")
+        if name not in known: bad.append(f + \": unknown property \" + name)
+        else: print(\"     \" + f + \": \" + name + \" = \" + p.findtext(\"value\"))
+print(chr(10).join(bad)); sys.exit(1 if bad or len(known) < 500 else 0)' '$hadoop_lib'"
+  sed 's/^/ /' "$work/out" | grep '^      ' | head -20
+else
+  echo "     (no Hadoop jars in $hadoop_lib: run testenv/hdfs.sh once to check the property names)"
+fi
 
 # ---------------------------------------------------------------------------
 section "helm install and upgrade: generated secrets are made once"
