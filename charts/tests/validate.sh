@@ -99,7 +99,7 @@ cleanup() {
   done
   "$kubectl" delete ns "$ns_default" "$ns_quick" "$ns_cluster" "$ns_install" \
     --ignore-not-found --wait=false >/dev/null 2>&1
-  "$kubectl" delete clusterrole,clusterrolebinding -l app.kubernetes.io/part-of=aurum \
+  "$kubectl" delete clusterrole,clusterrolebinding "aurum-operator-$ns_cluster" \
     --ignore-not-found >/dev/null 2>&1
   if [ "$created_crds" = 1 ]; then
     "$kubectl" delete -f "$chart/crds/" --ignore-not-found --wait=false >/dev/null 2>&1
