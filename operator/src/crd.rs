@@ -536,6 +536,23 @@ pub struct DatamartStatus {
     pub duration_ms: Option<i64>,
 }
 
+/// A status that embeds the shared run state.
+pub trait HasRunState {
+    fn run_state_mut(&mut self) -> &mut RunState;
+}
+
+impl HasRunState for DataLakeStatus {
+    fn run_state_mut(&mut self) -> &mut RunState {
+        &mut self.state
+    }
+}
+
+impl HasRunState for DatamartStatus {
+    fn run_state_mut(&mut self) -> &mut RunState {
+        &mut self.state
+    }
+}
+
 /// Both CRDs as one multi-document YAML stream (what `crdgen` prints).
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     let mut out = String::new();

@@ -1,14 +1,15 @@
 //! DataLake reconciliation: ingest runs (feed then preprocess) and their status.
 
 use super::{
-    Context, Error, JobState, Result, apply_status, create_job, delete_job, observe_job, requeue_at,
+    Context, Error, JobState, Launch, Result, RunOwner, finish_reconcile, observe_job, requeue_at,
+    start_due_run,
 };
 use crate::crd::{DataLake, DataLakeStatus, RUN_NOW_ANNOTATION, RunOutcome, RunRecord, TableStats};
 use crate::job::datalake_job;
-use crate::plan::{PlanInput, consume, plan};
+use crate::plan::{PlanInput, plan};
 use crate::report::RunReport;
 use crate::schedule::Schedule;
-use crate::status::{finish_run, fmt_time, settle, start_run};
+use crate::status::{finish_run, fmt_time};
 use chrono::Utc;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
@@ -72,13 +73,21 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
         kind: KIND,
         name: lake.name_any(),
     })?;
-    let name = lake.name_any();
     let now = Utc::now();
     let generation = lake.metadata.generation;
     let policy = &lake.spec.run;
     let before = lake.status.clone().unwrap_or_default();
     let mut status = before.clone();
     let mut wake = None;
+    let owner = RunOwner {
+        obj: &*lake,
+        kind: KIND,
+        action: "Ingest",
+        ns: &ns,
+        policy,
+        generation,
+        now,
+    };
 
     let schedule = match &policy.schedule {
         Some(s) => Schedule::parse(s, policy.time_zone.as_deref()).map(Some),
@@ -143,63 +152,32 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
         wake = [wake, p.wake_at].into_iter().flatten().min();
         waiting = p.waiting.clone();
         if let Some(due) = p.due {
-            let active = status.state.active_run.clone();
-            let may_start = match &active {
-                None => true,
-                Some(a) if policy.concurrency_policy == crate::crd::ConcurrencyPolicy::Replace => {
-                    delete_job(&ctx.client, &ns, &a.job_name).await?;
-                    let mut r = a.clone();
-                    r.outcome = Some(RunOutcome::Replaced);
-                    ctx.count_finish(KIND, &r);
-                    finish_run(&mut status.state, r, policy, generation, now);
-                    true
-                }
-                Some(_) => false,
-            };
-            if may_start {
-                let job = datalake_job(&lake, &due.id);
-                let job_name = job.metadata.name.clone().unwrap_or_default();
-                create_job(&ctx.client, &ns, &job, &lake.uid().unwrap_or_default()).await?;
-                consume(&mut status.state, &due.mark);
-                let record = RunRecord {
-                    job_name: job_name.clone(),
-                    trigger: due.id.trigger.clone(),
-                    attempt: due.id.attempt,
-                    start_time: Some(fmt_time(now)),
-                    ..Default::default()
-                };
-                start_run(&mut status.state, record, generation, now);
-                ctx.count_start(KIND, &due.id.trigger);
-                let note = format!("ingest {job_name} started ({})", due.id.trigger);
-                ctx.event(&*lake, EventType::Normal, "RunStarted", "Ingest", note)
-                    .await;
-                tracing::info!(namespace = %ns, datalake = %name, job = %job_name, trigger = %due.id.trigger, "run started");
-                // Check the Job's deadline later.
-                let deadline = now + chrono::Duration::seconds(policy.run_deadline_seconds + 31);
-                wake = [wake, Some(deadline)].into_iter().flatten().min();
-            } else {
-                waiting = Some((
-                    "WaitingForActiveRun",
-                    "a run is due; concurrencyPolicy Forbid waits for the active run".into(),
-                ));
-            }
+            let job = datalake_job(&lake, &due.id);
+            start_due_run(
+                &ctx,
+                &owner,
+                &mut status.state,
+                Launch {
+                    due: &due,
+                    job: &job,
+                    record: RunRecord::default(),
+                },
+                &mut wake,
+                &mut waiting,
+            )
+            .await?;
         }
     }
 
-    settle(
-        &mut status.state,
-        policy.suspend,
+    finish_reconcile(
+        &ctx,
+        &owner,
+        &before,
+        status,
         invalid.as_deref(),
-        waiting.as_ref().map(|(r, m)| (*r, m.as_str())),
-        generation,
-        now,
-    );
-    if status != before {
-        apply_status(&ctx.client, &*lake, &status).await?;
-    }
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&crate::metrics::KindLabels { kind: KIND.into() })
-        .observe(timer.elapsed().as_secs_f64());
+        waiting.as_ref(),
+        timer,
+    )
+    .await?;
     Ok(requeue_at(wake, now))
 }

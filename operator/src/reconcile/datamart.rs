@@ -2,18 +2,18 @@
 //! re-runs on new snapshots, and the gold table's fate on deletion.
 
 use super::{
-    Context, Error, JobState, Result, apply_status, create_job, delete_job, kube_err, observe_job,
-    requeue_at,
+    Context, Error, JobState, Launch, Result, RunOwner, finish_reconcile, kube_err, observe_job,
+    requeue_at, start_due_run,
 };
 use crate::crd::{
-    ConcurrencyPolicy, DataLake, Datamart, DatamartStatus, DeletionPolicy, GOLD_FINALIZER,
-    RUN_NOW_ANNOTATION, RunOutcome, RunRecord,
+    DataLake, Datamart, DatamartStatus, DeletionPolicy, GOLD_FINALIZER, RUN_NOW_ANNOTATION,
+    RunOutcome, RunRecord,
 };
 use crate::job::datamart_job;
-use crate::plan::{PlanInput, SnapshotFacts, consume, plan};
+use crate::plan::{PlanInput, SnapshotFacts, plan};
 use crate::report::RunReport;
 use crate::schedule::Schedule;
-use crate::status::{finish_run, fmt_time, settle, start_run};
+use crate::status::{finish_run, fmt_time};
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -77,13 +77,21 @@ pub fn record_finished(
 async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Action> {
     let timer = std::time::Instant::now();
     ctx.count_reconcile(KIND);
-    let name = dm.name_any();
     let now = Utc::now();
     let generation = dm.metadata.generation;
     let policy = &dm.spec.run;
     let before = dm.status.clone().unwrap_or_default();
     let mut status = before.clone();
     let mut wake = None;
+    let owner = RunOwner {
+        obj: &*dm,
+        kind: KIND,
+        action: "Build",
+        ns: &ns,
+        policy,
+        generation,
+        now,
+    };
 
     let lakes: Api<DataLake> = Api::namespaced(ctx.client.clone(), &ns);
     let lake = lakes
@@ -160,64 +168,39 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
         wake = [wake, p.wake_at].into_iter().flatten().min();
         waiting = p.waiting.clone();
         if let Some(due) = p.due {
-            let may_start = match status.state.active_run.clone() {
-                None => true,
-                Some(a) if policy.concurrency_policy == ConcurrencyPolicy::Replace => {
-                    delete_job(&ctx.client, &ns, &a.job_name).await?;
-                    let mut r = a;
-                    r.outcome = Some(RunOutcome::Replaced);
-                    ctx.count_finish(KIND, &r);
-                    finish_run(&mut status.state, r, policy, generation, now);
-                    true
-                }
-                Some(_) => false,
-            };
-            if may_start {
-                let job = datamart_job(&dm, lake, &due.id, lake_snapshot.as_deref());
-                let job_name = job.metadata.name.clone().unwrap_or_default();
-                create_job(&ctx.client, &ns, &job, &dm.uid().unwrap_or_default()).await?;
-                consume(&mut status.state, &due.mark);
+            let job = datamart_job(&dm, lake, &due.id, lake_snapshot.as_deref());
+            let started = start_due_run(
+                &ctx,
+                &owner,
+                &mut status.state,
+                Launch {
+                    due: &due,
+                    job: &job,
+                    record: RunRecord {
+                        silver_snapshot_id: lake_snapshot.clone(),
+                        ..Default::default()
+                    },
+                },
+                &mut wake,
+                &mut waiting,
+            )
+            .await?;
+            if started {
                 status.attempted_snapshot_id = lake_snapshot.clone();
-                let record = RunRecord {
-                    job_name: job_name.clone(),
-                    trigger: due.id.trigger.clone(),
-                    attempt: due.id.attempt,
-                    start_time: Some(fmt_time(now)),
-                    silver_snapshot_id: lake_snapshot.clone(),
-                    ..Default::default()
-                };
-                start_run(&mut status.state, record, generation, now);
-                ctx.count_start(KIND, &due.id.trigger);
-                let note = format!("{job_name} started ({})", due.id.trigger);
-                ctx.event(&*dm, EventType::Normal, "RunStarted", "Build", note)
-                    .await;
-                tracing::info!(namespace = %ns, datamart = %name, job = %job_name, trigger = %due.id.trigger, "run started");
-                let deadline = now + chrono::Duration::seconds(policy.run_deadline_seconds + 31);
-                wake = [wake, Some(deadline)].into_iter().flatten().min();
-            } else {
-                waiting = Some((
-                    "WaitingForActiveRun",
-                    "a run is due; concurrencyPolicy Forbid waits for the active run".into(),
-                ));
             }
         }
     }
 
-    settle(
-        &mut status.state,
-        policy.suspend,
+    finish_reconcile(
+        &ctx,
+        &owner,
+        &before,
+        status,
         invalid.as_deref(),
-        waiting.as_ref().map(|(r, m)| (*r, m.as_str())),
-        generation,
-        now,
-    );
-    if status != before {
-        apply_status(&ctx.client, &*dm, &status).await?;
-    }
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&crate::metrics::KindLabels { kind: KIND.into() })
-        .observe(timer.elapsed().as_secs_f64());
+        waiting.as_ref(),
+        timer,
+    )
+    .await?;
     Ok(requeue_at(wake, now))
 }
 

@@ -4,11 +4,14 @@
 pub mod datalake;
 pub mod datamart;
 
-use crate::crd::{DataLake, Datamart, RunOutcome, RunPolicy, RunRecord};
+use crate::crd::{
+    ConcurrencyPolicy, DataLake, Datamart, HasRunState, RunOutcome, RunPolicy, RunRecord, RunState,
+};
 use crate::job::{FEED_CONTAINER, MAIN_CONTAINER};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics, RunLabels, TriggerLabels};
+use crate::plan::{DueRun, consume};
 use crate::report::RunReport;
-use crate::status::{fmt_time, from_time, parse_time};
+use crate::status::{finish_run, fmt_time, from_time, parse_time, settle, start_run};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -343,6 +346,126 @@ pub async fn create_job(client: &Client, ns: &str, job: &Job, owner_uid: &str) -
             source: e,
         }),
     }
+}
+
+/// The object a due run belongs to, as the run-starting logic sees it.
+pub struct RunOwner<'a, K> {
+    pub obj: &'a K,
+    /// `DataLake` or `Datamart`: the metrics label and the log field.
+    pub kind: &'static str,
+    /// The event action: `Ingest` for lakes, `Build` for datamarts.
+    pub action: &'static str,
+    pub ns: &'a str,
+    pub policy: &'a RunPolicy,
+    pub generation: Option<i64>,
+    pub now: DateTime<Utc>,
+}
+
+/// A due run, the Job that carries it out, and what the caller records about
+/// it beyond the Job (e.g. the silver snapshot a datamart build reads).
+pub struct Launch<'a> {
+    pub due: &'a DueRun,
+    pub job: &'a Job,
+    pub record: RunRecord,
+}
+
+/// Starts a due run as its Job, after replacing the active run when the
+/// policy is `Replace`. Returns whether it started; when it did,
+/// `wake` is moved up to the new Job's deadline, and when `Forbid` makes it
+/// wait for the active run, `waiting` says so.
+pub async fn start_due_run<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    owner: &RunOwner<'_, K>,
+    state: &mut RunState,
+    Launch { due, job, record }: Launch<'_>,
+    wake: &mut Option<DateTime<Utc>>,
+    waiting: &mut Option<(&'static str, String)>,
+) -> Result<bool> {
+    let RunOwner {
+        obj,
+        kind,
+        action,
+        ns,
+        policy,
+        generation,
+        now,
+    } = *owner;
+    match state.active_run.clone() {
+        None => {}
+        Some(active) if policy.concurrency_policy == ConcurrencyPolicy::Replace => {
+            delete_job(&ctx.client, ns, &active.job_name).await?;
+            let mut replaced = active;
+            replaced.outcome = Some(RunOutcome::Replaced);
+            ctx.count_finish(kind, &replaced);
+            finish_run(state, replaced, policy, generation, now);
+        }
+        Some(_) => {
+            *waiting = Some((
+                "WaitingForActiveRun",
+                "a run is due; concurrencyPolicy Forbid waits for the active run".into(),
+            ));
+            return Ok(false);
+        }
+    }
+    let job_name = job.name_any();
+    create_job(&ctx.client, ns, job, &obj.uid().unwrap_or_default()).await?;
+    consume(state, &due.mark);
+    let trigger = due.id.trigger.clone();
+    let record = RunRecord {
+        job_name: job_name.clone(),
+        trigger: trigger.clone(),
+        attempt: due.id.attempt,
+        start_time: Some(fmt_time(now)),
+        ..record
+    };
+    start_run(state, record, generation, now);
+    ctx.count_start(kind, &trigger);
+    let note = format!("{job_name} started ({trigger})");
+    ctx.event(obj, EventType::Normal, "RunStarted", action, note)
+        .await;
+    tracing::info!(namespace = %ns, kind, name = %obj.name_any(), job = %job_name, %trigger, "run started");
+    // Look at the Job again just after its deadline.
+    let deadline = now + chrono::Duration::seconds(policy.run_deadline_seconds + 31);
+    *wake = [*wake, Some(deadline)].into_iter().flatten().min();
+    Ok(true)
+}
+
+/// Ends a reconcile: settles the conditions, writes the status when it
+/// changed from `before`, and records the reconcile's duration.
+pub async fn finish_reconcile<K, S>(
+    ctx: &Context,
+    owner: &RunOwner<'_, K>,
+    before: &S,
+    mut status: S,
+    invalid: Option<&str>,
+    waiting: Option<&(&'static str, String)>,
+    started: std::time::Instant,
+) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: HasRunState + Serialize + PartialEq,
+{
+    settle(
+        status.run_state_mut(),
+        owner.policy.suspend,
+        invalid,
+        waiting.map(|(reason, message)| (*reason, message.as_str())),
+        owner.generation,
+        owner.now,
+    );
+    if status != *before {
+        apply_status(&ctx.client, owner.obj, &status).await?;
+    }
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&KindLabels {
+            kind: owner.kind.into(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Deletes a Job (and its pods) of a replaced run.
