@@ -543,6 +543,8 @@ if [ -n "${AURUM_API_BIN:-}" ] && [ -x "$AURUM_API_BIN" ] && [ -n "${DATABASE_UR
   waits "API /healthz answers 200 (the liveness probe)" 60 curl -sf "http://127.0.0.1:$api_port/healthz"
   waits "API /readyz answers 200 (the readiness probe; PostgreSQL reachable)" 60 \
     curl -sf "http://127.0.0.1:$api_port/readyz"
+  waits "API Flight SQL listens where AURUM_FLIGHT_LISTEN says (the flight-sql port)" 30 \
+    bash -c "exec 3<>/dev/tcp/127.0.0.1/$flight_port"
   check "the generated admin logs in: POST /login gives a bearer token" bash -c "
     curl -sf 'http://127.0.0.1:$api_port/login' -H 'Content-Type: application/json' \
       -d \"{\\\"username\\\":\\\"$admin_user\\\",\\\"password\\\":\\\"\$(cat '$root/etc/aurum/admin/password')\\\"}\" |
