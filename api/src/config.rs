@@ -130,6 +130,68 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, env = "AURUM_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+    /// PEM certificate chain: serve REST and Flight SQL over TLS (with --tls-key-file).
+    #[arg(long, env = "AURUM_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "AURUM_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Flight SQL options.
+    #[command(flatten)]
+    pub flight: FlightArgs,
+}
+
+/// Options of the Arrow Flight SQL endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct FlightArgs {
+    /// Address of the Arrow Flight SQL endpoint.
+    #[arg(
+        id = "flight_listen",
+        long = "flight-listen",
+        env = "AURUM_FLIGHT_LISTEN",
+        default_value = "0.0.0.0:50051"
+    )]
+    pub listen: SocketAddr,
+    /// Do not serve Arrow Flight SQL.
+    #[arg(
+        id = "flight_disabled",
+        long = "flight-disabled",
+        env = "AURUM_FLIGHT_DISABLED"
+    )]
+    pub disabled: bool,
+    /// Rows per Arrow record batch streamed to clients.
+    #[arg(
+        id = "flight_batch_rows",
+        long = "flight-batch-rows",
+        env = "AURUM_FLIGHT_BATCH_ROWS",
+        default_value_t = 8192
+    )]
+    pub batch_rows: usize,
+    /// Most rows one Flight SQL query may return (more fails the query).
+    #[arg(
+        id = "flight_max_rows",
+        long = "flight-max-rows",
+        env = "AURUM_FLIGHT_MAX_ROWS",
+        default_value_t = 10_000_000
+    )]
+    pub max_rows: u64,
+    /// PostgreSQL statement_timeout of a Flight SQL query, in seconds.
+    #[arg(
+        id = "flight_query_timeout_secs",
+        long = "flight-query-timeout-secs",
+        env = "AURUM_FLIGHT_QUERY_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub query_timeout_secs: u64,
+    /// Connections to PostgreSQL for Flight SQL queries (a pool apart from REST's, so
+    /// long analytical pulls cannot starve the REST API).
+    #[arg(
+        id = "flight_db_pool_size",
+        long = "flight-db-pool-size",
+        env = "AURUM_FLIGHT_DB_POOL_SIZE",
+        default_value_t = 4
+    )]
+    pub db_pool_size: usize,
 }
 
 /// A configuration that cannot work.
@@ -245,9 +307,49 @@ impl ServeArgs {
                 "--token-ttl-secs must be positive".into(),
             ));
         }
+        if self.flight.batch_rows == 0 || self.flight.batch_rows > 1_000_000 {
+            return Err(ConfigError::Invalid(
+                "--flight-batch-rows must be between 1 and 1000000".into(),
+            ));
+        }
+        if self.flight.db_pool_size == 0 {
+            return Err(ConfigError::Invalid(
+                "--flight-db-pool-size must be at least 1".into(),
+            ));
+        }
+        if self.flight.query_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "--flight-query-timeout-secs must be positive".into(),
+            ));
+        }
         if self.db_schema.is_empty() {
             return Err(ConfigError::Invalid("--db-schema must not be empty".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "aurum-api",
+            "--listen",
+            "127.0.0.1:1",
+            "--flight-listen",
+            "127.0.0.1:2",
+            "--flight-batch-rows",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(cli.serve.listen.port(), 1);
+        assert_eq!(cli.serve.flight.listen.port(), 2);
+        assert_eq!(cli.serve.flight.batch_rows, 10);
+        assert!(Cli::try_parse_from(["aurum-api", "--tls-cert-file", "c.pem"]).is_err());
     }
 }

@@ -5,7 +5,9 @@
 
 pub mod auth;
 pub mod config;
+pub mod flight;
 pub mod gold;
+pub mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -13,6 +15,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod users;
 
 use std::collections::HashMap;
@@ -43,6 +46,9 @@ pub enum StartError {
     /// The database URL is invalid (exit code 2).
     #[error("invalid DATABASE_URL: {0}")]
     DatabaseUrl(String),
+    /// The Flight SQL server failed.
+    #[error("Flight SQL server: {0}")]
+    Flight(String),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -56,7 +62,7 @@ pub enum StartError {
 impl StartError {
     /// Whether the failure is a usage/configuration error (exit code 2).
     pub fn is_config(&self) -> bool {
-        !matches!(self, StartError::Bind { .. })
+        !matches!(self, StartError::Bind { .. } | StartError::Flight(_))
     }
 }
 
@@ -188,7 +194,18 @@ async fn run_users_reloader(
     }
 }
 
-/// Runs the server until SIGTERM/SIGINT.
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Resolves when `rx` says shutdown started.
+async fn stopping(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Runs the REST server and the Flight SQL server until SIGTERM/SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
     args.validate()?;
     let material = args.key_material()?;
@@ -231,7 +248,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         ))
     });
     let app = routes::router(
-        state,
+        state.clone(),
         &routes::RouterOptions {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs),
@@ -243,13 +260,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
                 .collect(),
         },
     );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: args.listen,
-            source,
-        })?;
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tls::TlsFiles::load(cert, key)?),
+        _ => None,
+    };
+    let acceptor = tls.as_ref().map(tls::TlsFiles::acceptor).transpose()?;
+    let listener = bind(args.listen).await?;
     let local = listener.local_addr().unwrap_or(args.listen);
+    let flight = if args.flight.disabled {
+        None
+    } else {
+        let flight_pool = build_pool(&url, args.flight.db_pool_size)?;
+        let runner = flight::query::QueryRunner::new(
+            flight_pool.clone(),
+            flight::query::QueryLimits {
+                batch_rows: args.flight.batch_rows,
+                max_rows: args.flight.max_rows,
+                timeout: Duration::from_secs(args.flight.query_timeout_secs),
+            },
+        );
+        let service = flight::service::AurumFlightSql::new(state.clone(), runner)
+            .map_err(|e| StartError::Flight(e.message().to_string()))?;
+        let flight_listener = bind(args.flight.listen).await?;
+        Some((flight_listener, service, flight_pool))
+    };
 
     // First load before accepting traffic, bounded so a down database does not block start-up.
     let loaded = tokio::time::timeout(Duration::from_secs(30), gold.refresh_all(&pool)).await;
@@ -262,24 +296,60 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         Duration::from_millis(args.refresh_interval_ms.max(50)),
         stop_rx,
     ));
-    tracing::info!(addr = %local, "listening on http://{local}");
-    server::serve(
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local, "listening on {scheme}://{local}");
+    // One signal stops both servers.
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let rest = server::serve(
         listener,
         app,
         server::ServerOptions {
             max_header_bytes: args.max_header_bytes,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
-            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            shutdown_grace: grace,
         },
-        shutdown_signal(),
-    )
-    .await;
+        acceptor,
+        stopping(shutdown_rx.clone()),
+    );
+    let (flight_result, flight_pool) = match flight {
+        None => {
+            rest.await;
+            (Ok(()), None)
+        }
+        Some((flight_listener, service, flight_pool)) => {
+            let flight_addr = flight_listener.local_addr().unwrap_or(args.flight.listen);
+            let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+            tracing::info!(addr = %flight_addr, "Flight SQL listening on {scheme}://{flight_addr}");
+            let flight = flight::serve(
+                flight_listener,
+                state.clone(),
+                service,
+                tls.as_ref(),
+                stopping(shutdown_rx.clone()),
+                grace,
+            );
+            let ((), result) = tokio::join!(rest, flight);
+            (result, Some(flight_pool))
+        }
+    };
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     if let Some(r) = users_reloader {
         let _ = r.await;
     }
     pool.close();
+    if let Some(p) = flight_pool {
+        p.close();
+    }
+    if let Err(e) = flight_result {
+        tracing::error!(error = %e, "Flight SQL server failed");
+        return Err(StartError::Flight(e.to_string()));
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics in the text exposition format: requests by route and status,
-//! a latency histogram per route, pool usage and datamart freshness.
+//! a latency histogram per route, Flight SQL calls by method and status code, pool usage and datamart freshness.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -28,8 +28,41 @@ struct RouteStats {
 }
 
 #[derive(Default)]
+struct FlightMethodStats {
+    calls: HashMap<&'static str, u64>,
+    latency: Histogram,
+}
+
+#[derive(Default)]
 struct Inner {
     routes: HashMap<String, RouteStats>,
+    flight: HashMap<&'static str, FlightMethodStats>,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        self.count += 1;
+        self.sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name` with `labels`.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{b}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 /// Process-wide metrics.
@@ -42,6 +75,8 @@ pub struct Metrics {
     pub login_rate_limited: AtomicU64,
     /// Successful logins.
     pub login_successes: AtomicU64,
+    /// Rows streamed to Flight SQL clients.
+    flight_rows: AtomicU64,
 }
 
 /// Pool state at scrape time.
@@ -89,14 +124,22 @@ impl Metrics {
             .requests
             .entry((method_label(method), status))
             .or_insert(0) += 1;
-        let h = &mut stats.latency;
-        h.count += 1;
-        h.sum += secs;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
-        }
+        stats.latency.observe(secs);
+    }
+
+    /// Records one finished Flight call: its gRPC method (e.g. `DoGet`), its status
+    /// code name (e.g. `Ok`, `Unauthenticated`) and its duration (for streams, until
+    /// the last message).
+    pub fn observe_flight(&self, method: &'static str, code: &'static str, elapsed: Duration) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = inner.flight.entry(method).or_default();
+        *stats.calls.entry(code).or_insert(0) += 1;
+        stats.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts rows streamed to Flight SQL clients.
+    pub fn flight_rows(&self, rows: u64) {
+        self.flight_rows.fetch_add(rows, Ordering::Relaxed);
     }
 
     /// Renders the text exposition format.
@@ -125,28 +168,35 @@ impl Metrics {
         let mut lat: Vec<_> = inner.routes.iter().map(|(r, s)| (r, &s.latency)).collect();
         lat.sort_by(|a, b| a.0.cmp(b.0));
         for (route, h) in lat {
-            let r = escape(route);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "aurum_api_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "aurum_api_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
-                h.count
+            h.render(
+                &mut out,
+                "aurum_api_request_duration_seconds",
+                &format!("route=\"{}\"", escape(route)),
             );
+        }
+        out.push_str("# HELP aurum_api_flight_calls_total Arrow Flight SQL calls by gRPC method and status code.\n");
+        out.push_str("# TYPE aurum_api_flight_calls_total counter\n");
+        let mut calls: Vec<_> = inner
+            .flight
+            .iter()
+            .flat_map(|(m, st)| st.calls.iter().map(move |(c, n)| (*m, *c, *n)))
+            .collect();
+        calls.sort();
+        for (m, c, n) in calls {
             let _ = writeln!(
                 out,
-                "aurum_api_request_duration_seconds_sum{{route=\"{r}\"}} {}",
-                h.sum
+                "aurum_api_flight_calls_total{{method=\"{m}\",code=\"{c}\"}} {n}"
             );
-            let _ = writeln!(
-                out,
-                "aurum_api_request_duration_seconds_count{{route=\"{r}\"}} {}",
-                h.count
+        }
+        out.push_str("# HELP aurum_api_flight_call_duration_seconds Arrow Flight SQL call duration by gRPC method (streams: until the last message).\n");
+        out.push_str("# TYPE aurum_api_flight_call_duration_seconds histogram\n");
+        let mut flight: Vec<_> = inner.flight.iter().collect();
+        flight.sort_by_key(|(m, _)| **m);
+        for (m, st) in flight {
+            st.latency.render(
+                &mut out,
+                "aurum_api_flight_call_duration_seconds",
+                &format!("method=\"{m}\""),
             );
         }
         drop(inner);
@@ -187,8 +237,13 @@ impl Metrics {
             ),
             (
                 "aurum_api_login_successes_total",
-                "Successful logins.",
+                "Successful logins (REST and Flight SQL handshakes).",
                 &self.login_successes,
+            ),
+            (
+                "aurum_api_flight_rows_total",
+                "Rows streamed to Arrow Flight SQL clients.",
+                &self.flight_rows,
             ),
         ] {
             let _ = writeln!(

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,6 +20,7 @@ use crate::gold::params::{PageRequest, QueryParams};
 use crate::gold::snapshot::fnv1a;
 use crate::gold::store::{Slot, quote_ident};
 use crate::gold::tables::Datamart;
+use crate::login::{LoginError, retry_after_secs};
 use crate::metrics::PoolStats;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -123,8 +123,7 @@ fn parse_credentials(headers: &HeaderMap, body: &[u8]) -> Result<(String, String
 }
 
 fn too_many(wait: Duration) -> Problem {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let secs = secs.max(1);
+    let secs = retry_after_secs(wait);
     Problem::new(
         StatusCode::TOO_MANY_REQUESTS,
         "too-many-login-failures",
@@ -162,51 +161,17 @@ pub async fn login(
         Problem::new(status, "bad-body", e.body_text())
     })?;
     let (username, password) = parse_credentials(&headers, &body)?;
-    let ip = peer.ip();
-    let now = Instant::now();
-    let blocked = [
-        state.login_user_limiter.blocked_for(&username, now),
-        state.login_ip_limiter.blocked_for(&ip, now),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(wait) = blocked {
-        state
-            .metrics
-            .login_rate_limited
-            .fetch_add(1, Ordering::Relaxed);
-        return Err(too_many(wait));
-    }
-    let permit = state
-        .hash_permits
-        .acquire()
+    let issued = crate::login::login(&state, &username, password, peer.ip())
         .await
-        .map_err(|_| Problem::unavailable("shutting down", 1))?;
-    let users = state.users();
-    let user = username.clone();
-    let role = tokio::task::spawn_blocking(move || users.verify(&user, &password))
-        .await
-        .map_err(|_| Problem::internal("password check failed"))?;
-    drop(permit);
-    let Some(role) = role else {
-        state
-            .login_user_limiter
-            .record_failure(&username, Instant::now());
-        state.login_ip_limiter.record_failure(&ip, Instant::now());
-        state.metrics.login_failures.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%ip, "failed login");
-        return Err(unauthorized(None, "wrong user name or password"));
-    };
-    state.login_user_limiter.clear(&username);
-    let (token, expires_in) = state.keys.issue(&username, role).map_err(|e| {
-        tracing::error!(error = %e, "cannot issue token");
-        Problem::unavailable("this instance cannot issue tokens", 60)
-    })?;
-    state
-        .metrics
-        .login_successes
-        .fetch_add(1, Ordering::Relaxed);
+        .map_err(|e| match e {
+            LoginError::RateLimited(wait) => too_many(wait),
+            LoginError::WrongCredentials => unauthorized(None, "wrong user name or password"),
+            LoginError::Unavailable => Problem::unavailable("shutting down", 1),
+            LoginError::CannotIssue => {
+                Problem::unavailable("this instance cannot issue tokens", 60)
+            }
+        })?;
+    let (token, expires_in) = (issued.token, issued.expires_in);
     let mut resp = axum::Json(TokenResponse {
         access_token: token,
         token_type: "bearer".into(),

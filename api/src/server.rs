@@ -1,4 +1,5 @@
-//! The HTTP/1.1 server: header size limit, header read timeout, graceful shutdown.
+//! The HTTP/1.1 server: header size limit, header read timeout, optional TLS,
+//! graceful shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,8 +9,10 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// Server limits.
@@ -23,11 +26,34 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains connections.
+/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
+async fn serve_connection<IO>(
+    builder: hyper::server::conn::http1::Builder,
+    io: IO,
+    app: Router,
+    peer: SocketAddr,
+    watcher: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+    });
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` resolves, then
+/// drains connections.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     opts: ServerOptions,
+    tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -54,18 +80,28 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(builder, stream, app, peer, watcher));
             }
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let handshake_timeout = opts.header_read_timeout;
+                tokio::spawn(async move {
+                    // The TLS handshake counts against the header read timeout, so a
+                    // client that never finishes it cannot hold a task forever.
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            serve_connection(builder, tls_stream, app, peer, watcher).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
