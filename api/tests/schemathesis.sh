@@ -63,6 +63,7 @@ port=18500
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 RUST_LOG=warn "$bin" --listen "127.0.0.1:$port" --database-url "$url" \
   --users-file "$work/users" --jwt-secret-file "$work/secret" --token-ttl-secs 3600 \
+  --flight-listen 127.0.0.1:0 \
   2> "$work/api.log" &
 api_pid=$!
 base="http://127.0.0.1:$port"

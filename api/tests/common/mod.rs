@@ -285,6 +285,8 @@ pub const ADMIN: TestUser = TestUser {
 pub struct Api {
     child: Child,
     pub base: String,
+    /// `host:port` of the Flight SQL endpoint.
+    pub flight_addr: String,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
     pub http: reqwest::Client,
@@ -325,10 +327,14 @@ impl Api {
         let secret = dir.path().join("secret");
         std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
         let port = free_port();
+        let flight_port = free_port();
         let log = dir.path().join("api.log");
         let mut args: Vec<String> = vec![
             "--listen".into(),
             format!("127.0.0.1:{port}"),
+            // Each test's API gets a Flight SQL port of its own (tests run in parallel).
+            "--flight-listen".into(),
+            format!("127.0.0.1:{flight_port}"),
             "--database-url".into(),
             db_url.into(),
             "--users-file".into(),
@@ -343,6 +349,7 @@ impl Api {
         let api = Api {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            flight_addr: format!("127.0.0.1:{flight_port}"),
             dir,
             log,
             http: reqwest::Client::builder().build().unwrap(),
@@ -456,6 +463,8 @@ pub fn spawn_api(args: &[String], env: &[(&str, &str)], log: &Path) -> Child {
     cmd.args(args)
         .env_remove("DATABASE_URL")
         .env_remove("AURUM_JWT_SECRET")
+        // Never the shared default port 50051 (tests run in parallel); --flight-listen wins.
+        .env("AURUM_FLIGHT_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

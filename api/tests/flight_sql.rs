@@ -1,0 +1,941 @@
+//! Arrow Flight SQL against the real `aurum-api` binary and a real PostgreSQL loaded
+//! by the real job-runner: handshake, listings, full-table reads equal to the gold
+//! tables, prepared statements with parameters, and every rejection.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{Array, RecordBatch};
+use arrow_cast::display::array_value_to_string;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{
+    CommandGetDbSchemas, CommandGetTables, CommandStatementQuery, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{FlightDescriptor, FlightInfo, Ticket};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use common::{ADMIN, Api, Env, SECRET, TestUser, VIEWER};
+use futures::TryStreamExt;
+use prost::Message;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+fn require_job_runner() {
+    assert!(
+        common::job_runner().is_some(),
+        "the Flight SQL tests read gold tables built by the real job-runner: \
+         set AURUM_JOB_RUNNER_BIN (cargo build -p aurum-job-runner)"
+    );
+}
+
+async fn start(extra: &[&str]) -> Env {
+    require_job_runner();
+    Env::start(extra).await
+}
+
+async fn channel(api: &Api) -> Channel {
+    Channel::from_shared(format!("http://{}", api.flight_addr))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to Flight SQL: {e}: {}", api.log_text()))
+}
+
+async fn client(api: &Api) -> FlightSqlServiceClient<Channel> {
+    FlightSqlServiceClient::new(channel(api).await)
+}
+
+async fn logged_in(api: &Api, user: &TestUser) -> FlightSqlServiceClient<Channel> {
+    let mut c = client(api).await;
+    c.handshake(user.name, user.password)
+        .await
+        .unwrap_or_else(|e| panic!("handshake as {}: {e}", user.name));
+    c
+}
+
+async fn fetch(c: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("endpoint has a ticket");
+        let stream = c.do_get(ticket).await.expect("do_get");
+        batches.extend(stream.try_collect::<Vec<_>>().await.expect("read batches"));
+    }
+    batches
+}
+
+async fn query(c: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
+    let info = c
+        .execute(sql.to_string(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    fetch(c, info).await
+}
+
+/// Every value of the batches as text (NULL as `None`), row by row.
+fn rows_as_text(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    let mut rows = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .map(|c| (!c.is_null(r)).then(|| array_value_to_string(c, r).unwrap()))
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// The same rows from PostgreSQL, every column cast to text there.
+async fn pg_rows_as_text(
+    db: &common::TestDb,
+    table: &str,
+    columns: &[&str],
+    order: &str,
+) -> Vec<Vec<Option<String>>> {
+    let client = db.client().await;
+    let select: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+    let sql = format!("SELECT {} FROM {table} ORDER BY {order}", select.join(", "));
+    client
+        .query(&sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (0..columns.len()).map(|i| row.get(i)).collect())
+        .collect()
+}
+
+/// The status of a GetFlightInfo for `sql`, sent with raw metadata (bypassing the
+/// client's own token handling).
+async fn statement_status(api: &Api, token: Option<&str>, sql: &str) -> Result<FlightInfo, Status> {
+    let mut raw = FlightServiceClient::new(channel(api).await);
+    let cmd = CommandStatementQuery {
+        query: sql.to_string(),
+        transaction_id: None,
+    };
+    let mut req = tonic::Request::new(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
+    if let Some(t) = token {
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    raw.get_flight_info(req).await.map(|r| r.into_inner())
+}
+
+async fn flight_token(api: &Api, user: &TestUser) -> String {
+    let mut c = client(api).await;
+    let payload = c.handshake(user.name, user.password).await.unwrap();
+    String::from_utf8(payload.to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_issues_the_same_jwt_as_login() {
+    let env = start(&[]).await;
+    let token = flight_token(&env.api, &VIEWER).await;
+    // The REST API accepts it as one of its own...
+    let r = env.api.get("/gold/customer-lifetime?limit=1", &token).await;
+    assert_eq!(r.status(), 200);
+    // ...and it carries the same claims /login issues.
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_audience(&[common::AUDIENCE]);
+    v.set_issuer(&[common::ISSUER]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &v,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], VIEWER.name);
+    assert_eq!(claims["role"], "viewer");
+    let rest = env.api.login(&VIEWER).await;
+    let rest_claims = jsonwebtoken::decode::<serde_json::Value>(
+        &rest,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &v,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(
+        rest_claims["exp"].as_i64().unwrap() - rest_claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap()
+    );
+    // A token from /login works for Flight SQL too.
+    assert!(
+        statement_status(
+            &env.api,
+            Some(&rest),
+            "SELECT 1 AS one FROM gold_monthly_sales LIMIT 1"
+        )
+        .await
+        .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_calls_are_refused() {
+    let env = start(&[]).await;
+    // Wrong password, unknown user: Unauthenticated, nothing issued.
+    for (user, password) in [(VIEWER.name, "wrong"), ("nobody", VIEWER.password)] {
+        let mut c = client(&env.api).await;
+        let err = c.handshake(user, password).await.unwrap_err().to_string();
+        assert!(
+            err.contains("valid authentication credentials") && err.contains("wrong user name"),
+            "{user}: {err}"
+        );
+    }
+    let sql = "SELECT * FROM gold_monthly_sales";
+    // No token at all.
+    let st = statement_status(&env.api, None, sql).await.unwrap_err();
+    assert_eq!(st.code(), Code::Unauthenticated, "{st:?}");
+    // A forged, an expired and a wrong-algorithm token.
+    let mut expired = common::claims(VIEWER.name, "viewer");
+    expired["iat"] = (common::now() - 600).into();
+    expired["exp"] = (common::now() - 300).into();
+    for token in [
+        "not-a-jwt".to_string(),
+        common::sign_hs(
+            jsonwebtoken::Algorithm::HS256,
+            b"another-secret-another-secret-another",
+            &common::claims(VIEWER.name, "viewer"),
+        ),
+        common::sign_hs(jsonwebtoken::Algorithm::HS256, SECRET.as_bytes(), &expired),
+        common::sign_hs(
+            jsonwebtoken::Algorithm::HS384,
+            SECRET.as_bytes(),
+            &common::claims(VIEWER.name, "viewer"),
+        ),
+    ] {
+        let st = statement_status(&env.api, Some(&token), sql)
+            .await
+            .unwrap_err();
+        assert_eq!(st.code(), Code::Unauthenticated, "{token}: {st:?}");
+    }
+    // Listings need a token too.
+    let mut c = client(&env.api).await;
+    let err = c.get_catalogs().await.unwrap_err().to_string();
+    assert!(err.contains("valid authentication credentials"), "{err}");
+    // A valid token signed with the test secret passes.
+    let good = common::sign_hs(
+        jsonwebtoken::Algorithm::HS256,
+        SECRET.as_bytes(),
+        &common::claims(VIEWER.name, "viewer"),
+    );
+    assert!(statement_status(&env.api, Some(&good), sql).await.is_ok());
+}
+
+fn gold_names(batches: &[RecordBatch]) -> Vec<String> {
+    rows_as_text(batches)
+        .into_iter()
+        .map(|r| r[2].clone().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_show_the_gold_tables_and_runs_to_admins() {
+    let env = start(&[]).await;
+    let mut viewer = logged_in(&env.api, &VIEWER).await;
+
+    let info = viewer.get_catalogs().await.unwrap();
+    let catalogs = rows_as_text(&fetch(&mut viewer, info).await);
+    assert_eq!(catalogs, vec![vec![Some("aurum".to_string())]]);
+
+    let info = viewer
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: None,
+        })
+        .await
+        .unwrap();
+    let schemas = rows_as_text(&fetch(&mut viewer, info).await);
+    assert_eq!(
+        schemas,
+        vec![vec![Some("aurum".to_string()), Some("public".to_string())]]
+    );
+
+    let tables_cmd = CommandGetTables {
+        catalog: None,
+        db_schema_filter_pattern: None,
+        table_name_filter_pattern: None,
+        table_types: vec![],
+        include_schema: true,
+    };
+    let info = viewer.get_tables(tables_cmd.clone()).await.unwrap();
+    let batches = fetch(&mut viewer, info).await;
+    let mut names = gold_names(&batches);
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "gold_customer_lifetime_value",
+            "gold_monthly_sales",
+            "gold_sales_country_year",
+            "gold_top_products"
+        ]
+    );
+    // The schema of each table is the one a query returns, with the contract's types.
+    let batch = &batches[0];
+    let schema_col = batch
+        .column_by_name("table_schema")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::BinaryArray>()
+        .unwrap();
+    let name_col = batch
+        .column_by_name("table_name")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap();
+    let clv = (0..batch.num_rows())
+        .find(|i| name_col.value(*i) == "gold_customer_lifetime_value")
+        .unwrap();
+    let schema = arrow_ipc::convert::try_schema_from_ipc_buffer(schema_col.value(clv)).unwrap();
+    let types: Vec<(String, DataType)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    assert_eq!(types[0], ("customer_no".into(), DataType::Utf8));
+    assert_eq!(types[4], ("first_purchase".into(), DataType::Date32));
+    assert_eq!(types[6], ("transactions".into(), DataType::Int64));
+    assert_eq!(
+        types[8],
+        ("lifetime_value".into(), DataType::Decimal128(18, 2))
+    );
+    assert_eq!(types[10], ("value_rank".into(), DataType::Int32));
+
+    // A name filter, as generic clients send it.
+    let info = viewer
+        .get_tables(CommandGetTables {
+            table_name_filter_pattern: Some("%lifetime%".into()),
+            include_schema: false,
+            ..tables_cmd.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        gold_names(&fetch(&mut viewer, info).await),
+        ["gold_customer_lifetime_value"]
+    );
+
+    // Admins also see gold_runs.
+    let mut admin = logged_in(&env.api, &ADMIN).await;
+    let info = admin.get_tables(tables_cmd).await.unwrap();
+    let names = gold_names(&fetch(&mut admin, info).await);
+    assert_eq!(names.len(), 5);
+    assert!(names.contains(&"gold_runs".to_string()));
+
+    // SqlInfo names the server and says it is read-only.
+    let info = viewer
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+        ])
+        .await
+        .unwrap();
+    let info_rows = fetch(&mut viewer, info).await;
+    assert_eq!(
+        info_rows.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        2
+    );
+    let text = format!("{:?}", rows_as_text(&info_rows));
+    assert!(text.contains("Aurum"), "{text}");
+
+    let info = viewer.get_table_types().await.unwrap();
+    assert_eq!(
+        rows_as_text(&fetch(&mut viewer, info).await),
+        vec![vec![Some("TABLE".to_string())]]
+    );
+}
+
+const CLV_COLUMNS: [&str; 12] = [
+    "customer_no",
+    "first_name",
+    "last_name",
+    "country",
+    "first_purchase",
+    "last_purchase",
+    "transactions",
+    "total_quantity",
+    "lifetime_value",
+    "avg_transaction_value",
+    "value_rank",
+    "value_quartile",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_tables_equal_postgres_row_for_row() {
+    // Small batches: the result must arrive as several of them.
+    let env = start(&["--flight-batch-rows", "16"]).await;
+    let mut c = logged_in(&env.api, &VIEWER).await;
+
+    let batches = query(
+        &mut c,
+        "SELECT * FROM gold_customer_lifetime_value ORDER BY customer_no",
+    )
+    .await;
+    assert!(batches.len() > 1, "one batch only");
+    assert!(batches.iter().all(|b| b.num_rows() <= 16));
+    let schema = batches[0].schema();
+    let want = Schema::new(vec![
+        Field::new("customer_no", DataType::Utf8, true),
+        Field::new("first_name", DataType::Utf8, true),
+        Field::new("last_name", DataType::Utf8, true),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("first_purchase", DataType::Date32, true),
+        Field::new("last_purchase", DataType::Date32, true),
+        Field::new("transactions", DataType::Int64, true),
+        Field::new("total_quantity", DataType::Int64, true),
+        Field::new("lifetime_value", DataType::Decimal128(18, 2), true),
+        Field::new("avg_transaction_value", DataType::Decimal128(18, 2), true),
+        Field::new("value_rank", DataType::Int32, true),
+        Field::new("value_quartile", DataType::Int32, true),
+    ]);
+    assert_eq!(schema.as_ref(), &want);
+    let got = rows_as_text(&batches);
+    let expected = pg_rows_as_text(
+        &env.db,
+        "gold_customer_lifetime_value",
+        &CLV_COLUMNS,
+        "customer_no",
+    )
+    .await;
+    assert!(expected.len() > 16, "too few customers: {}", expected.len());
+    assert_eq!(got.len(), expected.len());
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(g, e, "row {i}");
+    }
+
+    // numeric(12,2) with NULLs, dates.
+    let batches = query(&mut c, "SELECT * FROM gold_monthly_sales ORDER BY month").await;
+    assert_eq!(
+        batches[0].schema().field(6).data_type(),
+        &DataType::Decimal128(12, 2)
+    );
+    let expected = pg_rows_as_text(
+        &env.db,
+        "gold_monthly_sales",
+        &[
+            "month",
+            "total_sales",
+            "total_quantity",
+            "transactions",
+            "customers",
+            "avg_transaction_value",
+            "mom_growth_pct",
+        ],
+        "month",
+    )
+    .await;
+    assert!(expected.iter().any(|r| r[6].is_none()), "no NULL growth");
+    assert_eq!(rows_as_text(&batches), expected);
+
+    // Aggregates: sums of numeric(18,2) stay exact.
+    let batches = query(
+        &mut c,
+        "SELECT country, sum(lifetime_value) AS total, count(*) AS n \
+         FROM gold_customer_lifetime_value GROUP BY country ORDER BY country",
+    )
+    .await;
+    let client = env.db.client().await;
+    let pg = client
+        .query(
+            "SELECT country, sum(lifetime_value)::numeric(38,10)::text, count(*)::text \
+             FROM gold_customer_lifetime_value GROUP BY country ORDER BY country",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got = rows_as_text(&batches);
+    assert_eq!(got.len(), pg.len());
+    for (g, row) in got.iter().zip(&pg) {
+        let (country, total, n): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(g, &vec![Some(country), Some(total), Some(n)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_read_gold_runs_with_utc_timestamps() {
+    let env = start(&[]).await;
+    let mut admin = logged_in(&env.api, &ADMIN).await;
+    let batches = query(
+        &mut admin,
+        "SELECT datamart, run_id, finished_at, rows_written FROM gold_runs ORDER BY datamart, run_id",
+    )
+    .await;
+    assert_eq!(
+        batches[0].schema().field(2).data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    let client = env.db.client().await;
+    let pg = client
+        .query(
+            "SELECT datamart, run_id, (extract(epoch FROM finished_at) * 1000000)::bigint, rows_written \
+             FROM gold_runs ORDER BY datamart, run_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for b in &batches {
+        let ts = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
+            .unwrap();
+        for r in 0..b.num_rows() {
+            got.push(ts.value(r));
+        }
+    }
+    let want: Vec<i64> = pg.iter().map(|r| r.get(2)).collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_bind_parameters() {
+    let env = start(&[]).await;
+    let mut c = logged_in(&env.api, &VIEWER).await;
+    let pg = env.db.client().await;
+    let country: String = pg
+        .query_one(
+            "SELECT country FROM gold_customer_lifetime_value GROUP BY country \
+             ORDER BY count(*) DESC, country LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    let mut stmt = c
+        .prepare(
+            "SELECT customer_no, lifetime_value FROM gold_customer_lifetime_value \
+             WHERE country = ? AND value_quartile = ? AND lifetime_value >= ? ORDER BY customer_no"
+                .to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let params = stmt.parameter_schema().unwrap().clone();
+    assert_eq!(
+        params
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect::<Vec<_>>(),
+        vec![
+            DataType::Utf8,
+            DataType::Int32,
+            DataType::Decimal128(38, 10)
+        ]
+    );
+    assert_eq!(
+        stmt.dataset_schema().unwrap().field(1).data_type(),
+        &DataType::Decimal128(18, 2)
+    );
+    for (quartile, min_cents) in [(1i32, 0i128), (2, 0), (1, 50_000)] {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("country", DataType::Utf8, false),
+                Field::new("quartile", DataType::Int32, false),
+                Field::new("min", DataType::Decimal128(18, 2), false),
+            ])),
+            vec![
+                Arc::new(arrow_array::StringArray::from(vec![country.clone()])),
+                Arc::new(arrow_array::Int32Array::from(vec![quartile])),
+                Arc::new(
+                    arrow_array::Decimal128Array::from(vec![min_cents])
+                        .with_precision_and_scale(18, 2)
+                        .unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+        stmt.set_parameters(batch).unwrap();
+        let info = stmt.execute().await.unwrap();
+        let got = rows_as_text(&fetch(&mut c, info).await);
+        let min = format!("{}.{:02}", min_cents / 100, min_cents % 100);
+        let want: Vec<Vec<Option<String>>> = pg
+            .query(
+                "SELECT customer_no, lifetime_value::text FROM gold_customer_lifetime_value \
+                 WHERE country = $1 AND value_quartile = $2 AND lifetime_value >= $3::text::numeric \
+                 ORDER BY customer_no",
+                &[&country, &quartile, &min],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| vec![Some(r.get(0)), Some(r.get(1))])
+            .collect();
+        assert!(!want.is_empty(), "quartile {quartile} min {min}: no rows");
+        assert_eq!(got, want, "quartile {quartile} min {min}");
+    }
+    // A prepared statement with $n placeholders and a NULL parameter.
+    let mut stmt = c
+        .prepare(
+            "SELECT count(*) AS n FROM gold_customer_lifetime_value WHERE first_name = $1".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    stmt.set_parameters(
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("p", DataType::Utf8, true)])),
+            vec![Arc::new(arrow_array::StringArray::from(vec![None::<&str>]))],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let info = stmt.execute().await.unwrap();
+    assert_eq!(
+        rows_as_text(&fetch(&mut c, info).await),
+        vec![vec![Some("0".to_string())]]
+    );
+    stmt.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_statements_are_rejected() {
+    let env = start(&[
+        "--flight-max-rows",
+        "50",
+        "--flight-query-timeout-secs",
+        "1",
+    ])
+    .await;
+    let viewer = flight_token(&env.api, &VIEWER).await;
+    let admin = flight_token(&env.api, &ADMIN).await;
+    for sql in [
+        "DELETE FROM gold_customer_lifetime_value",
+        "UPDATE gold_top_products SET rank = 0",
+        "DROP TABLE gold_monthly_sales",
+        "SELECT 1; SELECT 2",
+        "SELECT * FROM pg_authid",
+        "SELECT * FROM pg_catalog.pg_user",
+        "SELECT * FROM information_schema.tables",
+        "SELECT pg_sleep(5)",
+        "SELECT query_to_xml('select * from pg_authid', true, true, '')",
+        "SELECT * FROM gold_customer_lifetime_value FOR UPDATE",
+        "SELEC nonsense",
+        "SELECT no_such_column FROM gold_monthly_sales",
+    ] {
+        let st = statement_status(&env.api, Some(&admin), sql)
+            .await
+            .unwrap_err();
+        assert_eq!(st.code(), Code::InvalidArgument, "{sql}: {st:?}");
+        assert!(!st.message().is_empty());
+    }
+    let st = statement_status(&env.api, Some(&viewer), "DELETE FROM gold_runs")
+        .await
+        .unwrap_err();
+    assert!(st.message().contains("read-only SELECT"), "{st:?}");
+
+    // gold_runs is admin-only data.
+    let st = statement_status(&env.api, Some(&viewer), "SELECT * FROM gold_runs")
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
+    let st = statement_status(
+        &env.api,
+        Some(&viewer),
+        "SELECT * FROM gold_monthly_sales WHERE EXISTS (SELECT 1 FROM gold_runs)",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
+    assert!(
+        statement_status(&env.api, Some(&admin), "SELECT * FROM gold_runs")
+            .await
+            .is_ok()
+    );
+
+    // A forged ticket is checked again when it is redeemed.
+    let mut c = logged_in(&env.api, &ADMIN).await;
+    let forged = TicketStatementQuery {
+        statement_handle: serde_json::to_vec(&serde_json::json!({
+            "sql": "DELETE FROM gold_runs", "params": []
+        }))
+        .unwrap()
+        .into(),
+    };
+    let err = match c.do_get(Ticket::new(forged.as_any().encode_to_vec())).await {
+        Ok(stream) => stream
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err()
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("InvalidArgument") || err.contains("read-only"),
+        "{err}"
+    );
+    let client = env.db.client().await;
+    let runs: i64 = client
+        .query_one("SELECT count(*) FROM gold_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(runs > 0, "the forged DELETE ran");
+
+    // Wrong parameter count for a prepared statement.
+    let mut stmt = c
+        .prepare(
+            "SELECT * FROM gold_top_products WHERE scope = ?".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let err = stmt.execute().await;
+    let err = match err {
+        Ok(info) => {
+            let ticket = info.endpoint[0].ticket.clone().unwrap();
+            match c.do_get(ticket).await {
+                Ok(s) => s.try_collect::<Vec<_>>().await.unwrap_err().to_string(),
+                Err(e) => e.to_string(),
+            }
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("parameter"), "{err}");
+
+    // The row limit and the query timeout.
+    let info = c
+        .execute("SELECT * FROM gold_customer_lifetime_value".into(), None)
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let err = c
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--flight-max-rows"), "{err}");
+    let info = c
+        .execute(
+            "SELECT count(*) FROM gold_customer_lifetime_value a, gold_customer_lifetime_value b, \
+             gold_customer_lifetime_value c"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let started = std::time::Instant::now();
+    let err = match c.do_get(ticket).await {
+        Ok(s) => s.try_collect::<Vec<_>>().await.unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("timeout"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // The API still answers after all of that, and the calls are in /metrics.
+    assert!(
+        statement_status(&env.api, Some(&viewer), "SELECT * FROM gold_monthly_sales")
+            .await
+            .is_ok()
+    );
+    let _ = statement_status(&env.api, None, "SELECT 1").await;
+    let metrics = env
+        .api
+        .http
+        .get(env.api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "aurum_api_flight_calls_total{method=\"Handshake\",code=\"Ok\"}",
+        "aurum_api_flight_calls_total{method=\"GetFlightInfo\",code=\"InvalidArgument\"}",
+        "aurum_api_flight_calls_total{method=\"GetFlightInfo\",code=\"PermissionDenied\"}",
+        "aurum_api_flight_calls_total{method=\"GetFlightInfo\",code=\"Unauthenticated\"}",
+        "aurum_api_flight_calls_total{method=\"DoGet\",code=\"ResourceExhausted\"}",
+        "aurum_api_flight_calls_total{method=\"DoGet\",code=\"DeadlineExceeded\"}",
+        "aurum_api_flight_call_duration_seconds_count{method=\"DoGet\"}",
+        "aurum_api_flight_rows_total",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_both_servers_cleanly() {
+    let mut env = start(&[]).await;
+    let mut c = logged_in(&env.api, &VIEWER).await;
+    assert!(
+        !query(&mut c, "SELECT * FROM gold_top_products")
+            .await
+            .is_empty()
+    );
+    let st = env.api.terminate();
+    assert!(st.success(), "exit status {st:?}: {}", env.api.log_text());
+    assert!(
+        tokio::net::TcpStream::connect(&env.api.flight_addr)
+            .await
+            .is_err(),
+        "Flight port still open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_rest_and_flight() {
+    require_job_runner();
+    let db = common::TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A test CA and a server certificate it signed, for localhost and 127.0.0.1.
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (ca, cert, key) = (path("ca.pem"), path("cert.pem"), path("key.pem"));
+    std::fs::write(
+        path("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = path("ca.key");
+    let csr = path("csr");
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=aurum-test-ca",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &path("ext"),
+            "-out",
+            &cert,
+        ],
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let port = common::free_port();
+    let flight_port = common::free_port();
+    let users = common::write_users(dir.path(), &[&VIEWER]);
+    let log = dir.path().join("api.log");
+    let args: Vec<String> = [
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--flight-listen",
+        &format!("127.0.0.1:{flight_port}"),
+        "--database-url",
+        &db.url,
+        "--users-file",
+        users.to_str().unwrap(),
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = common::spawn_api(&args, &[("AURUM_JWT_SECRET", SECRET)], &log);
+    let ca_pem = tonic::transport::Certificate::from_pem(std::fs::read(&ca).unwrap());
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(ca_pem)
+        .domain_name("localhost");
+    let endpoint = Channel::from_shared(format!("https://127.0.0.1:{flight_port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let channel = loop {
+        let err = match endpoint.connect().await {
+            Ok(ch) => break ch,
+            Err(e) => format!("{e:?}"),
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{err}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut c = FlightSqlServiceClient::new(channel);
+    c.handshake(VIEWER.name, VIEWER.password).await.unwrap();
+    let rows = rows_as_text(&query(&mut c, "SELECT count(*) FROM gold_top_products").await);
+    assert_eq!(rows.len(), 1);
+    // REST over TLS, checked with curl against the same CA; plain HTTP is refused.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&ca)
+        .arg(format!("https://localhost:{port}/healthz"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .output()
+        .expect("run curl");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-m",
+            "5",
+            &format!("http://127.0.0.1:{port}/healthz"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"ok\""));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let st = child.wait().unwrap();
+    assert!(
+        st.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
