@@ -310,6 +310,9 @@ pub struct LinePoint {
     pub label: String,
     /// The exact value, formatted.
     pub value_label: String,
+    /// A short form of the value (`8.8k`) for the visible label above the point,
+    /// which must fit a month's slot; the exact value is in the tooltip and table.
+    pub short_label: String,
 }
 
 /// A vertical bar around a zero line (positive up, negative down).
@@ -393,6 +396,7 @@ pub fn line_chart(points: &[(NaiveDate, Money, Option<Money>)]) -> LineChart {
             y: round1(y.map(total.to_f64())),
             label: format_month(*month),
             value_label: format_money(*total),
+            short_label: format_short(total.to_f64()),
         })
         .collect();
     let path = chart_points
@@ -480,42 +484,65 @@ pub fn line_chart(points: &[(NaiveDate, Money, Option<Money>)]) -> LineChart {
 pub struct HistogramBin {
     /// Lower edge.
     pub lower: f64,
-    /// Upper edge.
+    /// Upper edge (for the open-ended tail bin: the largest value).
     pub upper: f64,
     /// How many values fall in the bin.
     pub count: u64,
+    /// True for the last bin gathering a long tail ("`lower` and more").
+    pub open_ended: bool,
 }
 
 /// Bins `values` into about `target` bins with round edges. No values: no bins.
+///
+/// Lifetime values have a long tail (a few customers buy far more than the rest):
+/// when the largest value is more than twice the 95th percentile, the bins cover
+/// the values up to that percentile and one last, open-ended bin gathers the tail,
+/// so the bulk of the customers is not squeezed into the first bin.
 pub fn histogram(values: &[f64], target: usize) -> Vec<HistogramBin> {
-    let finite = values.iter().copied().filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if lo > hi {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
         return Vec::new();
     }
-    let ticks = nice_ticks(lo, hi, target + 1);
-    let mut max = ticks.max;
-    // A value right on the top edge would need a bin of its own; keep it in the last.
-    if max == ticks.min {
-        max = ticks.min + ticks.step;
+    sorted.sort_by(f64::total_cmp);
+    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    let p95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
+    let tail = sorted.len() >= 20 && p95 > min && p95 > 0.0 && max > 2.0 * p95;
+    let ticks = nice_ticks(min, if tail { p95 } else { max }, target + 1);
+    let mut top = ticks.max;
+    if top == ticks.min {
+        top = ticks.min + ticks.step;
     }
-    let bins = (((max - ticks.min) / ticks.step).round() as usize).max(1);
+    let bins = (((top - ticks.min) / ticks.step).round() as usize).max(1);
     let mut counts = vec![0u64; bins];
-    for v in values.iter().copied().filter(|v| v.is_finite()) {
+    let mut tail_count = 0u64;
+    for v in sorted {
+        if tail && v >= top {
+            tail_count += 1;
+            continue;
+        }
+        // A value right on the top edge stays in the last bin.
         let i = ((v - ticks.min) / ticks.step).floor() as usize;
         counts[i.min(bins - 1)] += 1;
     }
-    counts
+    let mut out: Vec<HistogramBin> = counts
         .into_iter()
         .enumerate()
         .map(|(i, count)| HistogramBin {
             lower: ticks.min + ticks.step * i as f64,
             upper: ticks.min + ticks.step * (i + 1) as f64,
             count,
+            open_ended: false,
         })
-        .collect()
+        .collect();
+    if tail {
+        out.push(HistogramBin {
+            lower: top,
+            upper: max,
+            count: tail_count,
+            open_ended: true,
+        });
+    }
+    out
 }
 
 /// A histogram laid out as vertical bars.
@@ -560,7 +587,11 @@ pub fn histogram_chart(bins: &[HistogramBin]) -> HistogramChart {
                 width: round1((slot - 2.0).max(0.5)),
                 height: round1(plot_bottom - top),
                 negative: false,
-                label: format!("{} to {}", format_short(b.lower), format_short(b.upper)),
+                label: if b.open_ended {
+                    format!("{} and more", format_short(b.lower))
+                } else {
+                    format!("{} to {}", format_short(b.lower), format_short(b.upper))
+                },
                 value_label: format!("{} customers", b.count),
             }
         })
@@ -855,6 +886,8 @@ mod tests {
         ]);
         assert_eq!(c.points.len(), 3);
         assert_eq!(c.path.matches('L').count(), 2);
+        assert_eq!(c.points[1].short_label, "150");
+        assert_eq!(c.points[1].value_label, "150.00");
         // Higher sales are higher up (smaller y).
         assert!(c.points[1].y < c.points[0].y && c.points[2].y > c.points[0].y);
         assert_eq!(c.growth_bars.len(), 2);
@@ -893,6 +926,28 @@ mod tests {
         assert_eq!(huge.iter().map(|b| b.count).sum::<u64>(), 3);
         let tiny = histogram(&[0.01, 0.02, 0.02], 10);
         assert_eq!(tiny.iter().map(|b| b.count).sum::<u64>(), 3);
+        assert!(bins.iter().chain(&huge).chain(&tiny).all(|b| !b.open_ended));
+    }
+
+    #[test]
+    fn histogram_gathers_a_long_tail_in_one_open_bin() {
+        // 100 customers between 0 and 99, three far above.
+        let mut values: Vec<f64> = (0..100).map(f64::from).collect();
+        values.extend([5_000.0, 20_000.0, 44_000.0]);
+        let bins = histogram(&values, 10);
+        assert_eq!(bins.iter().map(|b| b.count).sum::<u64>(), 103);
+        let last = bins.last().unwrap();
+        assert!(last.open_ended);
+        assert_eq!(last.upper, 44_000.0);
+        assert!(last.lower <= 100.0 && last.lower >= 95.0, "{}", last.lower);
+        assert!(last.count >= 3 && last.count <= 8, "{}", last.count);
+        assert!(
+            bins[..bins.len() - 1]
+                .iter()
+                .all(|b| !b.open_ended && b.upper <= last.lower)
+        );
+        let c = histogram_chart(&bins);
+        assert!(c.bars.last().unwrap().label.ends_with("and more"));
     }
 
     #[test]

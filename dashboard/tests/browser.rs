@@ -126,6 +126,21 @@ async fn a_user_logs_in_filters_downloads_and_logs_out_in_chromium() {
     b.full_page_screenshot(&artifacts.join("overview-phone-full.png"))
         .await;
     b.viewport(1280, 800, false).await;
+    // Dark colours follow the browser's preference.
+    let light_bg = b
+        .eval("getComputedStyle(document.body).backgroundColor")
+        .await;
+    b.color_scheme("dark").await;
+    let dark_bg = b
+        .eval("getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_ne!(
+        light_bg, dark_bg,
+        "prefers-color-scheme: dark changes the page"
+    );
+    b.screenshot(&artifacts.join("overview-dark-1280x800.png"))
+        .await;
+    b.color_scheme("light").await;
     println!("screenshots: {} and {}", desktop.display(), phone.display());
 
     // Filter by the latest year and the busiest country: every chart changes.

@@ -277,6 +277,18 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Emulates the user's colour-scheme preference (`light` or `dark`).
+    pub async fn color_scheme(&mut self, scheme: &str) {
+        self.call(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.child.kill();
