@@ -822,11 +822,17 @@ async fn clean_transactions(
     }
     reader.await.map_err(|_| SilverError::ReaderGone(table))?;
 
-    let mut files = Vec::with_capacity(months.len());
-    for (_, mut month) in months {
+    // Close the month files together: on HDFS each close waits for the
+    // NameNode to see the last block replicated, and those waits overlap.
+    let closing = months.into_values().map(|mut month| async move {
         month.flush().await?;
-        report.bytes_written += month.writer.close().await?;
-        files.push(month.path);
+        let bytes = month.writer.close().await?;
+        Ok::<_, SilverError>((month.path, bytes))
+    });
+    let mut files = Vec::new();
+    for (path, bytes) in futures::future::try_join_all(closing).await? {
+        report.bytes_written += bytes;
+        files.push(path);
     }
     snapshot.tables.insert(
         table.name().to_owned(),
