@@ -267,6 +267,18 @@ impl ApiClient {
         }
     }
 
+    /// Whether the API accepts `token`: asks for an empty page (`limit=0`) of a
+    /// viewer-visible datamart. `Ok` when accepted, `Unauthorized` when not.
+    pub async fn check_token(&self, token: &str) -> Result<(), ApiError> {
+        self.page::<serde::de::IgnoredAny>(
+            token,
+            "/gold/monthly-sales",
+            &[("limit", "0".to_string())],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The API's readiness: `Ok` with the datamarts when it answers 200.
     pub async fn readiness(&self) -> Result<Readiness, ApiError> {
         let url = format!("{}/readyz", self.base);

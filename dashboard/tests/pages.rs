@@ -545,3 +545,62 @@ fn bad_configuration_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Requests the API has served on `route` (from its own Prometheus counters).
+async fn api_requests(stack: &Stack, route: &str) -> u64 {
+    let text = stack
+        .http
+        .get(format!("{}/metrics", stack.api_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let needle = format!("route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with("aurum_api_requests_total{") && l.contains(&needle))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_serves_a_second_session_after_one_token_check() {
+    let Some(stack) = Stack::start(&[]).await else {
+        return;
+    };
+    let first = stack.login(VIEWER).await;
+    assert_eq!(stack.get("/", Some(&first)).await.0, 200);
+    let lifetime_reads = api_requests(&stack, "/gold/customer-lifetime").await;
+    let monthly_reads = api_requests(&stack, "/gold/monthly-sales").await;
+    assert!(lifetime_reads >= 1);
+
+    // Same user, same filters: nothing goes to the API.
+    assert_eq!(stack.get("/", Some(&first)).await.0, 200);
+    assert_eq!(
+        api_requests(&stack, "/gold/customer-lifetime").await,
+        lifetime_reads
+    );
+    assert_eq!(
+        api_requests(&stack, "/gold/monthly-sales").await,
+        monthly_reads
+    );
+
+    // A new session of the same role: its token is checked by the API (an empty
+    // page of monthly sales per cached answer it uses), the data comes from the cache.
+    // (Tokens carry whole seconds: wait, so the second token differs.)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = stack.login(VIEWER).await;
+    assert_ne!(first, second);
+    assert_eq!(stack.get("/", Some(&second)).await.0, 200);
+    assert_eq!(
+        api_requests(&stack, "/gold/customer-lifetime").await,
+        lifetime_reads
+    );
+    assert!(api_requests(&stack, "/gold/monthly-sales").await > monthly_reads);
+
+    // An admin's answers are kept apart: the admin's first page reads the API.
+    let admin = stack.login(ADMIN).await;
+    assert_eq!(stack.get("/", Some(&admin)).await.0, 200);
+    assert!(api_requests(&stack, "/gold/customer-lifetime").await > lifetime_reads);
+}
