@@ -48,8 +48,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$runner" generate --out "$work/source" --transactions 3000 --seed 11 >/dev/null
-"$runner" run --source "$work/source" --lake "$work/lake" --database-url "$url" >/dev/null
+"$runner" generate --out "$work/source" --transactions 3000 --seed 11 >/dev/null 2>"$work/runner.log"
+"$runner" run --source "$work/source" --lake "$work/lake" --database-url "$url" >/dev/null 2>>"$work/runner.log" ||
+  { cat "$work/runner.log" >&2; exit 1; }
 
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 printf '%s' "$password" | "$bin" hash-password --username analyst --role viewer > "$work/users"

@@ -129,9 +129,13 @@ fn basic_credentials(
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => rest.trim(),
             _ => return Err(bad()),
         };
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| bad())?;
+        // Go's Flight client (under ADBC) sends unpadded base64, others pad it.
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = engine.decode(encoded).map_err(|_| bad())?;
         let text = String::from_utf8(decoded).map_err(|_| bad())?;
         let (user, password) = text.split_once(':').ok_or_else(bad)?;
         return Ok((user.to_string(), password.to_string()));
@@ -520,6 +524,15 @@ mod tests {
         assert_eq!(
             basic_credentials(&empty, None).unwrap_err().code(),
             tonic::Code::Unauthenticated
+        );
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode("al:pw");
+        md.insert(
+            "authorization",
+            format!("Basic {unpadded}").parse().unwrap(),
+        );
+        assert_eq!(
+            basic_credentials(&md, None).unwrap(),
+            ("al".to_string(), "pw".to_string())
         );
         md.insert("authorization", "Bearer x".parse().unwrap());
         assert!(basic_credentials(&md, None).is_err());
