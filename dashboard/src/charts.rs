@@ -204,6 +204,19 @@ pub fn format_month(month: NaiveDate) -> String {
     format!("{} {}", NAMES[month.month0() as usize], month.year())
 }
 
+/// The rectangle a chart plots into, inside its view box.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlotArea {
+    /// Left edge.
+    pub left: f64,
+    /// Right edge.
+    pub right: f64,
+    /// Top edge.
+    pub top: f64,
+    /// Bottom edge.
+    pub bottom: f64,
+}
+
 /// An axis tick: its position and label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
@@ -211,6 +224,18 @@ pub struct Tick {
     pub pos: f64,
     /// The label.
     pub label: String,
+}
+
+/// The ticks of `ticks` placed by `scale`, labelled by `label`.
+fn place_ticks(ticks: &Ticks, scale: &LinearScale, label: impl Fn(f64) -> String) -> Vec<Tick> {
+    ticks
+        .values
+        .iter()
+        .map(|v| Tick {
+            pos: round1(scale.map(*v)),
+            label: label(*v),
+        })
+        .collect()
 }
 
 /// One horizontal bar of a bar chart.
@@ -285,14 +310,7 @@ pub fn hbar_chart(items: &[(String, Money)]) -> HBarChart {
     HBarChart {
         height: plot_bottom + BOTTOM_AXIS,
         bars,
-        ticks: ticks
-            .values
-            .iter()
-            .map(|v| Tick {
-                pos: round1(scale.map(*v)),
-                label: format_short(*v),
-            })
-            .collect(),
+        ticks: place_ticks(&ticks, &scale, format_short),
         plot_top,
         plot_bottom,
         zero_x,
@@ -347,14 +365,8 @@ pub struct LineChart {
     pub y_ticks: Vec<Tick>,
     /// Labels along the bottom (a subset of months when there are many).
     pub x_labels: Vec<Tick>,
-    /// Plot area bounds.
-    pub plot_left: f64,
-    /// Right edge of the plot.
-    pub plot_right: f64,
-    /// Top of the plot.
-    pub plot_top: f64,
-    /// Bottom of the line plot.
-    pub plot_bottom: f64,
+    /// Where the data is drawn (for the line chart: the line panel).
+    pub plot: PlotArea,
     /// Month-over-month growth bars (months without a growth value have none).
     pub growth_bars: Vec<VBar>,
     /// y of the growth panel's zero line.
@@ -450,30 +462,18 @@ pub fn line_chart(points: &[(NaiveDate, Money, Option<Money>)]) -> LineChart {
         height: growth_bottom + 12.0,
         path,
         points: chart_points,
-        y_ticks: y_ticks
-            .values
-            .iter()
-            .map(|v| Tick {
-                pos: round1(y.map(*v)),
-                label: format_short(*v),
-            })
-            .collect(),
+        y_ticks: place_ticks(&y_ticks, &y, format_short),
         x_labels,
-        plot_left,
-        plot_right,
-        plot_top,
-        plot_bottom,
+        plot: PlotArea {
+            left: plot_left,
+            right: plot_right,
+            top: plot_top,
+            bottom: plot_bottom,
+        },
         growth_bars,
         growth_zero_y,
         growth_top,
-        growth_ticks: g_ticks
-            .values
-            .iter()
-            .map(|v| Tick {
-                pos: round1(gy.map(*v)),
-                label: format!("{}%", format_short(*v)),
-            })
-            .collect(),
+        growth_ticks: place_ticks(&g_ticks, &gy, |v| format!("{}%", format_short(v))),
         show_point_labels: n <= 12,
     }
 }
@@ -556,14 +556,8 @@ pub struct HistogramChart {
     pub y_ticks: Vec<Tick>,
     /// Value labels along the bottom (bin edges).
     pub x_labels: Vec<Tick>,
-    /// Plot bounds.
-    pub plot_left: f64,
-    /// Right edge of the plot.
-    pub plot_right: f64,
-    /// Top of the plot.
-    pub plot_top: f64,
-    /// Bottom of the plot.
-    pub plot_bottom: f64,
+    /// Where the data is drawn (for the line chart: the line panel).
+    pub plot: PlotArea,
 }
 
 /// Lays out `bins` as adjacent vertical bars, the count on the y axis.
@@ -609,19 +603,14 @@ pub fn histogram_chart(bins: &[HistogramBin]) -> HistogramChart {
     HistogramChart {
         height: plot_bottom + BOTTOM_AXIS,
         bars,
-        y_ticks: y_ticks
-            .values
-            .iter()
-            .map(|v| Tick {
-                pos: round1(y.map(*v)),
-                label: format_short(*v),
-            })
-            .collect(),
+        y_ticks: place_ticks(&y_ticks, &y, format_short),
         x_labels,
-        plot_left,
-        plot_right,
-        plot_top,
-        plot_bottom,
+        plot: PlotArea {
+            left: plot_left,
+            right: plot_right,
+            top: plot_top,
+            bottom: plot_bottom,
+        },
     }
 }
 
@@ -872,7 +861,7 @@ mod tests {
         assert_eq!(one.points.len(), 1);
         assert!(one.path.starts_with('M'));
         // A single point is centred horizontally.
-        let centre = (one.plot_left + one.plot_right) / 2.0;
+        let centre = (one.plot.left + one.plot.right) / 2.0;
         assert!((one.points[0].x - centre).abs() < 0.2);
         assert!(one.growth_bars.is_empty());
     }

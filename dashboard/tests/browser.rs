@@ -144,20 +144,7 @@ async fn a_user_logs_in_filters_downloads_and_logs_out_in_chromium() {
     println!("screenshots: {} and {}", desktop.display(), phone.display());
 
     // Filter by the latest year and the busiest country: every chart changes.
-    let db = stack.db().await;
-    let country: String = db
-        .query_one(
-            "SELECT country FROM gold_sales_country_year GROUP BY country ORDER BY sum(total_sales) DESC, country LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let year: i32 = db
-        .query_one("SELECT max(year) FROM gold_sales_country_year", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let (country, year) = stack.busiest_country_and_latest_year().await;
     b.eval(&format!(
         "document.getElementById('year').value = '{year}'; \
          document.getElementById('country').value = {}; \
@@ -171,7 +158,7 @@ async fn a_user_logs_in_filters_downloads_and_logs_out_in_chromium() {
     )
     .await;
     let filtered = counts(&mut b).await;
-    let c = format!("'{}'", country.replace('\'', "''"));
+    let c = common::sql_text(&country);
     let expect_filtered = (
         stack
             .count(&format!(

@@ -4,31 +4,7 @@
 
 mod common;
 
-use common::{ADMIN, Stack, VIEWER, count_in_svg, unix_lines};
-
-fn sql_text(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// The country with the most sales and the latest year, to filter by.
-async fn busiest(stack: &Stack) -> (String, i32) {
-    let db = stack.db().await;
-    let country: String = db
-        .query_one(
-            "SELECT country FROM gold_sales_country_year GROUP BY country \
-             ORDER BY sum(total_sales) DESC, country LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let year: i32 = db
-        .query_one("SELECT max(year) FROM gold_sales_country_year", &[])
-        .await
-        .unwrap()
-        .get(0);
-    (country, year)
-}
+use common::{ADMIN, Stack, VIEWER, count_in_svg, sql_text, unix_lines};
 
 fn data_counts(html: &str, svg_id: &str) -> u64 {
     let start = html.find(&format!("<svg id=\"{svg_id}\"")).unwrap();
@@ -182,7 +158,7 @@ async fn login_overview_filters_csv_and_logout() {
     assert!(!html.contains("href=\"/runs\""));
 
     // Filters: a year and a country, in the URL, change every chart.
-    let (country, year) = busiest(&stack).await;
+    let (country, year) = stack.busiest_country_and_latest_year().await;
     let query =
         serde_urlencoded::to_string([("year", year.to_string()), ("country", country.clone())])
             .unwrap();

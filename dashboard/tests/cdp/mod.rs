@@ -243,14 +243,7 @@ impl Browser {
 
     /// A PNG screenshot of the viewport, written to `path`.
     pub async fn screenshot(&mut self, path: &Path) {
-        let r = self
-            .call("Page.captureScreenshot", json!({"format": "png"}))
-            .await
-            .unwrap();
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(r["data"].as_str().unwrap())
-            .unwrap();
-        std::fs::write(path, png).unwrap();
+        self.capture(json!({"format": "png"}), path).await;
     }
 }
 
@@ -259,25 +252,28 @@ impl Browser {
     pub async fn full_page_screenshot(&mut self, path: &Path) {
         let metrics = self.call("Page.getLayoutMetrics", json!({})).await.unwrap();
         let size = &metrics["cssContentSize"];
-        let r = self
-            .call(
-                "Page.captureScreenshot",
-                json!({
-                    "format": "png",
-                    "captureBeyondViewport": true,
-                    "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-                }),
-            )
-            .await
-            .unwrap();
+        self.capture(
+            json!({
+                "format": "png",
+                "captureBeyondViewport": true,
+                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            }),
+            path,
+        )
+        .await;
+    }
+}
+
+impl Browser {
+    /// `Page.captureScreenshot` with `params`, the PNG written to `path`.
+    async fn capture(&mut self, params: Value, path: &Path) {
+        let r = self.call("Page.captureScreenshot", params).await.unwrap();
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap())
             .unwrap();
         std::fs::write(path, png).unwrap();
     }
-}
 
-impl Browser {
     /// Emulates the user's colour-scheme preference (`light` or `dark`).
     pub async fn color_scheme(&mut self, scheme: &str) {
         self.call(

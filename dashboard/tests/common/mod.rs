@@ -454,6 +454,26 @@ impl Stack {
         String::from_utf8(out).unwrap()
     }
 
+    /// The country with the most sales and the latest year: the filters the tests use.
+    pub async fn busiest_country_and_latest_year(&self) -> (String, i32) {
+        let db = self.db().await;
+        let country: String = db
+            .query_one(
+                "SELECT country FROM gold_sales_country_year GROUP BY country \
+                 ORDER BY sum(total_sales) DESC, country LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let year: i32 = db
+            .query_one("SELECT max(year) FROM gold_sales_country_year", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (country, year)
+    }
+
     /// A single number from SQL.
     pub async fn count(&self, query: &str) -> i64 {
         self.db()
@@ -473,6 +493,11 @@ pub fn count_in_svg(html: &str, svg_id: &str, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("no svg #{svg_id}"));
     let end = start + html[start..].find("</svg>").unwrap();
     html[start..end].matches(needle).count()
+}
+
+/// `s` as an SQL string literal.
+pub fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// CSV text with `\r\n` line ends turned into `\n`.
