@@ -3,8 +3,9 @@
 use crate::crd::{DataLake, Datamart, RunPolicy};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource,
-    PodSpec, PodTemplateSpec, SecretKeySelector, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -17,6 +18,9 @@ pub const FEED_CONTAINER: &str = "feed";
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 pub const SOURCE_MOUNT: &str = "/aurum/source";
 pub const HADOOP_CONF_MOUNT: &str = "/etc/hadoop/conf";
+/// A writable scratch folder: the root filesystem is read-only.
+pub const TMP_MOUNT: &str = "/tmp";
+const TMP_VOLUME: &str = "tmp";
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
@@ -99,8 +103,39 @@ fn runner_container(
         resources: policy.resources.clone(),
         termination_message_path: Some(TERMINATION_LOG.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
+        // Pod Security "restricted": namespaces that enforce it accept the run.
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
+}
+
+/// Gives every container of the pod a writable `/tmp` on an emptyDir.
+fn with_scratch(mut pod: PodSpec) -> PodSpec {
+    let mount = VolumeMount {
+        name: TMP_VOLUME.into(),
+        mount_path: TMP_MOUNT.into(),
+        ..Default::default()
+    };
+    let containers = pod.init_containers.iter_mut().flatten();
+    for c in containers.chain(pod.containers.iter_mut()) {
+        c.volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount.clone());
+    }
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: TMP_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
+    pod
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -142,7 +177,15 @@ fn job(
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     service_account_name: policy.service_account_name.clone(),
-                    ..pod
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..with_scratch(pod)
                 }),
             },
             ..Default::default()
@@ -475,7 +518,41 @@ mod tests {
         assert_eq!(feed.args.as_ref().expect("args")[2], SOURCE_MOUNT);
         let envs = feed.env.as_ref().expect("env");
         assert!(envs.iter().any(|e| e.name == "HADOOP_CONF_DIR"));
-        assert_eq!(pod.volumes.expect("volumes").len(), 2);
+        let volumes: Vec<String> = pod
+            .volumes
+            .expect("volumes")
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(volumes.len(), 3, "{volumes:?}");
+    }
+
+    #[test]
+    fn runs_meet_the_restricted_pod_security_level() {
+        let jobs = [
+            datalake_job(&lake(), &run()),
+            datamart_job(&datamart(), &lake(), &run(), None),
+        ];
+        for j in jobs {
+            let pod = j.spec.expect("spec").template.spec.expect("pod");
+            let psc = pod.security_context.as_ref().expect("pod securityContext");
+            assert_eq!(psc.run_as_non_root, Some(true));
+            let seccomp = psc.seccomp_profile.as_ref().map(|p| p.type_.as_str());
+            assert_eq!(seccomp, Some("RuntimeDefault"));
+            for c in pod.init_containers.iter().flatten().chain(&pod.containers) {
+                let sc = c.security_context.as_ref().expect("securityContext");
+                assert_eq!(sc.allow_privilege_escalation, Some(false));
+                assert_eq!(sc.read_only_root_filesystem, Some(true));
+                let dropped = sc.capabilities.as_ref().and_then(|c| c.drop.clone());
+                assert_eq!(dropped, Some(vec!["ALL".to_string()]));
+                let mounts = c.volume_mounts.iter().flatten();
+                assert!(
+                    mounts.clone().any(|m| m.mount_path == TMP_MOUNT),
+                    "{}",
+                    c.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -492,7 +492,12 @@ impl TestEnv {
             .collect();
         let ns = format!("t-{test}-{suffix}").replace('_', "-");
         let nss: Api<Namespace> = Api::all(client.clone());
-        let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns");
+        // Pod Security admission rejects any run pod that is not "restricted".
+        let n: Namespace = serde_json::from_value(json!({"metadata": {
+            "name": ns,
+            "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+        }}))
+        .expect("ns");
         nss.create(&PostParams::default(), &n)
             .await
             .expect("create namespace");
