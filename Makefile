@@ -1,7 +1,7 @@
 # Aurum: the commands README.md documents.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/aurum/target
 
-.PHONY: demo test lint bench crds
+.PHONY: demo test lint bench crds chart
 
 ## Run the whole pipeline on source/ into a throwaway PostgreSQL under .aurum/
 demo:
@@ -19,3 +19,12 @@ lint:
 ## Benchmark the pipeline at 1M and 5M transactions (rows/s per stage, peak RSS)
 bench:
 	scripts/bench.sh
+
+## Validate the Helm chart against a throwaway kube-apiserver (builds helm once)
+chart:
+	charts/tests/validate.sh
+
+## Regenerate the CRD manifests from the Rust types, in crds/ and in the chart
+crds:
+	cargo run -q -p aurum-operator -- crdgen > crds/aurum.dev.yaml
+	cp crds/aurum.dev.yaml charts/aurum/crds/aurum.dev.yaml

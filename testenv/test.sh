@@ -42,4 +42,14 @@ cargo test --workspace --no-fail-fast || status=$?
 # The API against its own OpenAPI document, with schemathesis from PyPI.
 AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api api/tests/schemathesis.sh || status=$?
 
+# The Helm chart on the same control plane (helm built once into
+# ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
+# operator, API and dashboard run with the chart's environment.
+eval "$(testenv/helm.sh)"
+export AURUM_HELM_BIN
+AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator \
+AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api \
+AURUM_DASHBOARD_BIN=$CARGO_TARGET_DIR/debug/aurum-dashboard \
+  charts/tests/validate.sh || status=$?
+
 exit "$status"
