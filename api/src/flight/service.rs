@@ -367,7 +367,7 @@ impl FlightSqlService for AurumFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         claims_of(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(
             &schema,
             query.as_any().encode_to_vec().into(),
@@ -453,7 +453,7 @@ impl FlightSqlService for AurumFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         claims_of(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(
             &schema,
             query.as_any().encode_to_vec().into(),

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Flight SQL versus REST (issue 7): the time to pull the whole
+# gold_customer_lifetime_value (50,000+ customers, built by the real job-runner)
+# through Arrow Flight SQL (ADBC + pyarrow) and by paging through
+# GET /gold/customer-lifetime?limit=1000 (keep-alive, JSON parsed), in one Python
+# process, best of RUNS each. Prints both times and their ratio.
+#
+#   scripts/bench-flight.sh        # TRANSACTIONS=1400000 RUNS=5
+#
+# Env: AURUM_API_BIN, AURUM_JOB_RUNNER_BIN (default: cargo build --release of both;
+# set them to debug builds to skip that), DATABASE_URL (admin; default: start
+# testenv/postgres.sh), AURUM_BENCH_STATE (generated source and lake are kept
+# there and reused), AURUM_FLIGHT_VENV.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# generate makes one customer per 25 transactions, and nearly all of them buy.
+TRANSACTIONS=${TRANSACTIONS:-1400000}
+RUNS=${RUNS:-5}
+STATE=${AURUM_BENCH_STATE:-/var/tmp/aurum/bench-flight}
+VENV=${AURUM_FLIGHT_VENV:-$HOME/.cache/aurum/venv-flight}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
+log() { echo "bench-flight: $*" >&2; }
+
+if ! "$VENV/bin/python" -c 'import adbc_driver_flightsql, pyarrow' 2>/dev/null; then
+  log "installing the ADBC Flight SQL driver and pyarrow into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "adbc-driver-flightsql==1.13.0" "adbc-driver-manager==1.13.0" "pyarrow==26.0.1" "psycopg[binary]==3.3.9"
+fi
+if [ -z "${AURUM_API_BIN:-}" ] || [ -z "${AURUM_JOB_RUNNER_BIN:-}" ]; then
+  log "building aurum-api and aurum-job-runner (release)"
+  cargo build -q --release -p aurum-api -p aurum-job-runner
+fi
+bin=${AURUM_API_BIN:-$CARGO_TARGET_DIR/release/aurum-api}
+runner=${AURUM_JOB_RUNNER_BIN:-$CARGO_TARGET_DIR/release/aurum-job-runner}
+
+mkdir -p "$STATE"
+if [ -z "${DATABASE_URL:-}" ]; then
+  eval "$(testenv/postgres.sh start "$STATE/postgres")"
+fi
+admin_url=$DATABASE_URL
+db=aurum_bench_flight
+url="${admin_url%/*}/$db"
+exists=$(psql "$admin_url" -qXtAc "SELECT 1 FROM pg_database WHERE datname = '$db'")
+rows=0
+if [ "$exists" = 1 ]; then
+  rows=$(psql "$url" -qXtAc "SELECT count(*) FROM gold_customer_lifetime_value" 2>/dev/null || echo 0)
+fi
+if [ "$rows" -lt 50000 ]; then
+  psql "$admin_url" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+  src=$STATE/source-$TRANSACTIONS
+  if [ ! -f "$src/transactions.csv" ]; then
+    log "generating $TRANSACTIONS transactions"
+    "$runner" generate --out "$src" --transactions "$TRANSACTIONS" --seed 7 >/dev/null
+  fi
+  log "running the pipeline (feed, preprocess, four datamarts)"
+  rm -rf "$STATE/lake"
+  "$runner" run --source "$src" --lake "$STATE/lake" --database-url "$url" >/dev/null
+  rows=$(psql "$url" -qXtAc "SELECT count(*) FROM gold_customer_lifetime_value")
+fi
+log "gold_customer_lifetime_value has $rows rows"
+if [ "$rows" -lt 50000 ]; then
+  log "fewer than 50,000 customers: raise TRANSACTIONS"; exit 1
+fi
+
+work=$(mktemp -d)
+api_pid=
+cleanup() {
+  if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+printf '%s' "$password" | "$bin" hash-password --username bench --role viewer > "$work/users"
+head -c 48 /dev/urandom | base64 > "$work/secret"
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+port=$(free_port 18700)
+flight_port=$(free_port 52051)
+RUST_LOG=warn "$bin" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
+  --database-url "$url" --users-file "$work/users" --jwt-secret-file "$work/secret" \
+  --token-ttl-secs 3600 2> "$work/api.log" &
+api_pid=$!
+for _ in $(seq 1 1200); do
+  if curl -fsS "http://127.0.0.1:$port/readyz" 2>/dev/null | grep -q '"customer-lifetime":{[^}]*"loaded":true'; then break; fi
+  if ! kill -0 "$api_pid" 2>/dev/null; then cat "$work/api.log" >&2; exit 1; fi
+  sleep 0.1
+done
+
+log "API: $bin; $RUNS runs each"
+REST_PORT=$port FLIGHT_PORT=$flight_port BENCH_PASSWORD=$password RUNS=$RUNS ROWS=$rows \
+  "$VENV/bin/python" - <<'PY'
+import http.client
+import json
+import os
+import time
+
+import adbc_driver_flightsql.dbapi as flightsql
+
+port, fport, pw = int(os.environ["REST_PORT"]), os.environ["FLIGHT_PORT"], os.environ["BENCH_PASSWORD"]
+runs, rows = int(os.environ["RUNS"]), int(os.environ["ROWS"])
+
+rest = http.client.HTTPConnection("127.0.0.1", port)
+rest.request("POST", "/login", json.dumps({"username": "bench", "password": pw}), {"Content-Type": "application/json"})
+token = json.loads(rest.getresponse().read())["access_token"]
+headers = {"Authorization": f"Bearer {token}"}
+
+
+def pull_rest():
+    # A fresh keep-alive connection per pull: the API closes idle ones after
+    # --header-read-timeout-secs.
+    rest = http.client.HTTPConnection("127.0.0.1", port)
+    got, offset = 0, 0
+    while True:
+        rest.request("GET", f"/gold/customer-lifetime?limit=1000&offset={offset}", headers=headers)
+        resp = rest.getresponse()
+        page = json.loads(resp.read())
+        assert resp.status == 200, page
+        got += len(page["items"])
+        offset += 1000
+        if offset >= page["total"]:
+            return got
+
+
+conn = flightsql.connect(f"grpc://127.0.0.1:{fport}", db_kwargs={"username": "bench", "password": pw})
+
+
+def pull_flight():
+    cur = conn.cursor()
+    cur.execute("SELECT * FROM gold_customer_lifetime_value")
+    n = cur.fetch_arrow_table().num_rows
+    cur.close()
+    return n
+
+
+def best(f):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        n = f()
+        times.append(time.perf_counter() - t)
+        assert n == rows, (n, rows)
+    return min(times), sorted(times)[len(times) // 2]
+
+
+f_best, f_med = best(pull_flight)
+r_best, r_med = best(pull_rest)
+print(f"rows: {rows}")
+print(f"Flight SQL (ADBC, whole table):       best {f_best * 1000:8.1f} ms   median {f_med * 1000:8.1f} ms")
+print(f"REST (limit=1000, {(rows + 999) // 1000} pages, JSON parsed): best {r_best * 1000:8.1f} ms   median {r_med * 1000:8.1f} ms")
+print(f"ratio REST/Flight: best {r_best / f_best:.1f}x   median {r_med / f_med:.1f}x")
+PY
