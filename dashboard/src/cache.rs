@@ -17,6 +17,8 @@ use crate::session::{Role, Session};
 const SWEEP_ABOVE: usize = 512;
 
 type Entry = (Instant, Arc<dyn Any + Send + Sync>);
+/// A lock per key, held while one request reads that key from the API.
+type Gate = Arc<tokio::sync::Mutex<()>>;
 
 /// The cache: typed values per (role, key) for `ttl`, and the tokens the API accepted.
 pub struct ResponseCache {
@@ -24,6 +26,7 @@ pub struct ResponseCache {
     entries: Mutex<HashMap<(Role, String), Entry>>,
     /// Token -> its `exp` claim, for tokens the API answered 200 to.
     verified: Mutex<HashMap<String, i64>>,
+    gates: Mutex<HashMap<(Role, String), Gate>>,
 }
 
 impl ResponseCache {
@@ -33,7 +36,18 @@ impl ResponseCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The lock that one reading of (role, key) from the API holds.
+    pub fn gate(&self, role: Role, key: &str) -> Gate {
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        if gates.len() >= SWEEP_ABOVE {
+            // Keys come from URLs (any country text): drop the gates nobody holds.
+            gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        }
+        gates.entry((role, key.to_string())).or_default().clone()
     }
 
     /// Whether the API accepted this session's token before and it has not expired.
@@ -124,6 +138,23 @@ mod tests {
         let off = ResponseCache::new(Duration::ZERO);
         off.put(Role::Viewer, "k", Arc::new(1u32));
         assert!(off.get::<u32>(Role::Viewer, "k").is_none());
+    }
+
+    #[test]
+    fn gates_are_per_key_and_swept_when_free() {
+        let c = ResponseCache::new(Duration::from_secs(60));
+        let a = c.gate(Role::Viewer, "k");
+        assert!(Arc::ptr_eq(&a, &c.gate(Role::Viewer, "k")));
+        assert!(!Arc::ptr_eq(&a, &c.gate(Role::Admin, "k")));
+        for i in 0..SWEEP_ABOVE + 1 {
+            drop(c.gate(Role::Viewer, &i.to_string()));
+        }
+        let gates = c.gates.lock().unwrap();
+        assert!(gates.len() < SWEEP_ABOVE, "free gates are swept");
+        assert!(
+            gates.contains_key(&(Role::Viewer, "k".to_string())),
+            "held gates stay"
+        );
     }
 
     #[test]

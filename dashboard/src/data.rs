@@ -80,24 +80,44 @@ impl GoldSource {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let now = now_epoch();
-        if let Some(hit) = self.cache.get::<T>(session.role, &key) {
-            if self.cache.is_verified(session, now) {
-                return Ok(hit);
-            }
-            // A token the API has not accepted yet (a new session) may use the
-            // cache once the API accepts it: one page of no rows asks it, far
-            // cheaper than reading the data again.
-            if session.expires_at > now {
-                self.api.check_token(&session.token).await?;
-                self.cache.mark_verified(session, now);
-                return Ok(hit);
-            }
+        if let Some(hit) = self.cached_hit::<T>(session, &key).await? {
+            return Ok(hit);
+        }
+        // One reading per key at a time: requests that miss together wait for the
+        // first one's answer instead of all reading the same rows from the API.
+        let gate = self.cache.gate(session.role, &key);
+        let _turn = gate.lock().await;
+        if let Some(hit) = self.cached_hit::<T>(session, &key).await? {
+            return Ok(hit);
         }
         let value = Arc::new(fetch().await?);
-        self.cache.mark_verified(session, now);
+        self.cache.mark_verified(session, now_epoch());
         self.cache.put(session.role, &key, value.clone());
         Ok(value)
+    }
+
+    /// The cached value of `key` if there is one this session may use.
+    async fn cached_hit<T: Send + Sync + 'static>(
+        &self,
+        session: &Session,
+        key: &str,
+    ) -> Result<Option<Arc<T>>, ApiError> {
+        let now = now_epoch();
+        let Some(hit) = self.cache.get::<T>(session.role, key) else {
+            return Ok(None);
+        };
+        if self.cache.is_verified(session, now) {
+            return Ok(Some(hit));
+        }
+        // A token the API has not accepted yet (a new session) may use the cache
+        // once the API accepts it: one page of no rows asks it, far cheaper than
+        // reading the data again.
+        if session.expires_at > now {
+            self.api.check_token(&session.token).await?;
+            self.cache.mark_verified(session, now);
+            return Ok(Some(hit));
+        }
+        Ok(None)
     }
 
     /// Every row of `gold_sales_country_year` (a few hundred at most: countries x years),
