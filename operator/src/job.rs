@@ -117,6 +117,31 @@ fn runner_container(
     }
 }
 
+/// Mounts the DataLake's Hadoop configuration ConfigMap and points
+/// `HADOOP_CONF_DIR` at it.
+fn mount_hadoop_conf(
+    config_map: &str,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+    env_vars: &mut Vec<EnvVar>,
+) {
+    volumes.push(Volume {
+        name: "hadoop-conf".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    mounts.push(VolumeMount {
+        name: "hadoop-conf".into(),
+        mount_path: HADOOP_CONF_MOUNT.into(),
+        read_only: Some(true),
+        ..Default::default()
+    });
+    env_vars.push(env("HADOOP_CONF_DIR", HADOOP_CONF_MOUNT));
+}
+
 /// Gives every container of the pod a writable `/tmp` on an emptyDir.
 fn with_scratch(mut pod: PodSpec) -> PodSpec {
     let mount = VolumeMount {
@@ -206,21 +231,7 @@ pub fn datalake_job(lake: &DataLake, run: &RunIdentity) -> Job {
     let mut mounts = Vec::new();
     let mut env_vars = vec![env("AURUM_LOG_FORMAT", "json")];
     if let Some(cm) = &spec.hadoop_config_map {
-        volumes.push(Volume {
-            name: "hadoop-conf".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: cm.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        mounts.push(VolumeMount {
-            name: "hadoop-conf".into(),
-            mount_path: HADOOP_CONF_MOUNT.into(),
-            read_only: Some(true),
-            ..Default::default()
-        });
-        env_vars.push(env("HADOOP_CONF_DIR", HADOOP_CONF_MOUNT));
+        mount_hadoop_conf(cm, &mut volumes, &mut mounts, &mut env_vars);
     }
     let source_dir = if let Some(path) = &spec.source.path {
         path.clone()
@@ -351,21 +362,7 @@ pub fn datamart_job(
     let mut volumes = Vec::new();
     let mut container_mounts = Vec::new();
     if let Some(cm) = &lake.spec.hadoop_config_map {
-        volumes.push(Volume {
-            name: "hadoop-conf".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: cm.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        container_mounts.push(VolumeMount {
-            name: "hadoop-conf".into(),
-            mount_path: HADOOP_CONF_MOUNT.into(),
-            read_only: Some(true),
-            ..Default::default()
-        });
-        env_vars.push(env("HADOOP_CONF_DIR", HADOOP_CONF_MOUNT));
+        mount_hadoop_conf(cm, &mut volumes, &mut container_mounts, &mut env_vars);
     }
     let mut c = runner_container(MAIN_CONTAINER, &spec.run, args, env_vars);
     if !container_mounts.is_empty() {

@@ -88,9 +88,7 @@ async fn bench_apply_to_job_latency() {
     );
     env.secret("pg", &url).await;
     let op = OperatorProcess::start(&env.ns);
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     let dl: Api<DataLake> = env.api();
     eventually(Duration::from_secs(60), || async {
@@ -146,11 +144,9 @@ async fn bench_thousand_datamarts() {
     let Some(env) = TestEnv::new("bench-1k", fake_runner()).await else {
         return;
     };
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
     // A suspended lake and suspended datamarts: reconciles and status writes,
     // no Jobs, so the figure is the operator's own cost.
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({"suspend": true})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({"suspend": true})))
         .await;
     let n = 1000;
     let t = Instant::now();

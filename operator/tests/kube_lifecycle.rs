@@ -184,7 +184,7 @@ async fn datalake_and_datamart_run_and_follow_new_snapshots() {
     std::fs::create_dir_all(&src).expect("src");
 
     let t0 = Instant::now();
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     env.apply::<Datamart>(datamart_json(
         "top",
@@ -326,9 +326,7 @@ async fn failing_run_is_degraded_and_retried_with_backoff() {
     env.secret("pg", "postgres://aurum:x@127.0.0.1:1/aurum")
         .await;
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     env.apply::<Datamart>(datamart_json(
         "cl",
@@ -423,9 +421,7 @@ async fn suspend_stops_runs_and_deadline_fails_stuck_runs() {
         return;
     };
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({"suspend": true})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({"suspend": true})))
         .await;
     let dl: Api<DataLake> = env.api();
     wait_status(&dl, "lake", "Suspended", |s| {
@@ -440,10 +436,8 @@ async fn suspend_stops_runs_and_deadline_fails_stuck_runs() {
 
     // Resume with a run that hangs past its deadline.
     env.kubelet.set_env("FAKE_SLEEP", "40");
-    env.apply::<DataLake>(lake_json(
+    env.apply::<DataLake>(env.lake_json(
         "lake",
-        &lake_dir,
-        &src,
         json!({"suspend": false, "runDeadlineSeconds": 10, "maxRetries": 0}),
     ))
     .await;
@@ -466,9 +460,7 @@ async fn operator_restart_creates_no_duplicate_jobs() {
     };
     env.kubelet.set_env("FAKE_SLEEP", "4");
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     let dl: Api<DataLake> = env.api();
     wait_status(&dl, "lake", "Running", |s| s["phase"] == "Running").await;
@@ -545,9 +537,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("standby took over in {:?}", start.elapsed());
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     let dl: Api<DataLake> = env.api();
     wait_status(&dl, "lake", "Available", |s| {
@@ -582,9 +572,7 @@ async fn deletion_policy_retains_or_drops_the_gold_table() {
     .expect("create tables");
     env.secret("pg", &url).await;
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json("lake", &lake_dir, &src, json!({})))
+    env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     let db = json!({"secretRef": {"name": "pg"}, "schema": schema});
     env.apply::<Datamart>(datamart_json(
@@ -650,15 +638,8 @@ async fn bad_spec_surfaces_as_a_condition() {
         return;
     };
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json(
-        "lake",
-        &lake_dir,
-        &src,
-        json!({"schedule": "0 25 * * *"}),
-    ))
-    .await;
+    env.apply::<DataLake>(env.lake_json("lake", json!({"schedule": "0 25 * * *"})))
+        .await;
     env.apply::<Datamart>(datamart_json(
         "orphan",
         "nolake",
@@ -681,13 +662,8 @@ async fn bad_spec_surfaces_as_a_condition() {
     );
     assert!(env.jobs().await.is_empty());
     // Fixing the spec starts the run.
-    env.apply::<DataLake>(lake_json(
-        "lake",
-        &lake_dir,
-        &src,
-        json!({"schedule": "0 5 * * *"}),
-    ))
-    .await;
+    env.apply::<DataLake>(env.lake_json("lake", json!({"schedule": "0 5 * * *"})))
+        .await;
     let l = wait_status(&dl, "lake", "Available", |s| {
         cond_is(s, "Available", "True")
     })
@@ -713,15 +689,8 @@ async fn replace_policy_stops_the_active_run_for_a_new_one() {
     };
     env.kubelet.set_env("FAKE_SLEEP", "60");
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json(
-        "lake",
-        &lake_dir,
-        &src,
-        json!({"concurrencyPolicy": "Replace"}),
-    ))
-    .await;
+    env.apply::<DataLake>(env.lake_json("lake", json!({"concurrencyPolicy": "Replace"})))
+        .await;
     let dl: Api<DataLake> = env.api();
     let first = wait_status(&dl, "lake", "Running", |s| s["phase"] == "Running").await;
     let first_job = first
@@ -772,12 +741,8 @@ async fn cron_schedule_starts_runs() {
         return;
     };
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
-    let lake_dir = env.dir.path().join("lake");
-    let src = env.dir.path().join("src");
-    env.apply::<DataLake>(lake_json(
+    env.apply::<DataLake>(env.lake_json(
         "lake",
-        &lake_dir,
-        &src,
         json!({"schedule": "* * * * *", "timeZone": "Asia/Kolkata", "runOnSpecChange": false}),
     ))
     .await;

@@ -511,6 +511,12 @@ impl TestEnv {
         })
     }
 
+    /// A DataLake over this test's `lake/` folder, fed from its `src/` folder.
+    pub fn lake_json(&self, name: &str, extra: serde_json::Value) -> serde_json::Value {
+        let dir = self.dir.path();
+        lake_json(name, &dir.join("lake"), &dir.join("src"), extra)
+    }
+
     pub fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
