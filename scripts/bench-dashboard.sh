@@ -60,7 +60,7 @@ password=bench-$RANDOM-$RANDOM
 printf %s "$password" | "$BIN/aurum-api" hash-password --username bench --role viewer > "$STATE/users"
 head -c 48 /dev/urandom | base64 > "$STATE/secret"
 api_port=$(free_port)
-"$BIN/aurum-api" --listen "127.0.0.1:$api_port" --database-url "$bench_url" \
+AURUM_FLIGHT_DISABLED=true "$BIN/aurum-api" --listen "127.0.0.1:$api_port" --database-url "$bench_url" \
   --users-file "$STATE/users" --jwt-secret-file "$STATE/secret" 2>"$STATE/api.log" &
 pids+=($!)
 until curl -sf "http://127.0.0.1:$api_port/readyz" | python3 -c 'import json,sys; d=json.load(sys.stdin)["datamarts"]; sys.exit(0 if d and all(m["loaded"] for m in d.values()) else 1)' 2>/dev/null; do sleep 0.2; done

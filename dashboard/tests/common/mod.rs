@@ -350,6 +350,10 @@ impl Stack {
         .env_remove("DATABASE_URL")
         .env_remove("AURUM_JWT_SECRET")
         .env_remove("AURUM_LISTEN")
+        // The dashboard reads REST only, and several tests' APIs run at once: none
+        // serves Flight SQL (an env var, not the flag: API builds from before Flight
+        // SQL ignore it).
+        .env("AURUM_FLIGHT_DISABLED", "true")
         .env("RUST_LOG", "info");
         let api = Process::spawn(cmd, dir.path().join("api.log"));
         let api_url = format!("http://127.0.0.1:{api_port}");
