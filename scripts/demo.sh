@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: build Aurum, start a throwaway PostgreSQL under .aurum/, run the
 # whole pipeline on source/ with the lake under .aurum/lake, then start the gold
-# API on 127.0.0.1:${AURUM_DEMO_API_PORT:-8000} with a demo user.
+# API on 127.0.0.1:${AURUM_DEMO_API_PORT:-8000} with a demo user and the dashboard
+# on 127.0.0.1:${AURUM_DEMO_DASHBOARD_PORT:-8050}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,9 +11,10 @@ state=$PWD/.aurum
 mkdir -p "$state"
 
 echo "==> building (release)"
-cargo build --release -p aurum-job-runner -p aurum-api
+cargo build --release -p aurum-job-runner -p aurum-api -p aurum-dashboard
 runner=$CARGO_TARGET_DIR/release/aurum-job-runner
 api=$CARGO_TARGET_DIR/release/aurum-api
+dashboard=$CARGO_TARGET_DIR/release/aurum-dashboard
 
 echo "==> starting PostgreSQL under .aurum/postgres"
 eval "$(testenv/postgres.sh start "$state/postgres")"
@@ -48,10 +50,24 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 
+echo "==> starting the dashboard"
+dashboard_port=${AURUM_DEMO_DASHBOARD_PORT:-8050}
+if [ -f "$state/dashboard.pid" ] && kill -0 "$(cat "$state/dashboard.pid")" 2>/dev/null; then
+  kill "$(cat "$state/dashboard.pid")"; sleep 1
+fi
+AURUM_LISTEN=127.0.0.1:$dashboard_port AURUM_API_URL=http://127.0.0.1:$api_port \
+  nohup "$dashboard" > "$state/dashboard.log" 2>&1 &
+echo $! > "$state/dashboard.pid"
+for _ in $(seq 1 50); do
+  curl -fsS "http://127.0.0.1:$dashboard_port/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
 cat <<MSG
 
-Gold API: http://127.0.0.1:$api_port  (Swagger UI: http://127.0.0.1:$api_port/docs)
-  login: demo / $password   (a password generated for this demo)
+Dashboard: http://127.0.0.1:$dashboard_port
+Gold API:  http://127.0.0.1:$api_port  (Swagger UI: http://127.0.0.1:$api_port/docs)
+  login: demo / $password   (a password generated for this demo; the same for both)
   curl -s -X POST http://127.0.0.1:$api_port/login -H 'content-type: application/json' \\
        -d '{"username":"demo","password":"$password"}'
 
@@ -59,6 +75,6 @@ Where to look:
   lake (raw, silver, rejects)   $state/lake
   run report                    $state/last-run.json
   gold tables                   psql "$DATABASE_URL" -c 'SELECT * FROM gold_top_products WHERE scope = '"'"'ALL'"'"''
-  API log                       $state/api.log
-  stop everything               kill \$(cat $state/api.pid); testenv/postgres.sh stop $state/postgres
+  API and dashboard logs        $state/api.log, $state/dashboard.log
+  stop everything               kill \$(cat $state/dashboard.pid) \$(cat $state/api.pid); testenv/postgres.sh stop $state/postgres
 MSG

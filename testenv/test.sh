@@ -32,15 +32,23 @@ eval "$(testenv/kube.sh start "$state/kube")"
 export KUBECONFIG AURUM_KUBE_BIN
 echo "test.sh: control plane ready after $((SECONDS - started)) s" >&2
 
+# Chromium for the dashboard's end-to-end test (Debian's package, installed when absent).
+eval "$(testenv/chromium.sh)"
+export AURUM_CHROMIUM_BIN
+echo "test.sh: Chromium ready after $((SECONDS - started)) s" >&2
+
 cargo build --workspace --bins
 # Tests of other crates run the real job-runner to load gold tables.
 export AURUM_JOB_RUNNER_BIN=$CARGO_TARGET_DIR/debug/aurum-job-runner
+export AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api
+# Where the dashboard's browser test saves its screenshots.
+export AURUM_TEST_ARTIFACTS=${AURUM_TEST_ARTIFACTS:-$state/artifacts}
 
 status=0
 cargo test --workspace --no-fail-fast || status=$?
 
 # The API against its own OpenAPI document, with schemathesis from PyPI.
-AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api api/tests/schemathesis.sh || status=$?
+api/tests/schemathesis.sh || status=$?
 
 # The Helm chart on the same control plane (helm built once into
 # ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
@@ -48,7 +56,6 @@ AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api api/tests/schemathesis.sh || sta
 eval "$(testenv/helm.sh)"
 export AURUM_HELM_BIN
 AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator \
-AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api \
 AURUM_DASHBOARD_BIN=$CARGO_TARGET_DIR/debug/aurum-dashboard \
   charts/tests/validate.sh || status=$?
 
