@@ -306,105 +306,55 @@ async fn serve_mart<D: Datamart>(
     Ok(resp)
 }
 
-/// Sales per country and year.
-#[utoipa::path(
-    get, path = "/gold/sales-country-year", tag = "gold",
-    params(crate::openapi::PageParams, crate::openapi::SalesCountryYearParams, crate::openapi::IfNoneMatch),
-    security(("bearer" = []), ("oauth2" = [])),
-    responses(
-        (status = 200, description = "A page of rows", body = crate::openapi::SalesCountryYearPage, headers(
-            ("ETag" = String, description = "Version of this response"),
-            ("Last-Modified" = String, description = "When the run that published the table finished"),
-            ("Link" = String, description = "first/prev/next/last pages"))),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Datamart not published yet", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn sales_country_year(
-    State(state): State<Arc<AppState>>,
-    _auth: Authenticated,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> AppResult {
-    serve_mart(&state.gold.sales_country_year, &headers, raw.as_deref()).await
+/// A gold datamart endpoint: the same query parameters, headers, responses and
+/// handler for each table, only the path, the filters and the page type differ.
+macro_rules! gold_endpoint {
+    ($(#[doc = $doc:literal])* $name:ident, $path:tt, $slot:ident, $params:ident, $page:ident) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            get, path = $path, tag = "gold",
+            params(crate::openapi::PageParams, crate::openapi::$params, crate::openapi::IfNoneMatch),
+            security(("bearer" = []), ("oauth2" = [])),
+            responses(
+                (status = 200, description = "A page of rows", body = crate::openapi::$page, headers(
+                    ("ETag" = String, description = "Version of this response"),
+                    ("Last-Modified" = String, description = "When the run that published the table finished"),
+                    ("Link" = String, description = "first/prev/next/last pages"))),
+                (status = 304, description = "Not modified (If-None-Match)"),
+                (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
+                (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+                (status = 503, description = "Datamart not published yet", body = Problem, content_type = "application/problem+json"),
+            )
+        )]
+        pub async fn $name(
+            State(state): State<Arc<AppState>>,
+            _auth: Authenticated,
+            headers: HeaderMap,
+            RawQuery(raw): RawQuery,
+        ) -> AppResult {
+            serve_mart(&state.gold.$slot, &headers, raw.as_deref()).await
+        }
+    };
 }
 
-/// Top products per scope (`ALL` or a country).
-#[utoipa::path(
-    get, path = "/gold/top-products", tag = "gold",
-    params(crate::openapi::PageParams, crate::openapi::TopProductsParams, crate::openapi::IfNoneMatch),
-    security(("bearer" = []), ("oauth2" = [])),
-    responses(
-        (status = 200, description = "A page of rows", body = crate::openapi::TopProductsPage, headers(
-            ("ETag" = String, description = "Version of this response"),
-            ("Last-Modified" = String, description = "When the run that published the table finished"),
-            ("Link" = String, description = "first/prev/next/last pages"))),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Datamart not published yet", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn top_products(
-    State(state): State<Arc<AppState>>,
-    _auth: Authenticated,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> AppResult {
-    serve_mart(&state.gold.top_products, &headers, raw.as_deref()).await
-}
-
-/// Sales per month.
-#[utoipa::path(
-    get, path = "/gold/monthly-sales", tag = "gold",
-    params(crate::openapi::PageParams, crate::openapi::MonthlySalesParams, crate::openapi::IfNoneMatch),
-    security(("bearer" = []), ("oauth2" = [])),
-    responses(
-        (status = 200, description = "A page of rows", body = crate::openapi::MonthlySalesPage, headers(
-            ("ETag" = String, description = "Version of this response"),
-            ("Last-Modified" = String, description = "When the run that published the table finished"),
-            ("Link" = String, description = "first/prev/next/last pages"))),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Datamart not published yet", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn monthly_sales(
-    State(state): State<Arc<AppState>>,
-    _auth: Authenticated,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> AppResult {
-    serve_mart(&state.gold.monthly_sales, &headers, raw.as_deref()).await
-}
-
-/// Customer lifetime value.
-#[utoipa::path(
-    get, path = "/gold/customer-lifetime", tag = "gold",
-    params(crate::openapi::PageParams, crate::openapi::CustomerLifetimeParams, crate::openapi::IfNoneMatch),
-    security(("bearer" = []), ("oauth2" = [])),
-    responses(
-        (status = 200, description = "A page of rows", body = crate::openapi::CustomerLifetimePage, headers(
-            ("ETag" = String, description = "Version of this response"),
-            ("Last-Modified" = String, description = "When the run that published the table finished"),
-            ("Link" = String, description = "first/prev/next/last pages"))),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Datamart not published yet", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn customer_lifetime(
-    State(state): State<Arc<AppState>>,
-    _auth: Authenticated,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> AppResult {
-    serve_mart(&state.gold.customer_lifetime, &headers, raw.as_deref()).await
-}
+gold_endpoint!(
+    /// Sales per country and year.
+    sales_country_year, "/gold/sales-country-year", sales_country_year,
+    SalesCountryYearParams, SalesCountryYearPage
+);
+gold_endpoint!(
+    /// Top products per scope (`ALL` or a country).
+    top_products, "/gold/top-products", top_products, TopProductsParams, TopProductsPage
+);
+gold_endpoint!(
+    /// Sales per month.
+    monthly_sales, "/gold/monthly-sales", monthly_sales, MonthlySalesParams, MonthlySalesPage
+);
+gold_endpoint!(
+    /// Customer lifetime value.
+    customer_lifetime, "/gold/customer-lifetime", customer_lifetime,
+    CustomerLifetimeParams, CustomerLifetimePage
+);
 
 // ----------------------------------------------------------------------------- runs
 

@@ -93,6 +93,21 @@ fn flight_info(
     Ok(Response::new(info))
 }
 
+/// The FlightInfo of a catalog command: its result schema, and the command itself
+/// as the ticket (DoGet dispatches on it).
+fn metadata_info<C: ProstMessageExt>(
+    request: Request<FlightDescriptor>,
+    schema: SchemaRef,
+    command: C,
+) -> Result<Response<FlightInfo>, Status> {
+    claims_of(&request)?;
+    flight_info(
+        &schema,
+        command.as_any().encode_to_vec().into(),
+        request.into_inner(),
+    )
+}
+
 fn encode_batches(
     schema: SchemaRef,
     batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
@@ -366,13 +381,7 @@ impl FlightSqlService for AurumFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        claims_of(&request)?;
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec().into(),
-            request.into_inner(),
-        )
+        metadata_info(request, query.into_builder().schema(), query)
     }
 
     async fn do_get_catalogs(
@@ -391,13 +400,7 @@ impl FlightSqlService for AurumFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        claims_of(&request)?;
-        let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec().into(),
-            request.into_inner(),
-        )
+        metadata_info(request, query.clone().into_builder().schema(), query)
     }
 
     async fn do_get_schemas(
@@ -416,13 +419,7 @@ impl FlightSqlService for AurumFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        claims_of(&request)?;
-        let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec().into(),
-            request.into_inner(),
-        )
+        metadata_info(request, query.clone().into_builder().schema(), query)
     }
 
     async fn do_get_tables(
@@ -452,13 +449,7 @@ impl FlightSqlService for AurumFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        claims_of(&request)?;
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec().into(),
-            request.into_inner(),
-        )
+        metadata_info(request, query.into_builder().schema(), query)
     }
 
     async fn do_get_table_types(
@@ -477,12 +468,10 @@ impl FlightSqlService for AurumFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        claims_of(&request)?;
-        let schema = query.clone().into_builder(&self.sql_info).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec().into(),
-            request.into_inner(),
+        metadata_info(
+            request,
+            query.clone().into_builder(&self.sql_info).schema(),
+            query,
         )
     }
 
