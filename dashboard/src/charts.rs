@@ -217,6 +217,19 @@ pub struct PlotArea {
     pub bottom: f64,
 }
 
+impl PlotArea {
+    /// The plot of a chart with a value axis on the left: the full width right of
+    /// that axis, `height` tall from `top`.
+    fn beside_left_axis(top: f64, height: f64) -> PlotArea {
+        PlotArea {
+            left: LEFT_AXIS,
+            right: VIEW_WIDTH - RIGHT_PAD,
+            top,
+            bottom: top + height,
+        }
+    }
+}
+
 /// An axis tick: its position and label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
@@ -236,6 +249,21 @@ fn place_ticks(ticks: &Ticks, scale: &LinearScale, label: impl Fn(f64) -> String
             label: label(*v),
         })
         .collect()
+}
+
+/// The smallest and largest of `values` and zero: a value axis that always shows
+/// its zero line, whatever the sign of the data.
+fn range_with_zero(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .fold((0.0, 0.0), |(lo, hi), v| (f64::min(lo, v), f64::max(hi, v)))
+}
+
+/// Labels for at most about `most` of `count` slots along an axis, every n-th from
+/// the first, `label(i)` for slot `i`: every slot keeps its label in the table view.
+fn thinned_labels(count: usize, most: usize, label: impl Fn(usize) -> Tick) -> Vec<Tick> {
+    let every = count.div_ceil(most).max(1);
+    (0..count).step_by(every).map(label).collect()
 }
 
 /// One horizontal bar of a bar chart.
@@ -281,8 +309,7 @@ const HBAR_ROW: f64 = 34.0;
 /// its bar, the value axis at the bottom. Negative values grow left of zero.
 pub fn hbar_chart(items: &[(String, Money)]) -> HBarChart {
     let values: Vec<f64> = items.iter().map(|(_, v)| v.to_f64()).collect();
-    let lo = values.iter().copied().fold(0.0, f64::min);
-    let hi = values.iter().copied().fold(0.0, f64::max);
+    let (lo, hi) = range_with_zero(values.iter().copied());
     let ticks = nice_ticks(lo, hi, 5);
     let left = 8.0;
     let scale = LinearScale::new(ticks.min, ticks.max, left, VIEW_WIDTH - RIGHT_PAD);
@@ -387,19 +414,14 @@ const GROWTH_HEIGHT: f64 = 90.0;
 /// Lays out a line of `(month, total)` with growth bars of `(month, growth %)`
 /// below it (`None`: no previous month to compare with).
 pub fn line_chart(points: &[(NaiveDate, Money, Option<Money>)]) -> LineChart {
-    let plot_left = LEFT_AXIS;
-    let plot_right = VIEW_WIDTH - RIGHT_PAD;
-    let plot_top = TOP_PAD + 8.0;
-    let plot_bottom = plot_top + LINE_PLOT_HEIGHT;
-    let values: Vec<f64> = points.iter().map(|p| p.1.to_f64()).collect();
-    let lo = values.iter().copied().fold(0.0, f64::min);
-    let hi = values.iter().copied().fold(0.0, f64::max);
+    let plot = PlotArea::beside_left_axis(TOP_PAD + 8.0, LINE_PLOT_HEIGHT);
+    let (lo, hi) = range_with_zero(points.iter().map(|p| p.1.to_f64()));
     let y_ticks = nice_ticks(lo, hi, 5);
-    let y = LinearScale::new(y_ticks.min, y_ticks.max, plot_bottom, plot_top);
+    let y = LinearScale::new(y_ticks.min, y_ticks.max, plot.bottom, plot.top);
     let n = points.len();
     // Points sit in the middle of equal slots, so one point is centred.
-    let slot = (plot_right - plot_left) / n.max(1) as f64;
-    let x_of = |i: usize| plot_left + slot * (i as f64 + 0.5);
+    let slot = (plot.right - plot.left) / n.max(1) as f64;
+    let x_of = |i: usize| plot.left + slot * (i as f64 + 0.5);
     let chart_points: Vec<LinePoint> = points
         .iter()
         .enumerate()
@@ -417,26 +439,14 @@ pub fn line_chart(points: &[(NaiveDate, Money, Option<Money>)]) -> LineChart {
         .map(|(i, p)| format!("{}{} {}", if i == 0 { "M" } else { "L" }, p.x, p.y))
         .collect::<Vec<_>>()
         .join(" ");
-    // At most ~8 month labels along the axis; every label stays in the table view.
-    let every = n.div_ceil(8).max(1);
-    let x_labels = chart_points
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i.is_multiple_of(every))
-        .map(|(_, p)| Tick {
-            pos: p.x,
-            label: p.label.clone(),
-        })
-        .collect();
+    let x_labels = thinned_labels(n, 8, |i| Tick {
+        pos: chart_points[i].x,
+        label: chart_points[i].label.clone(),
+    });
 
-    let growth_top = plot_bottom + BOTTOM_AXIS + 16.0;
+    let growth_top = plot.bottom + BOTTOM_AXIS + 16.0;
     let growth_bottom = growth_top + GROWTH_HEIGHT;
-    let growth: Vec<f64> = points
-        .iter()
-        .filter_map(|p| p.2.map(|g| g.to_f64()))
-        .collect();
-    let g_lo = growth.iter().copied().fold(0.0, f64::min);
-    let g_hi = growth.iter().copied().fold(0.0, f64::max);
+    let (g_lo, g_hi) = range_with_zero(points.iter().filter_map(|p| p.2.map(|g| g.to_f64())));
     let g_ticks = nice_ticks(g_lo, g_hi, 3);
     let gy = LinearScale::new(g_ticks.min, g_ticks.max, growth_bottom, growth_top);
     let growth_zero_y = round1(gy.map(0.0));
@@ -464,12 +474,7 @@ pub fn line_chart(points: &[(NaiveDate, Money, Option<Money>)]) -> LineChart {
         points: chart_points,
         y_ticks: place_ticks(&y_ticks, &y, format_short),
         x_labels,
-        plot: PlotArea {
-            left: plot_left,
-            right: plot_right,
-            top: plot_top,
-            bottom: plot_bottom,
-        },
+        plot,
         growth_bars,
         growth_zero_y,
         growth_top,
@@ -556,30 +561,27 @@ pub struct HistogramChart {
     pub y_ticks: Vec<Tick>,
     /// Value labels along the bottom (bin edges).
     pub x_labels: Vec<Tick>,
-    /// Where the data is drawn (for the line chart: the line panel).
+    /// Where the bars are drawn.
     pub plot: PlotArea,
 }
 
 /// Lays out `bins` as adjacent vertical bars, the count on the y axis.
 pub fn histogram_chart(bins: &[HistogramBin]) -> HistogramChart {
-    let plot_left = LEFT_AXIS;
-    let plot_right = VIEW_WIDTH - RIGHT_PAD;
-    let plot_top = TOP_PAD;
-    let plot_bottom = plot_top + 180.0;
+    let plot = PlotArea::beside_left_axis(TOP_PAD, 180.0);
     let max_count = bins.iter().map(|b| b.count).max().unwrap_or(0) as f64;
     let y_ticks = nice_ticks(0.0, max_count, 5);
-    let y = LinearScale::new(y_ticks.min, y_ticks.max, plot_bottom, plot_top);
-    let slot = (plot_right - plot_left) / bins.len().max(1) as f64;
+    let y = LinearScale::new(y_ticks.min, y_ticks.max, plot.bottom, plot.top);
+    let slot = (plot.right - plot.left) / bins.len().max(1) as f64;
     let bars = bins
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let top = y.map(b.count as f64);
             VBar {
-                x: round1(plot_left + slot * i as f64 + 1.0),
+                x: round1(plot.left + slot * i as f64 + 1.0),
                 y: round1(top),
                 width: round1((slot - 2.0).max(0.5)),
-                height: round1(plot_bottom - top),
+                height: round1(plot.bottom - top),
                 negative: false,
                 label: if b.open_ended {
                     format!("{} and more", format_short(b.lower))
@@ -590,27 +592,16 @@ pub fn histogram_chart(bins: &[HistogramBin]) -> HistogramChart {
             }
         })
         .collect();
-    let every = bins.len().div_ceil(6).max(1);
-    let x_labels = bins
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i.is_multiple_of(every))
-        .map(|(i, b)| Tick {
-            pos: round1(plot_left + slot * i as f64),
-            label: format_short(b.lower),
-        })
-        .collect();
+    let x_labels = thinned_labels(bins.len(), 6, |i| Tick {
+        pos: round1(plot.left + slot * i as f64),
+        label: format_short(bins[i].lower),
+    });
     HistogramChart {
-        height: plot_bottom + BOTTOM_AXIS,
+        height: plot.bottom + BOTTOM_AXIS,
         bars,
         y_ticks: place_ticks(&y_ticks, &y, format_short),
         x_labels,
-        plot: PlotArea {
-            left: plot_left,
-            right: plot_right,
-            top: plot_top,
-            bottom: plot_bottom,
-        },
+        plot,
     }
 }
 

@@ -27,16 +27,29 @@ fn line(out: &mut String, fields: &[&str]) {
     out.push_str("\r\n");
 }
 
-fn opt(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
+/// A whole CSV: the `header` line, then one line of `fields` per row. The header
+/// and the fields are arrays of one length, so a column cannot go missing.
+fn table<T, const N: usize>(
+    header: [&str; N],
+    rows: &[T],
+    fields: impl Fn(&T) -> [String; N],
+) -> String {
+    let mut out = String::new();
+    line(&mut out, &header);
+    for row in rows {
+        line(&mut out, &fields(row).each_ref().map(String::as_str));
+    }
+    out
+}
+
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
 }
 
 /// `gold_sales_country_year` rows.
 pub fn sales_country_year(rows: &[SalesCountryYear]) -> String {
-    let mut out = String::new();
-    line(
-        &mut out,
-        &[
+    table(
+        [
             "year",
             "country",
             "total_sales",
@@ -44,29 +57,24 @@ pub fn sales_country_year(rows: &[SalesCountryYear]) -> String {
             "transactions",
             "customers",
         ],
-    );
-    for r in rows {
-        line(
-            &mut out,
-            &[
-                &r.year.to_string(),
-                &r.country,
-                &r.total_sales.to_string(),
-                &r.total_quantity.to_string(),
-                &r.transactions.to_string(),
-                &r.customers.to_string(),
-            ],
-        );
-    }
-    out
+        rows,
+        |r| {
+            [
+                r.year.to_string(),
+                r.country.clone(),
+                r.total_sales.to_string(),
+                r.total_quantity.to_string(),
+                r.transactions.to_string(),
+                r.customers.to_string(),
+            ]
+        },
+    )
 }
 
 /// `gold_top_products` rows.
 pub fn top_products(rows: &[TopProduct]) -> String {
-    let mut out = String::new();
-    line(
-        &mut out,
-        &[
+    table(
+        [
             "scope",
             "rank",
             "product_no",
@@ -75,30 +83,25 @@ pub fn top_products(rows: &[TopProduct]) -> String {
             "total_quantity",
             "transactions",
         ],
-    );
-    for r in rows {
-        line(
-            &mut out,
-            &[
-                &r.scope,
-                &r.rank.to_string(),
-                &r.product_no,
-                &r.product_name,
-                &r.total_sales.to_string(),
-                &r.total_quantity.to_string(),
-                &r.transactions.to_string(),
-            ],
-        );
-    }
-    out
+        rows,
+        |r| {
+            [
+                r.scope.clone(),
+                r.rank.to_string(),
+                r.product_no.clone(),
+                r.product_name.clone(),
+                r.total_sales.to_string(),
+                r.total_quantity.to_string(),
+                r.transactions.to_string(),
+            ]
+        },
+    )
 }
 
 /// `gold_monthly_sales` rows.
 pub fn monthly_sales(rows: &[MonthlySales]) -> String {
-    let mut out = String::new();
-    line(
-        &mut out,
-        &[
+    table(
+        [
             "month",
             "total_sales",
             "total_quantity",
@@ -107,50 +110,40 @@ pub fn monthly_sales(rows: &[MonthlySales]) -> String {
             "avg_transaction_value",
             "mom_growth_pct",
         ],
-    );
-    for r in rows {
-        line(
-            &mut out,
-            &[
-                &r.month.to_string(),
-                &r.total_sales.to_string(),
-                &r.total_quantity.to_string(),
-                &r.transactions.to_string(),
-                &r.customers.to_string(),
-                &r.avg_transaction_value.to_string(),
-                &r.mom_growth_pct.map(|g| g.to_string()).unwrap_or_default(),
-            ],
-        );
-    }
-    out
+        rows,
+        |r| {
+            [
+                r.month.to_string(),
+                r.total_sales.to_string(),
+                r.total_quantity.to_string(),
+                r.transactions.to_string(),
+                r.customers.to_string(),
+                r.avg_transaction_value.to_string(),
+                r.mom_growth_pct.map(|g| g.to_string()).unwrap_or_default(),
+            ]
+        },
+    )
 }
 
 /// The lifetime-value histogram's bins.
 pub fn lifetime_histogram(bins: &[HistogramBin]) -> String {
-    let mut out = String::new();
-    line(
-        &mut out,
-        &["lifetime_value_from", "lifetime_value_to", "customers"],
-    );
-    for b in bins {
-        line(
-            &mut out,
-            &[
-                &format!("{:.2}", b.lower),
-                &format!("{:.2}", b.upper),
-                &b.count.to_string(),
-            ],
-        );
-    }
-    out
+    table(
+        ["lifetime_value_from", "lifetime_value_to", "customers"],
+        bins,
+        |b| {
+            [
+                format!("{:.2}", b.lower),
+                format!("{:.2}", b.upper),
+                b.count.to_string(),
+            ]
+        },
+    )
 }
 
 /// `gold_customer_lifetime_value` rows.
 pub fn customer_lifetime(rows: &[CustomerLifetime]) -> String {
-    let mut out = String::new();
-    line(
-        &mut out,
-        &[
+    table(
+        [
             "customer_no",
             "first_name",
             "last_name",
@@ -164,35 +157,30 @@ pub fn customer_lifetime(rows: &[CustomerLifetime]) -> String {
             "value_rank",
             "value_quartile",
         ],
-    );
-    for r in rows {
-        line(
-            &mut out,
-            &[
-                &r.customer_no,
+        rows,
+        |r| {
+            [
+                r.customer_no.clone(),
                 opt(&r.first_name),
                 opt(&r.last_name),
-                &r.country,
-                &r.first_purchase.to_string(),
-                &r.last_purchase.to_string(),
-                &r.transactions.to_string(),
-                &r.total_quantity.to_string(),
-                &r.lifetime_value.to_string(),
-                &r.avg_transaction_value.to_string(),
-                &r.value_rank.to_string(),
-                &r.value_quartile.to_string(),
-            ],
-        );
-    }
-    out
+                r.country.clone(),
+                r.first_purchase.to_string(),
+                r.last_purchase.to_string(),
+                r.transactions.to_string(),
+                r.total_quantity.to_string(),
+                r.lifetime_value.to_string(),
+                r.avg_transaction_value.to_string(),
+                r.value_rank.to_string(),
+                r.value_quartile.to_string(),
+            ]
+        },
+    )
 }
 
 /// `gold_runs` rows.
 pub fn runs(rows: &[GoldRun]) -> String {
-    let mut out = String::new();
-    line(
-        &mut out,
-        &[
+    table(
+        [
             "datamart",
             "run_id",
             "started_at",
@@ -202,23 +190,20 @@ pub fn runs(rows: &[GoldRun]) -> String {
             "silver_snapshot_id",
             "message",
         ],
-    );
-    for r in rows {
-        line(
-            &mut out,
-            &[
-                &r.datamart,
-                &r.run_id,
-                &r.started_at.to_rfc3339(),
-                &r.finished_at.to_rfc3339(),
-                &r.rows_written.to_string(),
-                &r.status,
+        rows,
+        |r| {
+            [
+                r.datamart.clone(),
+                r.run_id.clone(),
+                r.started_at.to_rfc3339(),
+                r.finished_at.to_rfc3339(),
+                r.rows_written.to_string(),
+                r.status.clone(),
                 opt(&r.silver_snapshot_id),
                 opt(&r.message),
-            ],
-        );
-    }
-    out
+            ]
+        },
+    )
 }
 
 #[cfg(test)]

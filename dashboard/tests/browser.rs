@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cdp::{Browser, chromium_bin};
-use common::{Stack, VIEWER};
+use common::{ChartCounts, Stack, VIEWER};
 use serde_json::Value;
 
 fn artifacts_dir() -> PathBuf {
@@ -39,6 +39,16 @@ const COUNTS_JS: &str = r#"JSON.stringify({
 
 async fn counts(b: &mut Browser) -> Value {
     serde_json::from_str(b.eval(COUNTS_JS).await.as_str().unwrap()).unwrap()
+}
+
+/// The chart counts of a `counts` answer.
+fn chart_counts(counts: &Value) -> ChartCounts {
+    ChartCounts {
+        top_products: counts["top"].as_i64().unwrap(),
+        months: counts["months"].as_i64().unwrap(),
+        cells: counts["cells"].as_i64().unwrap(),
+        customers: counts["customers"].as_i64().unwrap(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,27 +94,10 @@ async fn a_user_logs_in_filters_downloads_and_logs_out_in_chromium() {
 
     // Four charts with exactly the loaded data.
     let all = counts(&mut b).await;
-    let expect_all = (
-        stack
-            .count("SELECT count(*) FROM gold_top_products WHERE scope = 'ALL'")
-            .await,
-        stack.count("SELECT count(*) FROM gold_monthly_sales").await,
-        stack
-            .count("SELECT count(*) FROM gold_sales_country_year")
-            .await,
-        stack
-            .count("SELECT count(*) FROM gold_customer_lifetime_value")
-            .await,
-    );
     assert_eq!(all["charts"], 4, "four labelled SVG charts: {all}");
     assert_eq!(
-        (
-            all["top"].as_i64().unwrap(),
-            all["months"].as_i64().unwrap(),
-            all["cells"].as_i64().unwrap(),
-            all["customers"].as_i64().unwrap()
-        ),
-        expect_all,
+        chart_counts(&all),
+        stack.expected_chart_counts(None).await,
         "bars, points, cells and binned customers vs the gold tables"
     );
 
@@ -158,37 +151,9 @@ async fn a_user_logs_in_filters_downloads_and_logs_out_in_chromium() {
     )
     .await;
     let filtered = counts(&mut b).await;
-    let c = common::sql_text(&country);
-    let expect_filtered = (
-        stack
-            .count(&format!(
-                "SELECT count(*) FROM gold_top_products WHERE scope = {c}"
-            ))
-            .await,
-        stack
-            .count(&format!(
-                "SELECT count(*) FROM gold_monthly_sales WHERE extract(year FROM month) = {year}"
-            ))
-            .await,
-        stack
-            .count(&format!(
-                "SELECT count(*) FROM gold_sales_country_year WHERE year = {year} AND country = {c}"
-            ))
-            .await,
-        stack
-            .count(&format!(
-                "SELECT count(*) FROM gold_customer_lifetime_value WHERE country = {c}"
-            ))
-            .await,
-    );
     assert_eq!(
-        (
-            filtered["top"].as_i64().unwrap(),
-            filtered["months"].as_i64().unwrap(),
-            filtered["cells"].as_i64().unwrap(),
-            filtered["customers"].as_i64().unwrap()
-        ),
-        expect_filtered,
+        chart_counts(&filtered),
+        stack.expected_chart_counts(Some((&country, year))).await,
         "filtered charts vs the gold tables"
     );
     assert_ne!(
@@ -230,6 +195,7 @@ async fn a_user_logs_in_filters_downloads_and_logs_out_in_chromium() {
         "{name}"
     );
     let downloaded = std::fs::read_to_string(&file).unwrap();
+    let c = common::sql_text(&country);
     let expected = stack
         .pg_csv(&format!(
             "SELECT year, country, total_sales, total_quantity, transactions, customers \

@@ -4,16 +4,27 @@
 
 mod common;
 
-use common::{ADMIN, Stack, VIEWER, count_in_svg, sql_text, unix_lines};
+use common::{
+    ADMIN, ChartCounts, Stack, VIEWER, count_in_svg, session_cookie, sql_text, svg_of, unix_lines,
+};
 
+/// The sum of the `data-count` attributes in the SVG `svg_id` of `html`.
 fn data_counts(html: &str, svg_id: &str) -> u64 {
-    let start = html.find(&format!("<svg id=\"{svg_id}\"")).unwrap();
-    let end = start + html[start..].find("</svg>").unwrap();
-    html[start..end]
+    svg_of(html, svg_id)
         .split("data-count=\"")
         .skip(1)
         .map(|s| s[..s.find('"').unwrap()].parse::<u64>().unwrap())
         .sum()
+}
+
+/// What the overview `html` draws: bars, points, cells and binned customers.
+fn drawn_counts(html: &str) -> ChartCounts {
+    ChartCounts {
+        top_products: count_in_svg(html, "chart-top-products", "<rect class=\"bar\"") as i64,
+        months: count_in_svg(html, "chart-monthly-sales", "<circle class=\"point\"") as i64,
+        cells: count_in_svg(html, "chart-sales-country-year", "<rect class=\"cell\"") as i64,
+        customers: data_counts(html, "chart-customer-lifetime") as i64,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,13 +42,7 @@ async fn login_overview_filters_csv_and_logout() {
     assert!(body.contains("id=\"login-form\"") && body.contains("method=\"post\""));
 
     // Wrong password: the form again, with a message and 401.
-    let r = stack
-        .http
-        .post(format!("{}/login", stack.url))
-        .form(&[("username", VIEWER.0), ("password", "wrong")])
-        .send()
-        .await
-        .unwrap();
+    let r = stack.post_login(VIEWER.0, "wrong").await;
     assert_eq!(r.status(), 401);
     assert!(
         r.text()
@@ -47,13 +52,7 @@ async fn login_overview_filters_csv_and_logout() {
     );
 
     // Right password: a session cookie that scripts cannot read, for every path.
-    let r = stack
-        .http
-        .post(format!("{}/login", stack.url))
-        .form(&[("username", VIEWER.0), ("password", VIEWER.1)])
-        .send()
-        .await
-        .unwrap();
+    let r = stack.post_login(VIEWER.0, VIEWER.1).await;
     assert_eq!(r.status(), 303);
     let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
@@ -63,7 +62,7 @@ async fn login_overview_filters_csv_and_logout() {
         !set_cookie.contains("Secure"),
         "Secure is opt-in: {set_cookie}"
     );
-    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let cookie = session_cookie(&set_cookie);
 
     // The overview: four accessible SVG charts drawing exactly the gold rows.
     let (status, headers, html) = stack.get("/", Some(&cookie)).await;
@@ -96,33 +95,9 @@ async fn login_overview_filters_csv_and_logout() {
         );
     }
     assert!(html.matches("role=\"img\"").count() >= 4);
-    let top_all = stack
-        .count("SELECT count(*) FROM gold_top_products WHERE scope = 'ALL'")
-        .await;
-    let months = stack.count("SELECT count(*) FROM gold_monthly_sales").await;
-    let cells = stack
-        .count("SELECT count(*) FROM gold_sales_country_year")
-        .await;
-    let customers = stack
-        .count("SELECT count(*) FROM gold_customer_lifetime_value")
-        .await;
-    assert!(top_all > 1 && months > 1 && cells > 1 && customers > 1);
-    assert_eq!(
-        count_in_svg(&html, "chart-top-products", "<rect class=\"bar\"") as i64,
-        top_all
-    );
-    assert_eq!(
-        count_in_svg(&html, "chart-monthly-sales", "<circle class=\"point\"") as i64,
-        months
-    );
-    assert_eq!(
-        count_in_svg(&html, "chart-sales-country-year", "<rect class=\"cell\"") as i64,
-        cells
-    );
-    assert_eq!(
-        data_counts(&html, "chart-customer-lifetime") as i64,
-        customers
-    );
+    let all = stack.expected_chart_counts(None).await;
+    assert!(all.top_products > 1 && all.months > 1 && all.cells > 1 && all.customers > 1);
+    assert_eq!(drawn_counts(&html), all);
     // Growth bars: one per month that has a previous month, down for a fall.
     let growth = stack
         .count("SELECT count(*) FROM gold_monthly_sales WHERE mom_growth_pct IS NOT NULL")
@@ -143,17 +118,14 @@ async fn login_overview_filters_csv_and_logout() {
         falls
     );
     // Headline figures equal the gold tables.
-    let db = stack.db().await;
-    let total: String = db
-        .query_one("SELECT to_char(sum(total_sales), 'FM999,999,999,999,990.00') FROM gold_sales_country_year", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let total: String = stack
+        .value("SELECT to_char(sum(total_sales), 'FM999,999,999,999,990.00') FROM gold_sales_country_year")
+        .await;
     assert!(
         html.contains(&format!("id=\"total-sales\">{total}<")),
         "total sales {total}"
     );
-    assert!(html.contains(&format!("id=\"customers\">{}<", thousands(customers))));
+    assert!(html.contains(&format!("id=\"customers\">{}<", thousands(all.customers))));
     // A viewer sees no runs link and no snapshot id.
     assert!(!html.contains("href=\"/runs\""));
 
@@ -165,47 +137,9 @@ async fn login_overview_filters_csv_and_logout() {
     let (status, _, filtered) = stack.get(&format!("/?{query}"), Some(&cookie)).await;
     assert_eq!(status, 200);
     let c = sql_text(&country);
-    let top_c = stack
-        .count(&format!(
-            "SELECT count(*) FROM gold_top_products WHERE scope = {c}"
-        ))
-        .await;
-    let months_y = stack
-        .count(&format!(
-            "SELECT count(*) FROM gold_monthly_sales WHERE extract(year FROM month) = {year}"
-        ))
-        .await;
-    let cells_f = stack
-        .count(&format!(
-            "SELECT count(*) FROM gold_sales_country_year WHERE year = {year} AND country = {c}"
-        ))
-        .await;
-    let customers_c = stack
-        .count(&format!(
-            "SELECT count(*) FROM gold_customer_lifetime_value WHERE country = {c}"
-        ))
-        .await;
-    assert_eq!(
-        count_in_svg(&filtered, "chart-top-products", "<rect class=\"bar\"") as i64,
-        top_c
-    );
-    assert_eq!(
-        count_in_svg(&filtered, "chart-monthly-sales", "<circle class=\"point\"") as i64,
-        months_y
-    );
-    assert_eq!(
-        count_in_svg(
-            &filtered,
-            "chart-sales-country-year",
-            "<rect class=\"cell\""
-        ) as i64,
-        cells_f
-    );
-    assert_eq!(
-        data_counts(&filtered, "chart-customer-lifetime") as i64,
-        customers_c
-    );
-    assert!(months_y < months && cells_f < cells && customers_c < customers);
+    let one = stack.expected_chart_counts(Some((&country, year))).await;
+    assert_eq!(drawn_counts(&filtered), one);
+    assert!(one.months < all.months && one.cells < all.cells && one.customers < all.customers);
     assert!(filtered.contains(&format!("<option value=\"{year}\" selected>")));
     // askama escapes `&` in attributes as `&#38;`.
     assert!(filtered.contains(&format!(
@@ -281,7 +215,7 @@ async fn login_overview_filters_csv_and_logout() {
         .skip(1)
         .map(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap())
         .sum();
-    assert_eq!(binned, customers_c);
+    assert_eq!(binned, one.customers);
 
     // A bad filter is a friendly 400 page; an unknown CSV or page a 404 page.
     let (status, _, body) = stack.get("/?year=20x4", Some(&cookie)).await;
@@ -338,15 +272,11 @@ async fn admins_see_runs_and_snapshots() {
     let (status, _, html) = stack.get("/", Some(&cookie)).await;
     assert_eq!(status, 200);
     assert!(html.contains("href=\"/runs\""));
-    let db = stack.db().await;
-    let snapshot: String = db
-        .query_one(
+    let snapshot: String = stack
+        .value(
             "SELECT silver_snapshot_id FROM gold_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert!(
         html.contains(&snapshot),
         "silver snapshot {snapshot} shown to admins"
@@ -361,14 +291,9 @@ async fn admins_see_runs_and_snapshots() {
         total.min(200)
     );
     // Newest first: the first row is the latest run.
-    let newest: String = db
-        .query_one(
-            "SELECT run_id FROM gold_runs ORDER BY finished_at DESC, run_id DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let newest: String = stack
+        .value("SELECT run_id FROM gold_runs ORDER BY finished_at DESC, run_id DESC LIMIT 1")
+        .await;
     let first_row = runs.find("<tr class=").unwrap();
     let second_row = runs[first_row + 1..]
         .find("<tr class=")
@@ -451,26 +376,10 @@ async fn health_readiness_secure_cookie_and_graceful_shutdown() {
     assert_eq!(stack.get("/healthz", None).await.0, 200);
     assert_eq!(stack.get("/readyz", None).await.0, 200);
     assert_eq!(stack.get("/static/style.css", None).await.0, 200);
-    let r = stack
-        .http
-        .post(format!("{}/login", stack.url))
-        .form(&[("username", VIEWER.0), ("password", VIEWER.1)])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .ends_with("; Secure")
-    );
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let r = stack.post_login(VIEWER.0, VIEWER.1).await;
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.ends_with("; Secure"), "{set_cookie}");
+    let cookie = session_cookie(set_cookie);
 
     // The API goes away: not ready, and pages say so with a 502 page, not a panic.
     assert!(stack.api.terminate().success());
@@ -479,14 +388,7 @@ async fn health_readiness_secure_cookie_and_graceful_shutdown() {
     let (status, _, body) = stack.get("/", Some(&cookie)).await;
     assert_eq!(status, 502);
     assert!(body.contains("did not answer"));
-    let r = stack
-        .http
-        .post(format!("{}/login", stack.url))
-        .form(&[("username", VIEWER.0), ("password", VIEWER.1)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 502);
+    assert_eq!(stack.post_login(VIEWER.0, VIEWER.1).await.status(), 502);
 
     // SIGTERM: exit 0.
     let status = stack.dashboard.terminate();

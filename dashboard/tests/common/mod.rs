@@ -410,18 +410,22 @@ impl Stack {
         connect(&self.db_url).await
     }
 
-    /// Logs in through the dashboard's form; returns the `Cookie` header value.
-    pub async fn login(&self, user: (&str, &str, &str)) -> String {
-        let r = self
-            .http
+    /// Posts the dashboard's login form with `username` and `password`: the answer
+    /// as it is, for tests of failed logins and of the cookie's attributes.
+    pub async fn post_login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
             .post(format!("{}/login", self.url))
-            .form(&[("username", user.0), ("password", user.1)])
+            .form(&[("username", username), ("password", password)])
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Logs in through the dashboard's form; returns the `Cookie` header value.
+    pub async fn login(&self, user: (&str, &str, &str)) -> String {
+        let r = self.post_login(user.0, user.1).await;
         assert_eq!(r.status(), 303, "login of {}", user.0);
-        let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
-        set.split(';').next().unwrap().to_string()
+        session_cookie(r.headers()["set-cookie"].to_str().unwrap())
     }
 
     /// GET `path` with `cookie`: status, headers, body.
@@ -460,26 +464,23 @@ impl Stack {
 
     /// The country with the most sales and the latest year: the filters the tests use.
     pub async fn busiest_country_and_latest_year(&self) -> (String, i32) {
-        let db = self.db().await;
-        let country: String = db
-            .query_one(
+        let country = self
+            .value(
                 "SELECT country FROM gold_sales_country_year GROUP BY country \
                  ORDER BY sum(total_sales) DESC, country LIMIT 1",
-                &[],
             )
-            .await
-            .unwrap()
-            .get(0);
-        let year: i32 = db
-            .query_one("SELECT max(year) FROM gold_sales_country_year", &[])
-            .await
-            .unwrap()
-            .get(0);
+            .await;
+        let year = self
+            .value("SELECT max(year) FROM gold_sales_country_year")
+            .await;
         (country, year)
     }
 
-    /// A single number from SQL.
-    pub async fn count(&self, query: &str) -> i64 {
+    /// The single value of `query` (its first row's first column).
+    pub async fn value<T>(&self, query: &str) -> T
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
         self.db()
             .await
             .query_one(query, &[])
@@ -487,16 +488,84 @@ impl Stack {
             .unwrap_or_else(|e| panic!("{query}: {e}"))
             .get(0)
     }
+
+    /// A single number from SQL.
+    pub async fn count(&self, query: &str) -> i64 {
+        self.value(query).await
+    }
+
+    /// The rows the overview's charts must draw: of all the data without a `filter`,
+    /// else of one `(country, year)` as the page filters them (top products and
+    /// customers of the country, months of the year, the one cell of both).
+    pub async fn expected_chart_counts(&self, filter: Option<(&str, i32)>) -> ChartCounts {
+        let [products, months, cells, customers] = match filter {
+            None => ["scope = 'ALL'", "true", "true", "true"].map(String::from),
+            Some((country, year)) => {
+                let c = sql_text(country);
+                [
+                    format!("scope = {c}"),
+                    format!("extract(year FROM month) = {year}"),
+                    format!("year = {year} AND country = {c}"),
+                    format!("country = {c}"),
+                ]
+            }
+        };
+        ChartCounts {
+            top_products: self
+                .count(&format!(
+                    "SELECT count(*) FROM gold_top_products WHERE {products}"
+                ))
+                .await,
+            months: self
+                .count(&format!(
+                    "SELECT count(*) FROM gold_monthly_sales WHERE {months}"
+                ))
+                .await,
+            cells: self
+                .count(&format!(
+                    "SELECT count(*) FROM gold_sales_country_year WHERE {cells}"
+                ))
+                .await,
+            customers: self
+                .count(&format!(
+                    "SELECT count(*) FROM gold_customer_lifetime_value WHERE {customers}"
+                ))
+                .await,
+        }
+    }
 }
 
-/// Counts non-overlapping occurrences of `needle` in the part of `html` between
-/// `<svg id="{svg_id}"` and the next `</svg>`.
-pub fn count_in_svg(html: &str, svg_id: &str, needle: &str) -> usize {
+/// What the overview's four charts draw, one number each, in gold table rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChartCounts {
+    /// Bars of the top products chart (`gold_top_products`).
+    pub top_products: i64,
+    /// Points of the monthly sales line (`gold_monthly_sales`).
+    pub months: i64,
+    /// Cells of the sales heat map (`gold_sales_country_year`).
+    pub cells: i64,
+    /// Customers binned by the lifetime value histogram
+    /// (`gold_customer_lifetime_value`).
+    pub customers: i64,
+}
+
+/// The `name=value` part of a `Set-Cookie` header: what a `Cookie` header sends back.
+pub fn session_cookie(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+/// The part of `html` between `<svg id="{svg_id}"` and the next `</svg>`.
+pub fn svg_of<'a>(html: &'a str, svg_id: &str) -> &'a str {
     let start = html
         .find(&format!("<svg id=\"{svg_id}\""))
         .unwrap_or_else(|| panic!("no svg #{svg_id}"));
     let end = start + html[start..].find("</svg>").unwrap();
-    html[start..end].matches(needle).count()
+    &html[start..end]
+}
+
+/// Counts non-overlapping occurrences of `needle` in the SVG `svg_id` of `html`.
+pub fn count_in_svg(html: &str, svg_id: &str, needle: &str) -> usize {
+    svg_of(html, svg_id).matches(needle).count()
 }
 
 /// `s` as an SQL string literal.
