@@ -42,7 +42,8 @@ umask 077
 [ -s "$state/jwt-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$state/jwt-secret"
 password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
 printf %s "$password" | "$api" hash-password --username demo --role admin > "$state/users"
-AURUM_LISTEN=127.0.0.1:$api_port AURUM_JWT_SECRET_FILE=$state/jwt-secret AURUM_USERS_FILE=$state/users \
+flight_port=${AURUM_DEMO_FLIGHT_PORT:-50051}
+AURUM_LISTEN=127.0.0.1:$api_port AURUM_FLIGHT_LISTEN=127.0.0.1:$flight_port AURUM_JWT_SECRET_FILE=$state/jwt-secret AURUM_USERS_FILE=$state/users \
   nohup "$api" > "$state/api.log" 2>&1 &
 echo $! > "$state/api.pid"
 for _ in $(seq 1 50); do
@@ -67,7 +68,8 @@ cat <<MSG
 
 Dashboard: http://127.0.0.1:$dashboard_port
 Gold API:  http://127.0.0.1:$api_port  (Swagger UI: http://127.0.0.1:$api_port/docs)
-  login: demo / $password   (a password generated for this demo; the same for both)
+Flight SQL: grpc://127.0.0.1:$flight_port  (docs/flight-sql.md: Python, DBeaver)
+  login: demo / $password   (a password generated for this demo; the same for all three)
   curl -s -X POST http://127.0.0.1:$api_port/login -H 'content-type: application/json' \\
        -d '{"username":"demo","password":"$password"}'
 

@@ -50,6 +50,9 @@ cargo test --workspace --no-fail-fast || status=$?
 # The API against its own OpenAPI document, with schemathesis from PyPI.
 api/tests/schemathesis.sh || status=$?
 
+# Python's ADBC Flight SQL driver and pyarrow (from PyPI) against the real API.
+api/tests/flight_python.sh || status=$?
+
 # The Helm chart on the same control plane (helm built once into
 # ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
 # operator, API and dashboard run with the chart's environment.
