@@ -377,12 +377,15 @@ impl Silver {
             };
             ctx.register_table(table.name(), provider).map_err(&err)?;
         }
+        // The contract's base is transactions joined to products, customers
+        // and countries, and every silver transaction resolves. So a datamart
+        // joins only the dimensions it groups by, and names are looked up
+        // after aggregating: fewer and narrower keys to hash.
         ctx.sql(
-            r#"CREATE VIEW base AS
+            r#"CREATE VIEW sales AS
                SELECT t.transaction_no, t."date", t.product_no, t.customer_no, t.quantity, t.amount,
-                      p.product_name, c.first_name, c.last_name, co.country_name
+                      co.country_name
                FROM transactions t
-               JOIN products p ON t.product_no = p.product_no
                JOIN customers c ON t.customer_no = c.customer_no
                JOIN countries co ON c.country_id = co.country_id"#,
         )
@@ -455,7 +458,7 @@ impl Silver {
                 Datamart::SalesCountryYear.name(),
                 r#"SELECT CAST(date_part('year', "date") AS INT), country_name, SUM(amount),
                           SUM(CAST(quantity AS BIGINT)), COUNT(DISTINCT transaction_no), COUNT(DISTINCT customer_no)
-                   FROM base GROUP BY CAST(date_part('year', "date") AS INT), country_name"#,
+                   FROM sales GROUP BY CAST(date_part('year', "date") AS INT), country_name"#,
             )
             .await?;
         let mut rows = Vec::new();
@@ -478,35 +481,46 @@ impl Silver {
 
     /// `gold_top_products`, keeping ranks `1..=top_n` of every scope.
     pub async fn top_products(&self, top_n: u32) -> Result<Vec<TopProduct>, DatamartError> {
-        let batches = self
-            .query(
-                Datamart::TopProducts.name(),
-                "SELECT 'ALL' AS scope, product_no, product_name, SUM(amount) AS sales, \
-                        SUM(CAST(quantity AS BIGINT)) AS qty, COUNT(DISTINCT transaction_no) AS tx \
-                 FROM base GROUP BY product_no, product_name \
-                 UNION ALL \
-                 SELECT country_name AS scope, product_no, product_name, SUM(amount) AS sales, \
-                        SUM(CAST(quantity AS BIGINT)) AS qty, COUNT(DISTINCT transaction_no) AS tx \
-                 FROM base GROUP BY country_name, product_no, product_name",
-            )
-            .await?;
+        let what = Datamart::TopProducts.name();
+        let names: HashMap<String, String> = self
+            .query(what, "SELECT product_no, product_name FROM products")
+            .await?
+            .iter()
+            .flat_map(|batch| {
+                let c = Columns(batch);
+                (0..batch.num_rows()).map(move |row| (c.string(0, row), c.string(1, row)))
+            })
+            .collect();
+        // One scope kind at a time: each distinct count holds a hash table of
+        // (group, transaction_no), and two at once would double the peak.
+        let scope_queries = [
+            "SELECT 'ALL', product_no, SUM(amount), SUM(CAST(quantity AS BIGINT)), \
+                    COUNT(DISTINCT transaction_no) \
+             FROM transactions GROUP BY product_no",
+            "SELECT country_name, product_no, SUM(amount), SUM(CAST(quantity AS BIGINT)), \
+                    COUNT(DISTINCT transaction_no) \
+             FROM sales GROUP BY country_name, product_no",
+        ];
         let mut scopes: BTreeMap<String, Vec<TopProduct>> = BTreeMap::new();
-        for batch in &batches {
-            let c = Columns(batch);
-            for row in 0..batch.num_rows() {
-                let product = TopProduct {
-                    scope: c.string(0, row),
-                    rank: 0,
-                    product_no: c.string(1, row),
-                    product_name: c.string(2, row),
-                    total_sales: c.cents(3, row),
-                    total_quantity: c.i64(4, row),
-                    transactions: c.i64(5, row),
-                };
-                scopes
-                    .entry(product.scope.clone())
-                    .or_default()
-                    .push(product);
+        for sql in scope_queries {
+            for batch in &self.query(what, sql).await? {
+                let c = Columns(batch);
+                for row in 0..batch.num_rows() {
+                    let product_no = c.string(1, row);
+                    let product = TopProduct {
+                        scope: c.string(0, row),
+                        rank: 0,
+                        product_name: names.get(&product_no).cloned().unwrap_or_default(),
+                        product_no,
+                        total_sales: c.cents(2, row),
+                        total_quantity: c.i64(3, row),
+                        transactions: c.i64(4, row),
+                    };
+                    scopes
+                        .entry(product.scope.clone())
+                        .or_default()
+                        .push(product);
+                }
             }
         }
         Ok(rank_top_products(scopes, top_n))
@@ -520,7 +534,7 @@ impl Silver {
                 r#"SELECT CAST(date_part('year', "date") AS INT), CAST(date_part('month', "date") AS INT),
                           SUM(amount), SUM(CAST(quantity AS BIGINT)), COUNT(DISTINCT transaction_no),
                           COUNT(DISTINCT customer_no)
-                   FROM base
+                   FROM transactions
                    GROUP BY CAST(date_part('year', "date") AS INT), CAST(date_part('month', "date") AS INT)"#,
             )
             .await?;
@@ -555,9 +569,14 @@ impl Silver {
         let batches = self
             .query(
                 Datamart::CustomerLifetimeValue.name(),
-                r#"SELECT customer_no, first_name, last_name, country_name, MIN("date"), MAX("date"),
-                          COUNT(DISTINCT transaction_no), SUM(CAST(quantity AS BIGINT)), SUM(amount)
-                   FROM base GROUP BY customer_no, first_name, last_name, country_name"#,
+                r#"SELECT a.customer_no, c.first_name, c.last_name, co.country_name, a.first_purchase,
+                          a.last_purchase, a.transactions, a.quantity, a.amount
+                   FROM (SELECT customer_no, MIN("date") AS first_purchase, MAX("date") AS last_purchase,
+                                COUNT(DISTINCT transaction_no) AS transactions,
+                                SUM(CAST(quantity AS BIGINT)) AS quantity, SUM(amount) AS amount
+                         FROM transactions GROUP BY customer_no) a
+                   JOIN customers c ON a.customer_no = c.customer_no
+                   JOIN countries co ON c.country_id = co.country_id"#,
             )
             .await?;
         let mut customers = Vec::new();
