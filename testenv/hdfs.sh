@@ -215,6 +215,10 @@ write_hdfs_site() {
     prop dfs.namenode.name.dir "file://$dir/data/name"
     prop dfs.replication 2
     prop dfs.namenode.replication.min 1
+    # A close may complete while the last block is committed (every DataNode
+    # of the pipeline acknowledged it) but not yet reported to the NameNode;
+    # otherwise each file close waits 0.5 s or more in the client's retry loop.
+    prop dfs.namenode.file.close.num-committed-allowed 1
     prop dfs.blocksize "$blocksize"
     prop dfs.permissions.enabled true
     prop dfs.permissions.superusergroup supergroup
