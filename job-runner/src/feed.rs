@@ -64,19 +64,25 @@ pub async fn feed(
     ingest_date: NaiveDate,
     run_id: &str,
 ) -> Result<Vec<StageReport>, FeedError> {
-    let mut reports = Vec::new();
+    let mut present = Vec::new();
     for table in Table::ALL {
         let file = source.path(table.file_name());
         match source.size(&file).await? {
-            Some(_) => reports.push(feed_table(source, lake, table, ingest_date, run_id).await?),
+            Some(_) => present.push(table),
             None => {
                 tracing::warn!(table = %table, source = source.display(), "no {} in the source folder; skipped", table.file_name())
             }
         }
     }
-    if reports.is_empty() {
+    if present.is_empty() {
         return Err(FeedError::NoSourceFiles(source.display().to_owned()));
     }
+    // The tables are independent: feed them together, so the small ones'
+    // round trips to the lake (slow on HDFS) hide behind the big one.
+    let feeding = present
+        .into_iter()
+        .map(|table| feed_table(source, lake, table, ingest_date, run_id));
+    let reports = futures::future::try_join_all(feeding).await?;
     lake.delete_prefix(&format!("_staging/{run_id}")).await?;
     Ok(reports)
 }
