@@ -341,6 +341,11 @@ async fn roles_guard_the_runs_history() {
         400
     );
     assert_eq!(api.get("/gold/runs?limit=5000", &admin).await.status(), 400);
+    // A NUL cannot reach PostgreSQL (whose text cannot hold it) as a 503.
+    let nul = api.get("/gold/runs?datamart=%00", &admin).await;
+    assert_eq!(nul.status(), 400);
+    let problem: Value = nul.json().await.expect("problem+json");
+    assert_eq!(problem["parameter"], "datamart");
 }
 
 async fn try_login(api: &Api, user: &str, password: &str) -> reqwest::Response {

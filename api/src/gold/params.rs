@@ -64,6 +64,11 @@ impl QueryParams {
                 name,
                 format!("`{name}` is too long (at most 512 bytes)"),
             )),
+            // PostgreSQL text cannot hold NUL, so no stored value can match one.
+            Some(v) if v.contains('\0') => Err(Problem::bad_param(
+                name,
+                format!("`{name}` must not contain a NUL character"),
+            )),
             Some(v) => Ok(Some(v.to_string())),
         }
     }
@@ -183,6 +188,20 @@ mod tests {
         }
         let r = p("order_by=b&order=desc&offset=7").unwrap();
         assert_eq!((r.order_by, r.descending, r.offset), (1, true, 7));
+    }
+
+    #[test]
+    fn text_values() {
+        let q = |s: &str| QueryParams::parse(Some(s)).and_then(|q| q.text("datamart"));
+        assert_eq!(
+            q("datamart=top-products").unwrap().as_deref(),
+            Some("top-products")
+        );
+        assert_eq!(q("").unwrap(), None);
+        let long = format!("datamart={}", "x".repeat(513));
+        for bad in ["datamart=", "datamart=%00", "datamart=a%00b", long.as_str()] {
+            assert_eq!(q(bad).unwrap_err().status, 400, "{bad}");
+        }
     }
 
     #[test]
