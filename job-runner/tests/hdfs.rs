@@ -616,6 +616,16 @@ fn cluster(command: &str, node: &str) {
     assert!(status.success(), "testenv/hdfs.sh {command} {node} failed");
 }
 
+/// Starts a killed DataNode again when dropped, so a failing test does not
+/// leave the next tests a cluster with one DataNode.
+struct RestartDataNode(&'static str);
+
+impl Drop for RestartDataNode {
+    fn drop(&mut self) {
+        cluster("start-datanode", self.0);
+    }
+}
+
 #[tokio::test]
 async fn a_datanode_dying_mid_write_never_leaves_a_corrupt_or_half_visible_file() {
     let _cluster = exclusive_cluster();
@@ -670,6 +680,7 @@ async fn a_datanode_dying_mid_write_never_leaves_a_corrupt_or_half_visible_file(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cluster("kill-datanode", "2");
+    let _restart = RestartDataNode("2");
     let killed_at = Instant::now();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
@@ -729,10 +740,13 @@ async fn a_datanode_dying_mid_write_never_leaves_a_corrupt_or_half_visible_file(
             "unexpected file {file}"
         );
     }
-    // And the lake is usable: preprocess reads it all.
+    // And the lake is usable: preprocess reads it all. Its new files go to
+    // the surviving DataNode once the NameNode has given up on the dead one
+    // (until then it may still place a block there, and hdfs-native does
+    // not rebuild a pipeline that fails to open).
+    cluster("wait-datanode-dead", "2");
     let report = support::job_runner_ok(&["preprocess", "--lake", &lake_url]);
     assert_eq!(report["status"], "succeeded");
 
-    cluster("start-datanode", "2");
     let _ = client.delete(&root, true).await;
 }
