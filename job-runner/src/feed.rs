@@ -78,11 +78,16 @@ pub async fn feed(
         return Err(FeedError::NoSourceFiles(source.display().to_owned()));
     }
     // The tables are independent: feed them together, so the small ones'
-    // round trips to the lake (slow on HDFS) hide behind the big one.
+    // round trips to the lake (slow on HDFS) hide behind the big one. All of
+    // them end before an error is returned: no write is left running while
+    // the process reports it and exits.
     let feeding = present
         .into_iter()
         .map(|table| feed_table(source, lake, table, ingest_date, run_id));
-    let reports = futures::future::try_join_all(feeding).await?;
+    let reports = futures::future::join_all(feeding)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     lake.delete_prefix(&format!("_staging/{run_id}")).await?;
     Ok(reports)
 }
@@ -112,34 +117,43 @@ async fn feed_table(
     });
 
     let mut reader = RecordReader::new(table, file_name, file_url.clone());
-    let mut splitter = LineSplitter::default();
-    let mut stream = source.read_stream(&file).await?;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        report.bytes_read += chunk.len() as u64;
-        splitter.push(&chunk, |line| reader.line(line))?;
-        if reader.rows.len() >= BATCH_ROWS {
+    let read = async {
+        let mut splitter = LineSplitter::default();
+        let mut stream = source.read_stream(&file).await?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            report.bytes_read += chunk.len() as u64;
+            splitter.push(&chunk, |line| reader.line(line))?;
+            if reader.rows.len() >= BATCH_ROWS {
+                batches
+                    .send(reader.rows.finish())
+                    .await
+                    .map_err(|_| FeedError::WriterGone(table))?;
+            }
+            progress.update(reader.records);
+        }
+        splitter.finish(|line| reader.line(line))?;
+        if reader.header.is_none() {
+            return Err(FeedError::NoHeader(file_url.clone()));
+        }
+        if reader.rows.len() > 0 {
             batches
                 .send(reader.rows.finish())
                 .await
                 .map_err(|_| FeedError::WriterGone(table))?;
         }
-        progress.update(reader.records);
-    }
-    splitter.finish(|line| reader.line(line))?;
-    if reader.header.is_none() {
-        return Err(FeedError::NoHeader(file_url));
-    }
-    if reader.rows.len() > 0 {
-        batches
-            .send(reader.rows.finish())
-            .await
-            .map_err(|_| FeedError::WriterGone(table))?;
-    }
+        Ok(())
+    };
+    let read = read.await;
     drop(batches);
-    report.bytes_written = write_task
-        .await
-        .map_err(|_| FeedError::WriterGone(table))??;
+    // The writer always ends before this returns; when it failed first, its
+    // error is the cause (the reader only saw it go).
+    let written = write_task.await.map_err(|_| FeedError::WriterGone(table))?;
+    report.bytes_written = match (read, written) {
+        (Err(FeedError::WriterGone(_)), Err(cause)) => return Err(cause.into()),
+        (Err(e), _) => return Err(e),
+        (Ok(()), written) => written?,
+    };
 
     report.rows_read = reader.records;
     report.rows_written = reader.records - reader.rejects.len() as u64;
