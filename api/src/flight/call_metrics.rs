@@ -5,7 +5,6 @@
 //! message) or in the trailers after a stream; the response body is wrapped to
 //! catch the trailers, and a stream dropped before them counts as `Cancelled`.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,8 +13,9 @@ use std::time::Instant;
 use http_body::Frame;
 use tonic::Code;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 
+use crate::flight::BoxFuture;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -133,30 +133,6 @@ impl http_body::Body for MeteredBody {
     }
 }
 
-/// Layer adding [`CallMetrics`].
-#[derive(Clone)]
-pub struct CallMetricsLayer {
-    state: Arc<AppState>,
-}
-
-impl CallMetricsLayer {
-    /// Records into `state`'s metrics.
-    pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
-    }
-}
-
-impl<S> Layer<S> for CallMetricsLayer {
-    type Service = CallMetrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        CallMetrics {
-            inner,
-            state: self.state.clone(),
-        }
-    }
-}
-
 /// Records each call's method, status code and duration.
 #[derive(Clone)]
 pub struct CallMetrics<S> {
@@ -164,7 +140,12 @@ pub struct CallMetrics<S> {
     state: Arc<AppState>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+impl<S> CallMetrics<S> {
+    /// Records `inner`'s calls into `state`'s metrics.
+    pub fn new(inner: S, state: Arc<AppState>) -> Self {
+        Self { inner, state }
+    }
+}
 
 impl<S> Service<http::Request<Body>> for CallMetrics<S>
 where

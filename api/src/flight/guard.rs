@@ -3,16 +3,15 @@
 //! audience, expiry and role rules, via [`JwtKeys::verify_cached`]) and its claims
 //! are handed to the call in the request extensions.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::Status;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::auth::{Claims, JwtKeys};
+use crate::flight::BoxFuture;
 use crate::state::AppState;
 
 /// The gRPC path suffix of the handshake, the one call that needs no token.
@@ -49,30 +48,6 @@ pub fn claims_of<T>(request: &tonic::Request<T>) -> Result<Arc<Claims>, Status> 
         .ok_or_else(|| Status::unauthenticated("a bearer token is required"))
 }
 
-/// Layer adding [`BearerGuard`].
-#[derive(Clone)]
-pub struct BearerGuardLayer {
-    state: Arc<AppState>,
-}
-
-impl BearerGuardLayer {
-    /// A guard checking tokens with `state`'s keys.
-    pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
-    }
-}
-
-impl<S> Layer<S> for BearerGuardLayer {
-    type Service = BearerGuard<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BearerGuard {
-            inner,
-            state: self.state.clone(),
-        }
-    }
-}
-
 /// Refuses calls without a valid bearer token with `Unauthenticated`.
 #[derive(Clone)]
 pub struct BearerGuard<S> {
@@ -80,7 +55,12 @@ pub struct BearerGuard<S> {
     state: Arc<AppState>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+impl<S> BearerGuard<S> {
+    /// Guards `inner` with `state`'s keys.
+    pub fn new(inner: S, state: Arc<AppState>) -> Self {
+        Self { inner, state }
+    }
+}
 
 impl<S> Service<http::Request<Body>> for BearerGuard<S>
 where

@@ -26,12 +26,16 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tower::layer::layer_fn;
 
-use crate::flight::call_metrics::CallMetricsLayer;
-use crate::flight::guard::BearerGuardLayer;
+use crate::flight::call_metrics::CallMetrics;
+use crate::flight::guard::BearerGuard;
 use crate::flight::service::AurumFlightSql;
 use crate::state::AppState;
 use crate::tls::TlsFiles;
+
+/// A boxed future, as the Flight middlewares return.
+pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Largest message a client may send (parameter batches, handshakes), in bytes.
 const MAX_DECODING_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -55,8 +59,13 @@ pub async fn serve(
         )?;
     }
     let server = builder
-        .layer(CallMetricsLayer::new(state.clone()))
-        .layer(BearerGuardLayer::new(state))
+        .layer(layer_fn({
+            let state = state.clone();
+            move |inner| CallMetrics::new(inner, state.clone())
+        }))
+        .layer(layer_fn(move |inner| {
+            BearerGuard::new(inner, state.clone())
+        }))
         .add_service(
             FlightServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES),
         );
