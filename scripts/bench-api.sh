@@ -32,7 +32,7 @@ fi
 admin_url=$DATABASE_URL
 db=aurum_bench_api
 bench_url="${admin_url%/*}/$db"
-psql "$admin_url" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+testenv/postgres.sh fresh-db "$admin_url" "$db" >/dev/null
 
 if [ -n "${AURUM_JOB_RUNNER_BIN:-}" ] && [ -n "${AURUM_BENCH_TRANSACTIONS:-}" ]; then
   log "loading gold tables with the job-runner ($AURUM_BENCH_TRANSACTIONS transactions)"
@@ -56,7 +56,7 @@ api_pid=
 cleanup() {
   if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
   rm -rf "$work"
-  psql "$admin_url" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  testenv/postgres.sh drop-db "$admin_url" "$db" 2>/dev/null || true
 }
 trap cleanup EXIT
 

@@ -40,7 +40,7 @@ bench_url="${admin_url%/*}/$db"
 if [ "$(cat "$STATE/loaded" 2>/dev/null)" != "$TRANSACTIONS" ] ||
    ! psql "$bench_url" -qXtAc "SELECT 1 FROM gold_customer_lifetime_value LIMIT 1" >/dev/null 2>&1; then
   log "loading gold tables with the job-runner ($TRANSACTIONS transactions)"
-  psql "$admin_url" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+  testenv/postgres.sh fresh-db "$admin_url" "$db" >/dev/null
   rm -rf "$STATE/source" "$STATE/lake"
   "$BIN/aurum-job-runner" generate --out "$STATE/source" --transactions "$TRANSACTIONS" --seed 7 >/dev/null 2>"$STATE/generate.log"
   "$BIN/aurum-job-runner" run --source "$STATE/source" --lake "$STATE/lake" --database-url "$bench_url" >/dev/null 2>"$STATE/job-runner.log"

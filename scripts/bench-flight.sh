@@ -47,7 +47,7 @@ if [ "$exists" = 1 ]; then
   rows=$(psql "$url" -qXtAc "SELECT count(*) FROM gold_customer_lifetime_value" 2>/dev/null || echo 0)
 fi
 if [ "$rows" -lt 50000 ]; then
-  psql "$admin_url" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+  testenv/postgres.sh fresh-db "$admin_url" "$db" >/dev/null
   src=$STATE/source-$TRANSACTIONS
   if [ ! -f "$src/transactions.csv" ]; then
     log "generating $TRANSACTIONS transactions"

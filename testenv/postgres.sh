@@ -5,6 +5,11 @@
 #                                   prints DATABASE_URL=... on stdout
 #   testenv/postgres.sh stop DIR    stop it (the data stays in DIR)
 #   testenv/postgres.sh url DIR     print DATABASE_URL=... of a started cluster
+#   testenv/postgres.sh fresh-db URL NAME
+#                                   drop (if present) and create database NAME on
+#                                   URL's server; prints NAME's URL
+#   testenv/postgres.sh drop-db URL NAME
+#                                   drop database NAME on URL's server
 #
 # Installs Debian's PostgreSQL when no server binaries are found. The server runs
 # as the unprivileged `postgres` user (PostgreSQL refuses to run as root), listens
@@ -104,9 +109,21 @@ stop() {
   log "stopped"
 }
 
+drop_db() {
+  psql "$1" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$2\" WITH (FORCE)" >/dev/null
+}
+
+fresh_db() {
+  drop_db "$1" "$2"
+  psql "$1" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$2\"" >/dev/null
+  echo "${1%/*}/$2"
+}
+
 case "${1:-}" in
+  fresh-db) fresh_db "${2:?usage: postgres.sh fresh-db URL NAME}" "${3:?usage: postgres.sh fresh-db URL NAME}" ;;
+  drop-db) drop_db "${2:?usage: postgres.sh drop-db URL NAME}" "${3:?usage: postgres.sh drop-db URL NAME}" ;;
   start) start "${2:?usage: postgres.sh start DIR}" ;;
   stop) stop "${2:?usage: postgres.sh stop DIR}" ;;
   url) print_url "${2:?usage: postgres.sh url DIR}" ;;
-  *) echo "usage: testenv/postgres.sh start|stop|url DIR" >&2; exit 2 ;;
+  *) echo "usage: testenv/postgres.sh start|stop|url DIR, or fresh-db|drop-db URL NAME" >&2; exit 2 ;;
 esac
