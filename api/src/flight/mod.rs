@@ -50,9 +50,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
-    let mut builder = Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true);
+    let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
     if let Some(files) = tls {
         builder = builder.tls_config(
             ServerTlsConfig::new().identity(Identity::from_pem(&files.cert_pem, &files.key_pem)),
@@ -74,7 +72,11 @@ pub async fn serve(
         shutdown.await;
         let _ = fired_tx.send(true);
     };
-    let serving = server.serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+    // The builder's tcp_nodelay only applies to listeners tonic binds itself; ours
+    // needs it on the incoming, or Nagle holds each small response frame back for
+    // the client's delayed ACK (40 ms per GetFlightInfo).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let serving = server.serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(serving);
     let grace_over = async move {
         let _ = fired_rx.wait_for(|fired| *fired).await;

@@ -221,19 +221,20 @@ pub fn numeric_to_i128(raw: &[u8], scale: i8) -> Option<i128> {
     if raw.len() != 8 + 2 * ndigits {
         return None;
     }
-    // value = Σ digit[i] * 10000^(weight - i); we want value * 10^scale.
+    // value = Σ digit[i] * 10000^(weight - i); we want value * 10^scale. Digit-level
+    // arithmetic stays in i32 (a digit is < 10000): i128 division is slow.
     let mut acc: i128 = 0;
     let mut round_up = false;
     for i in 0..ndigits {
-        let digit = i16::from_be_bytes([raw[8 + 2 * i], raw[9 + 2 * i]]) as i128;
+        let digit = i32::from(i16::from_be_bytes([raw[8 + 2 * i], raw[9 + 2 * i]]));
         // Decimal exponent of this base-10000 digit's last decimal place, after scaling.
         let exp = 4 * (weight - i as i32) + scale as i32;
         if exp >= 0 {
-            let term = digit.checked_mul(10i128.checked_pow(exp as u32)?)?;
+            let term = i128::from(digit).checked_mul(*POW10.get(exp as usize)?)?;
             acc = acc.checked_add(term)?;
         } else if exp > -4 {
-            let div = 10i128.pow((-exp) as u32);
-            acc = acc.checked_add(digit / div)?;
+            let div = 10i32.pow((-exp) as u32);
+            acc = acc.checked_add(i128::from(digit / div))?;
             // The first dropped decimal digit decides rounding (half away from zero).
             round_up = (digit % div) * 10 / div >= 5;
             break;
@@ -251,6 +252,17 @@ pub fn numeric_to_i128(raw: &[u8], scale: i8) -> Option<i128> {
     }
     Some(if sign == 0x4000 { -acc } else { acc })
 }
+
+/// Powers of ten that fit i128: `POW10[n] = 10^n` for n in 0..=38.
+const POW10: [i128; 39] = {
+    let mut table = [1i128; 39];
+    let mut n = 1;
+    while n < table.len() {
+        table[n] = table[n - 1] * 10;
+        n += 1;
+    }
+    table
+};
 
 enum ColumnBuilder {
     Bool(BooleanBuilder),
@@ -318,7 +330,7 @@ impl ColumnBuilder {
                         "numeric value is NaN, infinite or too large for Decimal128",
                     )
                 })?;
-                if v.unsigned_abs() >= 10u128.pow(u32::from(*precision)) {
+                if v.unsigned_abs() >= POW10[usize::from(*precision)].unsigned_abs() {
                     return Err(bad(
                         column,
                         &format!("numeric value does not fit Decimal128({precision}, {scale})"),
@@ -381,7 +393,6 @@ pub struct BatchBuilder {
     columns: Vec<ResultColumn>,
     builders: Vec<ColumnBuilder>,
     rows: usize,
-    capacity: usize,
 }
 
 impl BatchBuilder {
@@ -397,7 +408,6 @@ impl BatchBuilder {
             columns,
             builders,
             rows: 0,
-            capacity,
         }
     }
 
@@ -436,7 +446,6 @@ impl BatchBuilder {
             .map(ColumnBuilder::finish)
             .collect::<Result<Vec<_>, _>>()?;
         self.rows = 0;
-        let _ = self.capacity;
         RecordBatch::try_new(self.schema.clone(), arrays)
     }
 }
