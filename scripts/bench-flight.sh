@@ -3,7 +3,9 @@
 # gold_customer_lifetime_value (50,000+ customers, built by the real job-runner)
 # through Arrow Flight SQL (ADBC + pyarrow) and by paging through
 # GET /gold/customer-lifetime?limit=1000 (keep-alive, JSON parsed), in one Python
-# process, best of RUNS each. Prints both times and their ratio.
+# process, best of RUNS each. Prints both times and their ratio, and PostgreSQL's
+# own time to send the table (COPY ... TO STDOUT (FORMAT BINARY), bytes not
+# decoded): the floor of any Flight server that streams from PostgreSQL.
 #
 #   scripts/bench-flight.sh        # TRANSACTIONS=1400000 RUNS=5
 #
@@ -91,7 +93,7 @@ for _ in $(seq 1 1200); do
 done
 
 log "API: $bin; $RUNS runs each"
-REST_PORT=$port FLIGHT_PORT=$flight_port BENCH_PASSWORD=$password RUNS=$RUNS ROWS=$rows \
+REST_PORT=$port FLIGHT_PORT=$flight_port BENCH_PASSWORD=$password RUNS=$RUNS ROWS=$rows GOLD_URL=$url \
   "$VENV/bin/python" - <<'PY'
 import http.client
 import json
@@ -99,6 +101,7 @@ import os
 import time
 
 import adbc_driver_flightsql.dbapi as flightsql
+import psycopg
 
 port, fport, pw = int(os.environ["REST_PORT"]), os.environ["FLIGHT_PORT"], os.environ["BENCH_PASSWORD"]
 runs, rows = int(os.environ["RUNS"]), int(os.environ["ROWS"])
@@ -136,6 +139,19 @@ def pull_flight():
     return n
 
 
+pg = psycopg.connect(os.environ["GOLD_URL"])
+
+
+def pull_postgres():
+    got = 0
+    with pg.cursor() as cur:
+        with cur.copy("COPY (SELECT * FROM gold_customer_lifetime_value) TO STDOUT (FORMAT BINARY)") as copy:
+            for block in copy:
+                got += len(block)
+    assert got > 0
+    return rows
+
+
 def best(f):
     times = []
     for _ in range(runs):
@@ -148,8 +164,11 @@ def best(f):
 
 f_best, f_med = best(pull_flight)
 r_best, r_med = best(pull_rest)
+p_best, p_med = best(pull_postgres)
 print(f"rows: {rows}")
 print(f"Flight SQL (ADBC, whole table):       best {f_best * 1000:8.1f} ms   median {f_med * 1000:8.1f} ms")
 print(f"REST (limit=1000, {(rows + 999) // 1000} pages, JSON parsed): best {r_best * 1000:8.1f} ms   median {r_med * 1000:8.1f} ms")
 print(f"ratio REST/Flight: best {r_best / f_best:.1f}x   median {r_med / f_med:.1f}x")
+print(f"PostgreSQL alone (COPY BINARY, not decoded): best {p_best * 1000:6.1f} ms   median {p_med * 1000:6.1f} ms")
+print(f"Flight above PostgreSQL alone: best {(f_best - p_best) * 1000:+.1f} ms")
 PY
