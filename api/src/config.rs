@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::KeyMaterial;
+use crate::client_addr::ProxyNet;
 
 /// Aurum's gold API: JWT-secured, paginated REST over the gold datamarts.
 #[derive(Debug, Parser)]
@@ -109,6 +110,11 @@ pub struct ServeArgs {
     /// Failed logins allowed per client address within the window (0 disables).
     #[arg(long, env = "AURUM_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20)]
     pub login_max_failures_per_ip: usize,
+    /// Proxies (ingress controller, the dashboard) whose `X-Forwarded-For` names the
+    /// client for the per-address login limits: addresses or networks, comma
+    /// separated (e.g. `10.244.0.0/16`). Empty: the peer is the client.
+    #[arg(long, env = "AURUM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ProxyNet>,
     /// The failed-login window, in seconds.
     #[arg(long, env = "AURUM_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 300)]
     pub login_failure_window_secs: u64,

@@ -4,6 +4,7 @@
 //! `gold_runs` records a newer successful run, behind JWT authentication.
 
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod flight;
 pub mod gold;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use crate::client_addr::TrustedProxies;
 use crate::config::{ConfigError, ServeArgs};
 use crate::gold::store::{GoldStore, run_refresher};
 use crate::ratelimit::FailureLimiter;
@@ -233,6 +235,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         users: std::sync::RwLock::new(Arc::new(users)),
         login_user_limiter: FailureLimiter::new(args.login_max_failures_per_user, window),
         login_ip_limiter: FailureLimiter::new(args.login_max_failures_per_ip, window),
+        trusted_proxies: TrustedProxies::new(args.trusted_proxies.iter().copied()),
         hash_permits: tokio::sync::Semaphore::new(cpus),
         metrics: metrics::Metrics::default(),
         schema: args.db_schema.clone(),

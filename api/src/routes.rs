@@ -161,7 +161,14 @@ pub async fn login(
         Problem::new(status, "bad-body", e.body_text())
     })?;
     let (username, password) = parse_credentials(&headers, &body)?;
-    let issued = crate::login::login(&state, &username, password, peer.ip())
+    let client = state.trusted_proxies.client_ip(
+        peer.ip(),
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let issued = crate::login::login(&state, &username, password, client)
         .await
         .map_err(|e| match e {
             LoginError::RateLimited(wait) => too_many(wait),

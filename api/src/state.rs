@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::Semaphore;
 
 use crate::auth::JwtKeys;
+use crate::client_addr::TrustedProxies;
 use crate::gold::store::GoldStore;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub login_user_limiter: FailureLimiter<String>,
     /// Failed logins per client address.
     pub login_ip_limiter: FailureLimiter<IpAddr>,
+    /// Whose `X-Forwarded-For` names the client of a login.
+    pub trusted_proxies: TrustedProxies,
     /// Bounds concurrent argon2 verifications (CPU-heavy).
     pub hash_permits: Semaphore,
     /// Prometheus metrics.

@@ -349,12 +349,24 @@ async fn roles_guard_the_runs_history() {
 }
 
 async fn try_login(api: &Api, user: &str, password: &str) -> reqwest::Response {
-    api.http
+    try_login_forwarded(api, user, password, None).await
+}
+
+/// A login carrying `X-Forwarded-For: forwarded_for`, as a proxy sends it.
+async fn try_login_forwarded(
+    api: &Api,
+    user: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = api
+        .http
         .post(api.url("/login"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
+        .json(&json!({"username": user, "password": password}));
+    if let Some(chain) = forwarded_for {
+        request = request.header("x-forwarded-for", chain);
+    }
+    request.send().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,6 +419,49 @@ async fn failed_logins_are_rate_limited_per_user_and_per_address() {
         metrics.contains("aurum_api_login_rate_limited_total 2"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_names_the_client_only_behind_trusted_proxies() {
+    let limits = [
+        "--login-max-failures-per-ip",
+        "2",
+        "--login-max-failures-per-user",
+        "100",
+    ];
+    // The test's requests come from 127.0.0.1, trusted here like an ingress.
+    let trusting =
+        Env::start(&[&limits[..], &["--trusted-proxies", "127.0.0.1, 10.0.0.0/8"]].concat()).await;
+    let api = &trusting.api;
+    for _ in 0..2 {
+        let r = try_login_forwarded(api, "ghost", "wrong", Some("198.51.100.7")).await;
+        assert_eq!(r.status(), 401);
+    }
+    // 198.51.100.7 is blocked, also through one more trusted hop...
+    for chain in ["198.51.100.7", "198.51.100.7, 10.1.2.3"] {
+        let r = try_login_forwarded(api, VIEWER.name, VIEWER.password, Some(chain)).await;
+        assert_eq!(r.status(), 429, "{chain}");
+    }
+    // ...but not another client behind the same proxy, nor the proxy itself.
+    for chain in [
+        Some("198.51.100.8"),
+        Some("198.51.100.7, 198.51.100.8"),
+        None,
+    ] {
+        let r = try_login_forwarded(api, VIEWER.name, VIEWER.password, chain).await;
+        assert_eq!(r.status(), 200, "{chain:?}");
+    }
+
+    // Without trusted proxies the header is ignored: every failure counts against
+    // the peer, whichever addresses it claims.
+    let plain = Env::start(&limits).await;
+    let api = &plain.api;
+    for claimed in ["198.51.100.1", "198.51.100.2"] {
+        let r = try_login_forwarded(api, "ghost", "wrong", Some(claimed)).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = try_login_forwarded(api, VIEWER.name, VIEWER.password, Some("198.51.100.3")).await;
+    assert_eq!(r.status(), 429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

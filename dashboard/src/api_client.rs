@@ -143,12 +143,20 @@ impl ApiClient {
         &self.base
     }
 
-    /// Exchanges a user name and password for a token.
-    pub async fn login(&self, username: &str, password: &str) -> Result<IssuedToken, ApiError> {
+    /// Exchanges a user name and password for a token. `forwarded_for` is the
+    /// `X-Forwarded-For` chain ending with the browser's address, so that an API
+    /// trusting the dashboard limits failed logins per browser, not per dashboard.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        forwarded_for: &str,
+    ) -> Result<IssuedToken, ApiError> {
         let url = format!("{}/login", self.base);
         let response = self
             .http
             .post(&url)
+            .header("x-forwarded-for", forwarded_for)
             .json(&serde_json::json!({"username": username, "password": password}))
             .send()
             .await

@@ -1,12 +1,13 @@
 //! The pages: login and logout, the overview with its four charts, the runs history,
 //! the CSV downloads, and the friendly error pages.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -214,9 +215,25 @@ pub struct LoginForm {
     pub password: String,
 }
 
+/// The `X-Forwarded-For` chain of a request with its peer appended: what the
+/// dashboard, as a proxy of the browser, passes on to the API.
+fn forwarded_chain(headers: &HeaderMap, peer: IpAddr) -> String {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .chain([peer.to_canonical().to_string().as_str()])
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// POST /login: checks the credentials with the API and stores the token in the cookie.
 pub async fn login_submit(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let again = |status: StatusCode, message: &str| {
@@ -235,7 +252,11 @@ pub async fn login_submit(
     match state
         .gold
         .api()
-        .login(form.username.trim(), &form.password)
+        .login(
+            form.username.trim(),
+            &form.password,
+            &forwarded_chain(&headers, peer.ip()),
+        )
         .await
     {
         Ok(token) => {
@@ -695,4 +716,25 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
 /// Any other path.
 pub async fn not_found() -> Response {
     PageError::NotFound.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_chain_ends_with_the_peer() {
+        let peer: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(forwarded_chain(&HeaderMap::new(), peer), "10.1.2.3");
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static(" 10.0.0.1, 10.0.0.2 "),
+        );
+        assert_eq!(
+            forwarded_chain(&headers, peer),
+            "198.51.100.7, 10.0.0.1, 10.0.0.2, 10.1.2.3"
+        );
+    }
 }

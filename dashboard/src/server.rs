@@ -1,6 +1,7 @@
 //! The HTTP server: routes, response headers common to every page, and the
 //! graceful shutdown on SIGTERM / Ctrl-C.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,7 +158,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(listen = %local, api = state.gold.api().base(), "aurum-dashboard serving");
     let stopping = Arc::new(tokio::sync::Notify::new());
     let notify = stopping.clone();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    // The peer address reaches the login handler, which forwards it to the API.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         notify.notify_one();

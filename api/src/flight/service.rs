@@ -212,10 +212,17 @@ impl FlightSqlService for AurumFlightSql {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<HandshakeStream>, Status> {
-        let ip = request
+        let peer = request
             .remote_addr()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
         let metadata = request.metadata().clone();
+        let ip = self.state.trusted_proxies.client_ip(
+            peer,
+            metadata
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         let first = if metadata.contains_key("authorization") {
             None
         } else {
