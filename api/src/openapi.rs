@@ -229,7 +229,9 @@ pub struct Readiness {
     pub status: String,
     /// `ok` or the database error.
     pub database: String,
-    /// State of each datamart snapshot.
+    /// State of each datamart snapshot, by REST path: `loaded`, `rows`, `run_id`,
+    /// `finished_at`, `silver_snapshot_id` (the silver snapshot the run read) and
+    /// `error` (of the last refresh).
     #[schema(value_type = Object)]
     pub datamarts: serde_json::Value,
 }

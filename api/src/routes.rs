@@ -530,6 +530,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                     "rows": m.rows,
                     "run_id": m.run_id,
                     "finished_at": m.finished_at,
+                    "silver_snapshot_id": m.silver_snapshot_id,
                     "error": m.status.last_error,
                 }),
             )

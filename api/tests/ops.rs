@@ -36,6 +36,23 @@ async fn readiness_follows_the_database() {
         .unwrap();
     assert_eq!(v["status"], "ready");
     assert_eq!(v["datamarts"]["customer-lifetime"]["loaded"], true);
+    // Each datamart names the run and the silver snapshot it came from.
+    let published: String = env
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT silver_snapshot_id FROM gold_runs WHERE datamart = 'customer-lifetime-value' \
+             AND status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        v["datamarts"]["customer-lifetime"]["silver_snapshot_id"],
+        published.as_str()
+    );
 
     env.db.take_down().await;
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -98,6 +98,9 @@ pub struct DatamartReadiness {
     pub run_id: Option<String>,
     /// When that run finished.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The silver snapshot that run read (absent from APIs older than this field).
+    #[serde(default)]
+    pub silver_snapshot_id: Option<String>,
 }
 
 /// The API's `/readyz` answer.

@@ -35,8 +35,7 @@ fn now_epoch() -> i64 {
 pub struct Freshness {
     /// When the last datamart was published.
     pub last_refresh: Option<DateTime<Utc>>,
-    /// The silver snapshots the current tables were built from (admins only: the
-    /// API shows `gold_runs` to admins alone).
+    /// The silver snapshots the current tables were built from.
     pub silver_snapshots: Vec<String>,
 }
 
@@ -191,8 +190,8 @@ impl GoldSource {
         .await
     }
 
-    /// Freshness: from the runs history for admins (with silver snapshots), from the
-    /// API's readiness report for viewers (which has no snapshot ids).
+    /// Freshness: from the runs history for admins, from the API's readiness report
+    /// (the published versions) for viewers, who may not read the runs.
     pub async fn freshness(&self, s: &Session) -> Result<Freshness, ApiError> {
         if s.role == Role::Admin {
             let runs = self.runs(s).await?;
@@ -204,7 +203,11 @@ impl GoldSource {
         Ok(match ready {
             Ok(r) => Freshness {
                 last_refresh: r.datamarts.values().filter_map(|d| d.finished_at).max(),
-                silver_snapshots: Vec::new(),
+                silver_snapshots: distinct_sorted(
+                    r.datamarts
+                        .values()
+                        .filter_map(|d| d.silver_snapshot_id.clone()),
+                ),
             },
             // The figures still show when readiness cannot be read.
             Err(_) => Freshness::default(),
@@ -222,16 +225,19 @@ pub fn freshness_from_runs(runs: &[GoldRun]) -> Freshness {
             None => latest.push(run),
         }
     }
-    let mut snapshots: Vec<String> = latest
-        .iter()
-        .filter_map(|r| r.silver_snapshot_id.clone())
-        .collect();
-    snapshots.sort();
-    snapshots.dedup();
     Freshness {
         last_refresh: latest.iter().map(|r| r.finished_at).max(),
-        silver_snapshots: snapshots,
+        silver_snapshots: distinct_sorted(
+            latest.iter().filter_map(|r| r.silver_snapshot_id.clone()),
+        ),
     }
+}
+
+fn distinct_sorted(ids: impl Iterator<Item = String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// The sales-by-country-and-year rows passing the filters.

@@ -496,11 +496,7 @@ pub async fn overview(
         headline_customers: thousands(head.customers),
         last_refresh: format_time(fresh.last_refresh),
         snapshots: if fresh.silver_snapshots.is_empty() {
-            if s.role == Role::Admin {
-                "—".into()
-            } else {
-                "shown to admins".into()
-            }
+            "—".into()
         } else {
             fresh.silver_snapshots.join(", ")
         },

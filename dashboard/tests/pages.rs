@@ -126,8 +126,17 @@ async fn login_overview_filters_csv_and_logout() {
         "total sales {total}"
     );
     assert!(html.contains(&format!("id=\"customers\">{}<", thousands(all.customers))));
-    // A viewer sees no runs link and no snapshot id.
+    // A viewer sees no runs link, but the silver snapshot the figures come from.
     assert!(!html.contains("href=\"/runs\""));
+    let snapshot: String = stack
+        .value(
+            "SELECT silver_snapshot_id FROM gold_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
+        )
+        .await;
+    assert!(
+        html.contains(&snapshot),
+        "silver snapshot {snapshot} shown to viewers"
+    );
 
     // Filters: a year and a country, in the URL, change every chart.
     let (country, year) = stack.busiest_country_and_latest_year().await;

@@ -111,6 +111,8 @@ pub struct MartSummary {
     pub run_id: Option<String>,
     /// Finish time of that run.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The silver snapshot that run read.
+    pub silver_snapshot_id: Option<String>,
     /// Slot status.
     pub status: SlotStatus,
 }
@@ -135,15 +137,13 @@ pub fn quote_ident(s: &str) -> String {
 
 fn summary<D: Datamart>(slot: &Slot<D>) -> MartSummary {
     let snap = slot.get();
+    let run = snap.as_ref().and_then(|s| s.run.as_ref());
     MartSummary {
         path: D::PATH,
         rows: snap.as_ref().map(|s| s.len()),
-        run_id: snap
-            .as_ref()
-            .and_then(|s| s.run.as_ref().map(|r| r.run_id.clone())),
-        finished_at: snap
-            .as_ref()
-            .and_then(|s| s.run.as_ref().map(|r| r.finished_at)),
+        run_id: run.map(|r| r.run_id.clone()),
+        finished_at: run.map(|r| r.finished_at),
+        silver_snapshot_id: run.and_then(|r| r.silver_snapshot_id.clone()),
         status: slot.status(),
     }
 }
