@@ -236,6 +236,12 @@ check "existing JWT and users Secrets: nothing generated, the Deployment mounts 
   grep -q 'name: my-db' '$work/existing.yaml' &&
   ! grep -q 'hash-password' '$work/existing.yaml'"
 
+check "api.tls.existingSecret renders" render "$work/tls.yaml" "$ns_default" --set api.tls.existingSecret=api-tls
+check "api.tls.existingSecret: the API serves TLS, probes use HTTPS, the dashboard trusts only the CA" \
+  bash -c "'$kubectl' create --dry-run=client -o json -f '$work/tls.yaml' | python3 '$here/check_api_tls.py' api-tls"
+check "without api.tls.existingSecret: no TLS files, no HTTPS probes, no CA" bash -c "
+  ! grep -q 'AURUM_TLS_CERT_FILE\\|scheme: HTTPS\\|AURUM_API_CA_FILE' '$work/default.yaml'"
+
 # ---------------------------------------------------------------------------
 section "images (static checks: no container engine here)"
 if command -v cargo >/dev/null && (cd "$repo" && cargo metadata --no-deps --format-version 1 \

@@ -2,6 +2,7 @@
 //! (`--listen`, `--shutdown-grace-secs`); every flag also reads `AURUM_<FLAG>`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,9 +14,14 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "AURUM_LISTEN", default_value = "0.0.0.0:8050")]
     pub listen: SocketAddr,
-    /// Base URL of the gold API (`aurum-api`), plain HTTP.
+    /// Base URL of the gold API (`aurum-api`): `http://`, or `https://` with
+    /// --api-ca-file.
     #[arg(long, env = "AURUM_API_URL", default_value = "http://127.0.0.1:8000")]
     pub api_url: String,
+    /// PEM file of the CA certificate(s) that signed the API's TLS certificate, the
+    /// only roots trusted for an `https://` --api-url.
+    #[arg(long, env = "AURUM_API_CA_FILE")]
+    pub api_ca_file: Option<PathBuf>,
     /// Mark the session cookie `Secure` (set it when the dashboard is served over HTTPS,
     /// e.g. behind a TLS-terminating ingress).
     #[arg(long, env = "AURUM_COOKIE_SECURE")]
@@ -43,13 +49,32 @@ impl Config {
     /// Checks what clap cannot: the API URL's shape and positive limits.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = self.api_url.trim_end_matches('/');
-        // Plain HTTP only: the API is reached inside the cluster (or on loopback), and
-        // leaving TLS out keeps a second TLS stack out of the binary.
-        if !url.starts_with("http://") || url.len() <= "http://".len() {
-            return Err(ConfigError(format!(
-                "--api-url must be an http:// URL, got `{}`",
-                self.api_url
-            )));
+        let https = match url.split_once("://") {
+            Some(("http", host)) if !host.is_empty() => false,
+            Some(("https", host)) if !host.is_empty() => true,
+            _ => {
+                return Err(ConfigError(format!(
+                    "--api-url must be an http:// or https:// URL, got `{}`",
+                    self.api_url
+                )));
+            }
+        };
+        // The API's certificate comes from a private CA (the cluster's, a
+        // cert-manager issuer): which one is trusted is said, never guessed.
+        match (https, &self.api_ca_file) {
+            (true, None) => {
+                return Err(ConfigError(
+                    "an https:// --api-url needs --api-ca-file, the CA that signed the API's \
+                     certificate"
+                        .into(),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(ConfigError(
+                    "--api-ca-file is only used with an https:// --api-url".into(),
+                ));
+            }
+            _ => {}
         }
         if self.api_timeout_secs == 0 {
             return Err(ConfigError("--api-timeout-secs must be positive".into()));

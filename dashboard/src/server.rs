@@ -107,14 +107,30 @@ async fn common_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// The CA certificates of `--api-ca-file`.
+fn api_roots(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ServeError> {
+    let bad = |why: String| ServeError::Config(format!("--api-ca-file {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if roots.is_empty() {
+        return Err(bad("no PEM certificate in the file".into()));
+    }
+    Ok(roots)
+}
+
 /// The state the handlers share, built from `config`.
 pub fn app_state(config: Config) -> Result<SharedState, ServeError> {
     config
         .validate()
         .map_err(|e| ServeError::Config(e.to_string()))?;
+    let roots = match &config.api_ca_file {
+        Some(path) => api_roots(path)?,
+        None => Vec::new(),
+    };
     let api = ApiClient::new(
         config.api_base(),
         Duration::from_secs(config.api_timeout_secs),
+        roots,
     )
     .map_err(|e| ServeError::Config(e.to_string()))?;
     let gold = GoldSource::new(api, ResponseCache::new(config.cache_ttl()));

@@ -410,22 +410,35 @@ async fn health_readiness_secure_cookie_and_graceful_shutdown() {
 
 #[test]
 fn bad_configuration_exits_2() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aurum-dashboard"))
-        .args(["--api-url", "ftp://nowhere", "--listen", "127.0.0.1:0"])
-        .env_remove("AURUM_API_URL")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr
-            .trim_end()
-            .lines()
-            .last()
-            .unwrap()
-            .contains("--api-url"),
-        "{stderr}"
-    );
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), "not a certificate\n").unwrap();
+    let not_pem = not_pem.path().to_str().unwrap();
+    for (args, names) in [
+        (&["--api-url", "ftp://nowhere"][..], "--api-url"),
+        (&["--api-url", "https://api:8000"][..], "--api-ca-file"),
+        (
+            &["--api-url", "http://api:8000", "--api-ca-file", not_pem][..],
+            "--api-ca-file",
+        ),
+        (
+            &["--api-url", "https://api:8000", "--api-ca-file", not_pem][..],
+            "no PEM certificate",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aurum-dashboard"))
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("AURUM_API_URL")
+            .env_remove("AURUM_API_CA_FILE")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.trim_end().lines().last().unwrap().contains(names),
+            "{args:?}: {stderr}"
+        );
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aurum-dashboard"))
         .args(["--no-such-flag"])
         .output()

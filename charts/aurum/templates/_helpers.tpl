@@ -218,3 +218,25 @@ always generates. */}}
 {{- define "aurum.operator.leaseName" -}}
 {{- printf "%s-operator" (include "aurum.fullname" .) }}
 {{- end }}
+
+{{/*
+An HTTP probe of the API: given as in values, with `scheme: HTTPS` added when the
+API serves TLS (api.tls.existingSecret) and the probe names no scheme.
+*/}}
+{{- define "aurum.api.probe" -}}
+{{- $probe := deepCopy .probe -}}
+{{- if and .ctx.Values.api.tls.existingSecret $probe.httpGet (not $probe.httpGet.scheme) -}}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" -}}
+{{- end -}}
+{{- toYaml $probe -}}
+{{- end }}
+
+{{/*
+The API URL the dashboard uses: dashboard.apiUrl, else the API Service of this
+release (https when the API serves TLS).
+*/}}
+{{- define "aurum.dashboard.apiUrl" -}}
+{{- $scheme := ternary "https" "http" (not (empty .Values.api.tls.existingSecret)) -}}
+{{- .Values.dashboard.apiUrl | default (printf "%s://%s-api:%d" $scheme (include "aurum.fullname" .) (int .Values.api.service.port)) -}}
+{{- end }}
+
