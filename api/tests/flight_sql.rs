@@ -12,8 +12,9 @@ use arrow_cast::display::array_value_to_string;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
-    CommandGetDbSchemas, CommandGetTables, CommandStatementQuery, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandGetDbSchemas, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetTables,
+    CommandGetXdbcTypeInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    XdbcDataType,
 };
 use arrow_flight::{FlightDescriptor, FlightInfo, Ticket};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -174,6 +175,43 @@ async fn handshake_issues_the_same_jwt_as_login() {
         .await
         .is_ok()
     );
+}
+
+/// A handshake as `user` with `password`, claiming `x-forwarded-for: client`:
+/// the error text on failure.
+async fn handshake_from(api: &Api, user: &str, password: &str, client: &str) -> Result<(), String> {
+    let mut c = self::client(api).await;
+    c.set_header("x-forwarded-for", client);
+    c.handshake(user, password)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_behind_a_trusted_proxy_are_limited_per_forwarded_client() {
+    let env = start(&[
+        "--trusted-proxies",
+        "127.0.0.1",
+        "--login-max-failures-per-ip",
+        "2",
+        "--login-max-failures-per-user",
+        "100",
+    ])
+    .await;
+    for _ in 0..2 {
+        let e = handshake_from(&env.api, "ghost", "wrong", "198.51.100.7")
+            .await
+            .unwrap_err();
+        assert!(e.contains("wrong user name or password"), "{e}");
+    }
+    let e = handshake_from(&env.api, VIEWER.name, VIEWER.password, "198.51.100.7")
+        .await
+        .unwrap_err();
+    assert!(e.contains("too many failed logins"), "{e}");
+    handshake_from(&env.api, VIEWER.name, VIEWER.password, "198.51.100.8")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,6 +389,111 @@ async fn listings_show_the_gold_tables_and_runs_to_admins() {
         rows_as_text(&fetch(&mut viewer, info).await),
         vec![vec![Some("TABLE".to_string())]]
     );
+}
+
+/// The primary key columns of `table` as `client` sees them over Flight SQL.
+async fn flight_primary_key(c: &mut FlightSqlServiceClient<Channel>, table: &str) -> Vec<String> {
+    let info = c
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: Some("public".into()),
+            table: table.into(),
+        })
+        .await
+        .unwrap();
+    rows_as_text(&fetch(c, info).await)
+        .into_iter()
+        .map(|row| row[3].clone().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_type_info_serve_jdbc_style_clients() {
+    let env = start(&[]).await;
+    let db = env.db.client().await;
+    let mut viewer = logged_in(&env.api, &VIEWER).await;
+    let mut admin = logged_in(&env.api, &ADMIN).await;
+    // Primary keys are PostgreSQL's own, in key order.
+    for table in [
+        "gold_sales_country_year",
+        "gold_top_products",
+        "gold_monthly_sales",
+        "gold_customer_lifetime_value",
+        "gold_runs",
+    ] {
+        let in_postgres: Vec<String> = db
+            .query(
+                "SELECT a.attname::text FROM pg_index i \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indrelid = $1::text::regclass AND i.indisprimary \
+                 ORDER BY array_position(i.indkey, a.attnum)",
+                &[&table],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(!in_postgres.is_empty(), "{table} has a primary key");
+        assert_eq!(
+            flight_primary_key(&mut admin, table).await,
+            in_postgres,
+            "{table}"
+        );
+    }
+    // A viewer learns nothing of gold_runs.
+    assert!(
+        flight_primary_key(&mut viewer, "gold_runs")
+            .await
+            .is_empty()
+    );
+
+    // No foreign keys, but with the specification's columns.
+    let info = viewer
+        .get_imported_keys(CommandGetImportedKeys {
+            catalog: None,
+            db_schema: None,
+            table: "gold_top_products".into(),
+        })
+        .await
+        .unwrap();
+    let schema = Schema::try_from(info.clone()).unwrap();
+    assert_eq!(schema.field(2).name(), "pk_table_name");
+    assert_eq!(schema.fields().len(), 13);
+    let batches = fetch(&mut viewer, info).await;
+    assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
+
+    // Type info lists every type a result can have, and filters by XDBC type.
+    let info = viewer
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    let names: Vec<String> = rows_as_text(&fetch(&mut viewer, info).await)
+        .into_iter()
+        .map(|row| row[0].clone().unwrap())
+        .collect();
+    for expected in [
+        "bigint",
+        "date",
+        "integer",
+        "numeric",
+        "text",
+        "timestamp with time zone",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    let info = viewer
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo {
+            data_type: Some(XdbcDataType::XdbcNumeric as i32),
+        })
+        .await
+        .unwrap();
+    let numeric = rows_as_text(&fetch(&mut viewer, info).await);
+    assert_eq!(numeric.len(), 1);
+    assert_eq!(numeric[0][0].as_deref(), Some("numeric"));
 }
 
 const CLV_COLUMNS: [&str; 12] = [

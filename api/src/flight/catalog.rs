@@ -132,6 +132,17 @@ impl GoldTable {
         }
     }
 
+    /// The primary key columns, in key order (the job-runner's migrations).
+    pub fn primary_key(self) -> &'static [&'static str] {
+        match self {
+            GoldTable::SalesCountryYear => &["year", "country"],
+            GoldTable::TopProducts => &["scope", "rank"],
+            GoldTable::MonthlySales => &["month"],
+            GoldTable::CustomerLifetimeValue => &["customer_no"],
+            GoldTable::Runs => &["datamart", "run_id"],
+        }
+    }
+
     /// The Arrow schema of `SELECT * FROM` the table.
     pub fn schema(self) -> SchemaRef {
         Arc::new(Schema::new(

@@ -8,15 +8,19 @@
 //! - [`query`]: queries run in READ ONLY transactions and stream as record batches.
 //! - [`pg_arrow`]: PostgreSQL types as Arrow types, decoded exactly.
 //! - [`catalog`]: the tables and their schemas.
+//! - [`keys`], [`type_info`]: primary keys (no foreign keys) and type info, for
+//!   JDBC/ODBC-style clients.
 //! - [`call_metrics`]: calls by method and status code in `/metrics`.
 
 pub mod call_metrics;
 pub mod catalog;
 pub mod guard;
+pub mod keys;
 pub mod pg_arrow;
 pub mod query;
 pub mod service;
 pub mod sql;
+pub mod type_info;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -10,14 +10,15 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult,
+    ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     BasicAuth, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -34,8 +35,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Claims;
 use crate::flight::catalog::{CATALOG, GoldTable};
 use crate::flight::guard::claims_of;
+use crate::flight::keys::{self, KeyRequest};
 use crate::flight::query::{QueryHandle, QueryRunner};
 use crate::flight::sql::{self, CheckedQuery};
+use crate::flight::type_info;
 use crate::login::LoginError;
 use crate::state::AppState;
 
@@ -47,6 +50,7 @@ pub struct AurumFlightSql {
     state: Arc<AppState>,
     runner: QueryRunner,
     sql_info: SqlInfoData,
+    type_info: XdbcTypeInfoData,
 }
 
 fn sql_info() -> Result<SqlInfoData, Status> {
@@ -169,6 +173,7 @@ impl AurumFlightSql {
             state,
             runner,
             sql_info: sql_info()?,
+            type_info: type_info::type_info()?,
         })
     }
 
@@ -489,6 +494,103 @@ impl FlightSqlService for AurumFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         claims_of(&request)?;
         Ok(one_batch(query.into_builder(&self.sql_info).build()))
+    }
+
+    // ------------------------------------------------------------------ keys, types
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(request, keys::primary_keys_schema(), query)
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let claims = claims_of(&request)?;
+        let key_request = KeyRequest {
+            catalog: query.catalog.as_deref(),
+            db_schema: query.db_schema.as_deref(),
+            table: &query.table,
+        };
+        let batch = keys::primary_keys(
+            key_request,
+            &self.state.schema,
+            Self::visible_tables(&claims),
+        );
+        Ok(one_batch(batch.map_err(FlightError::Arrow)))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(request, keys::foreign_keys_schema(), query)
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        claims_of(&request)?;
+        Ok(one_batch(Ok(keys::no_foreign_keys())))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(request, keys::foreign_keys_schema(), query)
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        claims_of(&request)?;
+        Ok(one_batch(Ok(keys::no_foreign_keys())))
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(request, keys::foreign_keys_schema(), query)
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        claims_of(&request)?;
+        Ok(one_batch(Ok(keys::no_foreign_keys())))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(request, query.into_builder(&self.type_info).schema(), query)
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        claims_of(&request)?;
+        Ok(one_batch(query.into_builder(&self.type_info).build()))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
