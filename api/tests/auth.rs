@@ -394,15 +394,7 @@ async fn failed_logins_are_rate_limited_per_user_and_per_address() {
     let r = try_login(api, ADMIN.name, ADMIN.password).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
-    let metrics = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.get_public_text("/metrics").await;
     assert!(
         metrics.contains("aurum_api_login_rate_limited_total 2"),
         "{metrics}"
@@ -672,7 +664,7 @@ async fn dev_mode_is_the_only_built_in_user() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut child = common::spawn_api(&args, &[("AURUM_DEV_PASSWORD", "dev-password-1")], &log);
+    let mut api = common::spawn_api(&args, &[("AURUM_DEV_PASSWORD", "dev-password-1")], &log);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -687,11 +679,7 @@ async fn dev_mode_is_the_only_built_in_user() {
             let v: Value = r.json().await.unwrap();
             break v["access_token"].as_str().unwrap().to_string();
         }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        assert!(Instant::now() < deadline, "{}", api.log_text());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let r = http
@@ -701,8 +689,8 @@ async fn dev_mode_is_the_only_built_in_user() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = api.child.kill();
+    let _ = api.child.wait();
 }
 
 #[test]
