@@ -51,6 +51,19 @@ fn openssl(args: &[&str]) {
     assert!(st.success(), "openssl {args:?}");
 }
 
+/// Writes a new 2048-bit RSA private key (PEM) to `path`.
+fn generate_rsa_key(path: &str) {
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        path,
+    ]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_json_and_form() {
     let env = Env::start(&[]).await;
@@ -268,15 +281,7 @@ async fn jwt_attack_list_is_rejected() {
     // An RS256 token (from a key the server does not know) against an HS256 server.
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("rsa.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
+    generate_rsa_key(key.to_str().unwrap());
     let rs = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(Algorithm::RS256),
         &claims("vera", "admin"),
@@ -445,15 +450,7 @@ async fn rs256_and_es256_key_pairs() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &p("rsa.pem"),
-    ]);
+    generate_rsa_key(&p("rsa.pem"));
     openssl(&[
         "pkey",
         "-in",
