@@ -28,6 +28,9 @@ COPY operator operator
 COPY job-runner job-runner
 COPY api api
 COPY dashboard dashboard
+# Dev-only (the API's and the dashboard's test fixtures), but a workspace member:
+# cargo reads its manifest even for a release build.
+COPY testkit testkit
 ENV CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
 
 FROM build AS build-operator

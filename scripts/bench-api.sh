@@ -11,6 +11,7 @@
 # (admin rights), otherwise starts testenv/postgres.sh. Installs wrk from apt if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. testenv/api-server.sh
 
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -25,14 +26,10 @@ if ! command -v wrk >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2 && apt-get install -y -qq wrk >&2
 fi
-mkdir -p "$STATE"
-if [ -z "${DATABASE_URL:-}" ]; then
-  eval "$(testenv/postgres.sh start "$STATE/postgres")"
-fi
+use_postgres "$STATE"
 admin_url=$DATABASE_URL
 db=aurum_bench_api
-bench_url="${admin_url%/*}/$db"
-testenv/postgres.sh fresh-db "$admin_url" "$db" >/dev/null
+bench_url=$(testenv/postgres.sh fresh-db "$admin_url" "$db")
 
 if [ -n "${AURUM_JOB_RUNNER_BIN:-}" ] && [ -n "${AURUM_BENCH_TRANSACTIONS:-}" ]; then
   log "loading gold tables with the job-runner ($AURUM_BENCH_TRANSACTIONS transactions)"
@@ -51,33 +48,15 @@ log "building aurum-api (release)"
 cargo build -q --release -p aurum-api
 bin=$CARGO_TARGET_DIR/release/aurum-api
 
-work=$(mktemp -d)
-api_pid=
-cleanup() {
-  if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-  testenv/postgres.sh drop-db "$admin_url" "$db" 2>/dev/null || true
-}
-trap cleanup EXIT
+make_api_workdir "$admin_url" "$db"
 
-password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-printf '%s' "$password" | "$bin" hash-password --username bench --role viewer > "$work/users"
-head -c 48 /dev/urandom | base64 > "$work/secret"
-port=18000
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-RUST_LOG=warn "$bin" --listen "127.0.0.1:$port" --database-url "$bench_url" \
-  --users-file "$work/users" --jwt-secret-file "$work/secret" --token-ttl-secs 3600 \
-  2> "$work/api.log" &
-api_pid=$!
+write_api_credentials "$bin" "$work" bench viewer
+port=$(free_port 18000)
+start_api "$bin" "$work" --listen "127.0.0.1:$port" --database-url "$bench_url" \
+  --token-ttl-secs 3600
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 600); do
-  if curl -fsS "$base/readyz" 2>/dev/null | grep -q '"customer-lifetime":{[^}]*"loaded":true'; then break; fi
-  if ! kill -0 "$api_pid" 2>/dev/null; then cat "$work/api.log" >&2; exit 1; fi
-  sleep 0.1
-done
-token=$(curl -fsS -H 'Content-Type: application/json' \
-  -d "{\"username\":\"bench\",\"password\":\"$password\"}" "$base/login" |
-  sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+wait_api_ready "$base" "$work" 600 "$CUSTOMER_LIFETIME_LOADED"
+token=$(api_token "$base" bench "$password")
 curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$base/gold/customer-lifetime?limit=50"
 
 cat > "$work/report.lua" <<'LUA'

@@ -15,6 +15,7 @@
 # there and reused), AURUM_FLIGHT_VENV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. testenv/api-server.sh
 
 # generate makes one customer per 25 transactions, and nearly all of them buy.
 TRANSACTIONS=${TRANSACTIONS:-1400000}
@@ -26,8 +27,7 @@ log() { echo "bench-flight: $*" >&2; }
 
 if ! "$VENV/bin/python" -c 'import adbc_driver_flightsql, pyarrow' 2>/dev/null; then
   log "installing the ADBC Flight SQL driver and pyarrow into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "adbc-driver-flightsql==1.13.0" "adbc-driver-manager==1.13.0" "pyarrow==26.0.1" "psycopg[binary]==3.3.9"
+  create_venv "$VENV" "${FLIGHT_PYTHON_PACKAGES[@]}"
 fi
 if [ -z "${AURUM_API_BIN:-}" ] || [ -z "${AURUM_JOB_RUNNER_BIN:-}" ]; then
   log "building aurum-api and aurum-job-runner (release)"
@@ -36,10 +36,7 @@ fi
 bin=${AURUM_API_BIN:-$CARGO_TARGET_DIR/release/aurum-api}
 runner=${AURUM_JOB_RUNNER_BIN:-$CARGO_TARGET_DIR/release/aurum-job-runner}
 
-mkdir -p "$STATE"
-if [ -z "${DATABASE_URL:-}" ]; then
-  eval "$(testenv/postgres.sh start "$STATE/postgres")"
-fi
+use_postgres "$STATE"
 admin_url=$DATABASE_URL
 db=aurum_bench_flight
 url="${admin_url%/*}/$db"
@@ -65,32 +62,14 @@ if [ "$rows" -lt 50000 ]; then
   log "fewer than 50,000 customers: raise TRANSACTIONS"; exit 1
 fi
 
-work=$(mktemp -d)
-api_pid=
-cleanup() {
-  if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-printf '%s' "$password" | "$bin" hash-password --username bench --role viewer > "$work/users"
-head -c 48 /dev/urandom | base64 > "$work/secret"
-free_port() {
-  local p=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
-}
+# shellcheck disable=SC2119 # no database to drop: the next run reuses the gold tables
+make_api_workdir
+write_api_credentials "$bin" "$work" bench viewer
 port=$(free_port 18700)
 flight_port=$(free_port 52051)
-RUST_LOG=warn "$bin" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
-  --database-url "$url" --users-file "$work/users" --jwt-secret-file "$work/secret" \
-  --token-ttl-secs 3600 2> "$work/api.log" &
-api_pid=$!
-for _ in $(seq 1 1200); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" 2>/dev/null | grep -q '"customer-lifetime":{[^}]*"loaded":true'; then break; fi
-  if ! kill -0 "$api_pid" 2>/dev/null; then cat "$work/api.log" >&2; exit 1; fi
-  sleep 0.1
-done
+start_api "$bin" "$work" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
+  --database-url "$url" --token-ttl-secs 3600
+wait_api_ready "http://127.0.0.1:$port" "$work" 1200 "$CUSTOMER_LIFETIME_LOADED"
 
 log "API: $bin; $RUNS runs each"
 REST_PORT=$port FLIGHT_PORT=$flight_port BENCH_PASSWORD=$password RUNS=$RUNS ROWS=$rows \

@@ -51,6 +51,19 @@ fn openssl(args: &[&str]) {
     assert!(st.success(), "openssl {args:?}");
 }
 
+/// Writes a new 2048-bit RSA private key (PEM) to `path`.
+fn generate_rsa_key(path: &str) {
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        path,
+    ]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_json_and_form() {
     let env = Env::start(&[]).await;
@@ -268,15 +281,7 @@ async fn jwt_attack_list_is_rejected() {
     // An RS256 token (from a key the server does not know) against an HS256 server.
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("rsa.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
+    generate_rsa_key(key.to_str().unwrap());
     let rs = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(Algorithm::RS256),
         &claims("vera", "admin"),
@@ -406,15 +411,7 @@ async fn failed_logins_are_rate_limited_per_user_and_per_address() {
     let r = try_login(api, ADMIN.name, ADMIN.password).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
-    let metrics = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.get_public_text("/metrics").await;
     assert!(
         metrics.contains("aurum_api_login_rate_limited_total 2"),
         "{metrics}"
@@ -508,15 +505,7 @@ async fn rs256_and_es256_key_pairs() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &p("rsa.pem"),
-    ]);
+    generate_rsa_key(&p("rsa.pem"));
     openssl(&[
         "pkey",
         "-in",
@@ -727,7 +716,7 @@ async fn dev_mode_is_the_only_built_in_user() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut child = common::spawn_api(&args, &[("AURUM_DEV_PASSWORD", "dev-password-1")], &log);
+    let mut api = common::spawn_api(&args, &[("AURUM_DEV_PASSWORD", "dev-password-1")], &log);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -742,11 +731,7 @@ async fn dev_mode_is_the_only_built_in_user() {
             let v: Value = r.json().await.unwrap();
             break v["access_token"].as_str().unwrap().to_string();
         }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        assert!(Instant::now() < deadline, "{}", api.log_text());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let r = http
@@ -756,8 +741,8 @@ async fn dev_mode_is_the_only_built_in_user() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = api.child.kill();
+    let _ = api.child.wait();
 }
 
 #[test]

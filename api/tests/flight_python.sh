@@ -11,27 +11,22 @@
 # (default: cargo build), AURUM_FLIGHT_VENV.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. testenv/api-server.sh
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
 VENV=${AURUM_FLIGHT_VENV:-$HOME/.cache/aurum/venv-flight}
 STATE=${AURUM_FLIGHT_STATE:-/var/tmp/aurum/flight-python}
-PACKAGES=("adbc-driver-flightsql==1.13.0" "adbc-driver-manager==1.13.0" "pyarrow==26.0.1" "psycopg[binary]==3.3.9")
 log() { echo "flight_python.sh: $*" >&2; }
 start=$(date +%s)
 
 if ! "$VENV/bin/python" -c 'import adbc_driver_flightsql, pyarrow.flight, psycopg' 2>/dev/null; then
-  log "installing ${PACKAGES[*]} into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "${PACKAGES[@]}"
+  log "installing ${FLIGHT_PYTHON_PACKAGES[*]} into $VENV"
+  create_venv "$VENV" "${FLIGHT_PYTHON_PACKAGES[@]}"
 fi
-mkdir -p "$STATE"
-if [ -z "${DATABASE_URL:-}" ]; then
-  eval "$(testenv/postgres.sh start "$STATE/postgres")"
-fi
+use_postgres "$STATE"
 admin_url=$DATABASE_URL
 db=aurum_api_flight_python
-url="${admin_url%/*}/$db"
-testenv/postgres.sh fresh-db "$admin_url" "$db" >/dev/null
+url=$(testenv/postgres.sh fresh-db "$admin_url" "$db")
 
 if [ -z "${AURUM_API_BIN:-}" ] || [ -z "${AURUM_JOB_RUNNER_BIN:-}" ]; then
   cargo build -q -p aurum-api -p aurum-job-runner
@@ -39,38 +34,18 @@ fi
 bin=${AURUM_API_BIN:-$CARGO_TARGET_DIR/debug/aurum-api}
 runner=${AURUM_JOB_RUNNER_BIN:-$CARGO_TARGET_DIR/debug/aurum-job-runner}
 
-work=$(mktemp -d)
-api_pid=
-cleanup() {
-  if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-  testenv/postgres.sh drop-db "$admin_url" "$db" 2>/dev/null || true
-}
-trap cleanup EXIT
+make_api_workdir "$admin_url" "$db"
 
 "$runner" generate --out "$work/source" --transactions 3000 --seed 11 >/dev/null 2>"$work/runner.log"
 "$runner" run --source "$work/source" --lake "$work/lake" --database-url "$url" >/dev/null 2>>"$work/runner.log" ||
   { cat "$work/runner.log" >&2; exit 1; }
 
-password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-printf '%s' "$password" | "$bin" hash-password --username analyst --role viewer > "$work/users"
-head -c 48 /dev/urandom | base64 > "$work/secret"
-free_port() {
-  local p=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
-}
+write_api_credentials "$bin" "$work" analyst viewer
 port=$(free_port 18600)
 flight_port=$(free_port 51051)
-RUST_LOG=warn "$bin" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
-  --database-url "$url" --users-file "$work/users" --jwt-secret-file "$work/secret" \
-  2> "$work/api.log" &
-api_pid=$!
-for _ in $(seq 1 600); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$api_pid" 2>/dev/null; then cat "$work/api.log" >&2; exit 1; fi
-  sleep 0.1
-done
+start_api "$bin" "$work" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
+  --database-url "$url"
+wait_api_ready "http://127.0.0.1:$port" "$work" 600
 
 set +e
 FLIGHT_URI="grpc://127.0.0.1:$flight_port" FLIGHT_USER=analyst FLIGHT_PASSWORD="$password" \

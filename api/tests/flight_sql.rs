@@ -26,7 +26,7 @@ use tonic::{Code, Status};
 
 fn require_job_runner() {
     assert!(
-        common::job_runner().is_some(),
+        aurum_testkit::environment::job_runner_bin().is_some(),
         "the Flight SQL tests read gold tables built by the real job-runner: \
          set AURUM_JOB_RUNNER_BIN (cargo build -p aurum-job-runner)"
     );
@@ -888,16 +888,7 @@ async fn bad_statements_are_rejected() {
             .is_ok()
     );
     let _ = statement_status(&env.api, None, "SELECT 1").await;
-    let metrics = env
-        .api
-        .http
-        .get(env.api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.api.get_public_text("/metrics").await;
     for needle in [
         "aurum_api_flight_calls_total{method=\"Handshake\",code=\"Ok\"}",
         "aurum_api_flight_calls_total{method=\"GetFlightInfo\",code=\"InvalidArgument\"}",
@@ -1024,7 +1015,7 @@ async fn tls_serves_rest_and_flight() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut child = common::spawn_api(&args, &[("AURUM_JWT_SECRET", SECRET)], &log);
+    let mut api = common::spawn_api(&args, &[("AURUM_JWT_SECRET", SECRET)], &log);
     let ca_pem = tonic::transport::Certificate::from_pem(std::fs::read(&ca).unwrap());
     let tls = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(ca_pem)
@@ -1042,7 +1033,7 @@ async fn tls_serves_rest_and_flight() {
         assert!(
             std::time::Instant::now() < deadline,
             "{err}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            api.log_text()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -1073,13 +1064,6 @@ async fn tls_serves_rest_and_flight() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"ok\""));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let st = child.wait().unwrap();
-    assert!(
-        st.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    let st = api.terminate();
+    assert!(st.success(), "{}", api.log_text());
 }

@@ -24,16 +24,7 @@ async fn readiness_follows_the_database() {
     let env = Env::start(&[]).await;
     let t = env.api.login(&VIEWER).await;
     assert_eq!(status_of(&env, "/readyz").await, 200);
-    let v: Value = env
-        .api
-        .http
-        .get(env.api.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = env.api.get_public_json("/readyz").await;
     assert_eq!(v["status"], "ready");
     assert_eq!(v["datamarts"]["customer-lifetime"]["loaded"], true);
     // Each datamart names the run and the silver snapshot it came from.
@@ -123,15 +114,7 @@ async fn starts_without_a_database_and_catches_up() {
 async fn openapi_docs_metrics_and_problems() {
     let env = Env::start(&[]).await;
     let api = &env.api;
-    let spec: Value = api
-        .http
-        .get(api.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = api.get_public_json("/openapi.json").await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     for p in [
         "/login",
@@ -165,15 +148,7 @@ async fn openapi_docs_metrics_and_problems() {
         let r = api.http.get(api.url(asset)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{asset}");
     }
-    let init = api
-        .http
-        .get(api.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = api.get_public_text("/docs/swagger-initializer.js").await;
     assert!(init.contains("/openapi.json"), "{init}");
 
     // Problems for unknown routes and methods.

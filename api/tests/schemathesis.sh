@@ -9,6 +9,7 @@
 # tables with the job-runner instead of the synthetic fixture), SCHEMATHESIS_VERSION.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. testenv/api-server.sh
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target-api}
 VENV=${AURUM_VENV:-$HOME/.cache/aurum/venv}
@@ -20,17 +21,12 @@ start=$(date +%s)
 
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   log "installing schemathesis $ST_VERSION into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
+  create_venv "$VENV" "schemathesis==$ST_VERSION"
 fi
-mkdir -p "$STATE"
-if [ -z "${DATABASE_URL:-}" ]; then
-  eval "$(testenv/postgres.sh start "$STATE/postgres")"
-fi
+use_postgres "$STATE"
 admin_url=$DATABASE_URL
 db=aurum_api_schemathesis
-url="${admin_url%/*}/$db"
-testenv/postgres.sh fresh-db "$admin_url" "$db" >/dev/null
+url=$(testenv/postgres.sh fresh-db "$admin_url" "$db")
 if [ -n "${AURUM_JOB_RUNNER_BIN:-}" ]; then
   src=$(mktemp -d)
   "$AURUM_JOB_RUNNER_BIN" generate --out "$src/source" --transactions 2000 --seed 42 >/dev/null
@@ -47,34 +43,15 @@ else
   cargo build -q -p aurum-api
   bin=$CARGO_TARGET_DIR/debug/aurum-api
 fi
-work=$(mktemp -d)
-api_pid=
-cleanup() {
-  if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-  testenv/postgres.sh drop-db "$admin_url" "$db" 2>/dev/null || true
-}
-trap cleanup EXIT
+make_api_workdir "$admin_url" "$db"
 
-password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-printf '%s' "$password" | "$bin" hash-password --username st --role admin > "$work/users"
-head -c 48 /dev/urandom | base64 > "$work/secret"
-port=18500
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-RUST_LOG=warn "$bin" --listen "127.0.0.1:$port" --database-url "$url" \
-  --users-file "$work/users" --jwt-secret-file "$work/secret" --token-ttl-secs 3600 \
-  --flight-listen 127.0.0.1:0 \
-  2> "$work/api.log" &
-api_pid=$!
+write_api_credentials "$bin" "$work" st admin
+port=$(free_port 18500)
+start_api "$bin" "$work" --listen "127.0.0.1:$port" --database-url "$url" \
+  --token-ttl-secs 3600 --flight-listen 127.0.0.1:0
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 600); do
-  if curl -fsS "$base/readyz" 2>/dev/null | grep -q '"customer-lifetime":{[^}]*"loaded":true'; then break; fi
-  if ! kill -0 "$api_pid" 2>/dev/null; then cat "$work/api.log" >&2; exit 1; fi
-  sleep 0.1
-done
-token=$(curl -fsS -H 'Content-Type: application/json' \
-  -d "{\"username\":\"st\",\"password\":\"$password\"}" "$base/login" |
-  sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+wait_api_ready "$base" "$work" 600 "$CUSTOMER_LIFETIME_LOADED"
+token=$(api_token "$base" st "$password")
 
 # positive_data_acceptance is left out: /login answers 401 to valid-looking but
 # unknown credentials, and a month range like 0000-00 matches the documented

@@ -448,15 +448,8 @@ fn bad_configuration_exits_2() {
 
 /// Requests the API has served on `route` (from its own Prometheus counters).
 async fn api_requests(stack: &Stack, route: &str) -> u64 {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.api_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text =
+        aurum_testkit::http::get_text(&stack.http, &format!("{}/metrics", stack.api_url)).await;
     let needle = format!("route=\"{route}\"");
     text.lines()
         .filter(|l| l.starts_with("aurum_api_requests_total{") && l.contains(&needle))

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdfs_native::{Client, ClientBuilder, WriteOptions};
+use support::{gold_tables, last_error_line, path_arg};
 
 static CLUSTER: RwLock<()> = RwLock::new(());
 
@@ -29,13 +30,6 @@ fn shared_cluster() -> RwLockReadGuard<'static, ()> {
 fn exclusive_cluster() -> RwLockWriteGuard<'static, ()> {
     CLUSTER.write().unwrap_or_else(|e| e.into_inner())
 }
-
-const TABLES: [&str; 4] = [
-    "gold_sales_country_year",
-    "gold_top_products",
-    "gold_monthly_sales",
-    "gold_customer_lifetime_value",
-];
 
 /// The test HDFS's URL (`hdfs://127.0.0.1:port`), started by the test command.
 fn hdfs_url() -> String {
@@ -163,49 +157,21 @@ async fn stale_file(client: &Client, path: &str) {
     client.set_times(path, old, old).await.unwrap();
 }
 
-async fn gold(url: &str) -> Vec<Vec<Vec<String>>> {
-    let client = support::connect(url).await;
-    let mut tables = Vec::new();
-    for table in TABLES {
-        tables.push(support::table_as_text(&client, table).await);
-    }
-    tables
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn last_error_line(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn full_run_on_hdfs_gives_the_same_gold_as_on_a_local_lake() {
     let _cluster = shared_cluster();
     let client = client();
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
-    support::generate(&source, 4000, 11);
+    let (dir, source) = support::generated_source(4000, 11);
 
     // The local-folder run, as the reference.
     let local_url = support::fresh_database("hdfs_local").await;
     let local_lake = dir.path().join("lake");
-    support::job_runner_ok(&[
-        "run",
-        "--source",
-        s(&source),
-        "--lake",
-        s(&local_lake),
-        "--database-url",
+    support::run(
+        path_arg(&source),
+        path_arg(&local_lake),
         &local_url,
-        "--ingest-date",
         "2024-03-01",
-    ]);
+    );
 
     // The same source files on HDFS, and a lake there.
     let root = fresh_lake(&client, "full_run").await;
@@ -234,17 +200,12 @@ async fn full_run_on_hdfs_gives_the_same_gold_as_on_a_local_lake() {
 
     let url = support::fresh_database("hdfs_full").await;
     let started = Instant::now();
-    let report = support::job_runner_ok(&[
-        "run",
-        "--source",
+    let report = support::run(
         &format!("{}{hdfs_source}", hdfs_url()),
-        "--lake",
         &lake_url,
-        "--database-url",
         &url,
-        "--ingest-date",
         "2024-03-01",
-    ]);
+    );
     eprintln!("run on HDFS: {:.1} s", started.elapsed().as_secs_f64());
     assert_eq!(report["status"], "succeeded");
     assert_eq!(report["lake"], lake_url.as_str());
@@ -252,8 +213,8 @@ async fn full_run_on_hdfs_gives_the_same_gold_as_on_a_local_lake() {
     assert_eq!(report["stages"].as_array().unwrap().len(), 12);
 
     // Same gold, value for value, as the local run and as the reference.
-    let on_hdfs = gold(&url).await;
-    assert_eq!(on_hdfs, gold(&local_url).await);
+    let on_hdfs = gold_tables(&url).await;
+    assert_eq!(on_hdfs, gold_tables(&local_url).await);
     let expected = support::reference::gold(&[&source], 10);
     assert_eq!(on_hdfs[0], expected.sales_country_year);
     assert_eq!(on_hdfs[3], expected.customer_lifetime_value);
@@ -301,22 +262,8 @@ async fn full_run_on_hdfs_gives_the_same_gold_as_on_a_local_lake() {
     // datamarts read it back from HDFS.
     let again = support::job_runner_ok(&["preprocess", "--lake", &lake_url]);
     assert_ne!(again["silver_snapshot_id"], report["silver_snapshot_id"]);
-    for name in [
-        "sales-country-year",
-        "top-products",
-        "monthly-sales",
-        "customer-lifetime-value",
-    ] {
-        support::job_runner_ok(&[
-            "datamart",
-            name,
-            "--lake",
-            &lake_url,
-            "--database-url",
-            &url,
-        ]);
-    }
-    assert_eq!(gold(&url).await, on_hdfs);
+    support::build_datamarts(&lake_url, &url);
+    assert_eq!(gold_tables(&url).await, on_hdfs);
     // Only the current snapshot's files remain under silver (plus no hidden ones of ours).
     let silver: Vec<String> = files_under(&client, &format!("{lake}/silver")).await;
     let old_id = report["silver_snapshot_id"].as_str().unwrap();
@@ -328,24 +275,11 @@ async fn full_run_on_hdfs_gives_the_same_gold_as_on_a_local_lake() {
 async fn a_concurrent_reader_never_sees_a_missing_or_partial_file() {
     let _cluster = shared_cluster();
     let client = client();
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
-    support::generate(&source, 3000, 3);
+    let (_dir, source) = support::generated_source(3000, 3);
     let root = fresh_lake(&client, "reader").await;
     let lake = format!("{root}/lake");
     let lake_url = format!("{}{lake}", hdfs_url());
-    let feed = || {
-        support::job_runner_ok(&[
-            "feed",
-            "--source",
-            s(&source),
-            "--lake",
-            &lake_url,
-            "--ingest-date",
-            "2024-05-01",
-        ])
-    };
-    feed();
+    support::feed(path_arg(&source), &lake_url, "2024-05-01");
     support::job_runner_ok(&["preprocess", "--lake", &lake_url]);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -402,15 +336,7 @@ async fn a_concurrent_reader_never_sees_a_missing_or_partial_file() {
     for _ in 0..3 {
         let (source, lake_url) = (source.clone(), lake_url.clone());
         tokio::task::spawn_blocking(move || {
-            support::job_runner_ok(&[
-                "feed",
-                "--source",
-                s(&source),
-                "--lake",
-                &lake_url,
-                "--ingest-date",
-                "2024-05-01",
-            ]);
+            support::feed(path_arg(&source), &lake_url, "2024-05-01");
             support::job_runner_ok(&["preprocess", "--lake", &lake_url]);
         })
         .await
@@ -435,9 +361,7 @@ async fn a_concurrent_reader_never_sees_a_missing_or_partial_file() {
 async fn hdfs_failures_are_clear() {
     let _cluster = shared_cluster();
     let client = client();
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
-    support::generate(&source, 50, 1);
+    let (dir, source) = support::generated_source(50, 1);
 
     // NameNode unreachable: nothing listens on port 1.
     let started = Instant::now();
@@ -466,7 +390,7 @@ async fn hdfs_failures_are_clear() {
             "--source",
             "hdfs://127.0.0.1:1/aurum/source",
             "--lake",
-            s(&dir.path().join("lake")),
+            path_arg(&dir.path().join("lake")),
         ],
         &[],
     );
@@ -479,7 +403,10 @@ async fn hdfs_failures_are_clear() {
 
     // Permission denied: / belongs to the HDFS superuser, not to us.
     let forbidden = format!("{}/forbidden-{}", hdfs_url(), std::process::id());
-    let output = support::job_runner(&["feed", "--source", s(&source), "--lake", &forbidden], &[]);
+    let output = support::job_runner(
+        &["feed", "--source", path_arg(&source), "--lake", &forbidden],
+        &[],
+    );
     let line = last_error_line(&output);
     assert_eq!(output.status.code(), Some(1), "{line}");
     assert!(line.contains(&forbidden), "{line}");
@@ -539,9 +466,7 @@ async fn hdfs_failures_are_clear() {
 async fn a_name_service_from_hadoop_conf_dir_works() {
     let _cluster = shared_cluster();
     let client = client();
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
-    support::generate(&source, 200, 2);
+    let (dir, source) = support::generated_source(200, 2);
     // A Hadoop client configuration naming the test NameNode as an HA name
     // service with one NameNode, as a cluster's hdfs-site.xml would.
     let address = hdfs_url().trim_start_matches("hdfs://").to_owned();
@@ -572,7 +497,7 @@ async fn a_name_service_from_hadoop_conf_dir_works() {
     let lake_url = format!("hdfs://aurumns{root}/lake");
     let env = [("HADOOP_CONF_DIR", conf.to_str().unwrap())];
     for args in [
-        vec!["feed", "--source", s(&source), "--lake", &lake_url],
+        vec!["feed", "--source", path_arg(&source), "--lake", &lake_url],
         vec!["preprocess", "--lake", &lake_url],
     ] {
         let output = support::job_runner(&args, &env);
@@ -630,9 +555,7 @@ impl Drop for RestartDataNode {
 async fn a_datanode_dying_mid_write_never_leaves_a_corrupt_or_half_visible_file() {
     let _cluster = exclusive_cluster();
     let client = client();
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
-    support::generate(&source, 400_000, 21);
+    let (_dir, source) = support::generated_source(400_000, 21);
     let root = fresh_lake(&client, "datanode").await;
     let lake = format!("{root}/lake");
     let lake_url = format!("{}{lake}", hdfs_url());
@@ -643,7 +566,7 @@ async fn a_datanode_dying_mid_write_never_leaves_a_corrupt_or_half_visible_file(
             .args([
                 "feed",
                 "--source",
-                s(&source),
+                path_arg(&source),
                 "--lake",
                 &lake_url,
                 "--ingest-date",
@@ -707,15 +630,7 @@ async fn a_datanode_dying_mid_write_never_leaves_a_corrupt_or_half_visible_file(
         assert!(!exists(&client, &partition).await, "nothing half-published");
         // Rerun once the NameNode has given up on the dead DataNode.
         cluster("wait-datanode-dead", "2");
-        support::job_runner_ok(&[
-            "feed",
-            "--source",
-            s(&source),
-            "--lake",
-            &lake_url,
-            "--ingest-date",
-            "2024-06-01",
-        ])
+        support::feed(path_arg(&source), &lake_url, "2024-06-01")
     };
     assert_eq!(report["status"], "succeeded");
     let written = report["stages"]

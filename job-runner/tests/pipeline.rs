@@ -5,30 +5,17 @@ mod support;
 
 use std::path::Path;
 
-use support::reference;
-
-const TABLES: [&str; 4] = [
-    "gold_sales_country_year",
-    "gold_top_products",
-    "gold_monthly_sales",
-    "gold_customer_lifetime_value",
-];
+use support::{GOLD_TABLES, path_arg, reference};
 
 async fn assert_gold_matches(url: &str, expected: &reference::Gold) {
-    let client = support::connect(url).await;
-    let actual = [
-        support::table_as_text(&client, TABLES[0]).await,
-        support::table_as_text(&client, TABLES[1]).await,
-        support::table_as_text(&client, TABLES[2]).await,
-        support::table_as_text(&client, TABLES[3]).await,
-    ];
+    let actual = support::gold_tables(url).await;
     let wanted = [
         &expected.sales_country_year,
         &expected.top_products,
         &expected.monthly_sales,
         &expected.customer_lifetime_value,
     ];
-    for ((table, actual), wanted) in TABLES.iter().zip(&actual).zip(wanted) {
+    for ((table, actual), wanted) in GOLD_TABLES.iter().zip(&actual).zip(wanted) {
         assert!(
             !wanted.is_empty(),
             "the reference computed no rows for {table}"
@@ -40,29 +27,13 @@ async fn assert_gold_matches(url: &str, expected: &reference::Gold) {
     }
 }
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 #[tokio::test]
 async fn full_run_on_dirty_data_matches_the_reference() {
     let url = support::fresh_database("full_run").await;
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
+    let (dir, source) = support::generated_source(4000, 11);
     let lake = dir.path().join("lake");
-    support::generate(&source, 4000, 11);
 
-    let report = support::job_runner_ok(&[
-        "run",
-        "--source",
-        s(&source),
-        "--lake",
-        s(&lake),
-        "--database-url",
-        &url,
-        "--ingest-date",
-        "2024-03-01",
-    ]);
+    let report = support::run(path_arg(&source), path_arg(&lake), &url, "2024-03-01");
     assert_eq!(report["status"], "succeeded");
     support::assert_rows_accounted(&report);
     let stages = report["stages"].as_array().unwrap();
@@ -175,31 +146,14 @@ async fn later_ingest_dates_win_and_rerunning_is_idempotent() {
     std::fs::write(day2.join("transactions.csv"), day2_transactions.join("\n")).unwrap();
 
     // The header of day 2's transactions is day 1's (the seed's column order).
-    let feed = |source: &Path, date: &str| {
-        support::job_runner_ok(&[
-            "feed",
-            "--source",
-            s(source),
-            "--lake",
-            s(&lake),
-            "--ingest-date",
-            date,
-        ])
-    };
+    let feed = |source: &Path, date: &str| support::feed(path_arg(source), path_arg(&lake), date);
     let report = feed(&day1, "2024-01-01");
     support::assert_rows_accounted(&report);
     feed(&day2, "2024-01-02");
     let build = || {
-        let report = support::job_runner_ok(&["preprocess", "--lake", s(&lake)]);
+        let report = support::job_runner_ok(&["preprocess", "--lake", path_arg(&lake)]);
         support::assert_rows_accounted(&report);
-        for name in [
-            "sales-country-year",
-            "top-products",
-            "monthly-sales",
-            "customer-lifetime-value",
-        ] {
-            support::job_runner_ok(&["datamart", name, "--lake", s(&lake), "--database-url", &url]);
-        }
+        support::build_datamarts(path_arg(&lake), &url);
         report
     };
     let first = build();
@@ -248,16 +202,14 @@ async fn later_ingest_dates_win_and_rerunning_is_idempotent() {
 #[tokio::test]
 async fn a_crash_between_staging_and_swap_keeps_the_old_table() {
     let url = support::fresh_database("crash").await;
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
+    let (dir, source) = support::generated_source(1200, 8);
     let lake = dir.path().join("lake");
-    support::generate(&source, 1200, 8);
     support::job_runner_ok(&[
         "run",
         "--source",
-        s(&source),
+        path_arg(&source),
         "--lake",
-        s(&lake),
+        path_arg(&lake),
         "--database-url",
         &url,
     ]);
@@ -268,7 +220,7 @@ async fn a_crash_between_staging_and_swap_keeps_the_old_table() {
         "datamart",
         "top-products",
         "--lake",
-        s(&lake),
+        path_arg(&lake),
         "--database-url",
         &url,
         "--top-n",
@@ -300,19 +252,23 @@ async fn a_crash_between_staging_and_swap_keeps_the_old_table() {
 #[tokio::test]
 async fn database_problems_fail_clearly() {
     let url = support::fresh_database("bad_db").await;
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
+    let (dir, source) = support::generated_source(300, 1);
     let lake = dir.path().join("lake");
-    support::generate(&source, 300, 1);
-    support::job_runner_ok(&["feed", "--source", s(&source), "--lake", s(&lake)]);
-    support::job_runner_ok(&["preprocess", "--lake", s(&lake)]);
+    support::job_runner_ok(&[
+        "feed",
+        "--source",
+        path_arg(&source),
+        "--lake",
+        path_arg(&lake),
+    ]);
+    support::job_runner_ok(&["preprocess", "--lake", path_arg(&lake)]);
     let datamart = |database_url: &str| {
         let output = support::job_runner(
             &[
                 "datamart",
                 "monthly-sales",
                 "--lake",
-                s(&lake),
+                path_arg(&lake),
                 "--database-url",
                 database_url,
             ],
@@ -376,7 +332,7 @@ async fn datamart_without_silver_says_what_to_do() {
             "datamart",
             "top-products",
             "--lake",
-            s(dir.path()),
+            path_arg(dir.path()),
             "--database-url",
             &url,
         ],

@@ -27,36 +27,6 @@ async fn reachable_db() -> (tokio::net::TcpListener, String) {
     (l, format!("postgres://aurum:secret@127.0.0.1:{port}/aurum"))
 }
 
-fn status_json<K: serde::Serialize>(k: &K) -> serde_json::Value {
-    serde_json::to_value(k).expect("json")["status"].clone()
-}
-
-async fn wait_status<K, F>(api: &Api<K>, name: &str, what: &str, mut f: F) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    F: FnMut(&serde_json::Value) -> bool,
-{
-    let start = Instant::now();
-    loop {
-        let obj = api.get(name).await.expect("get");
-        let st = status_json(&obj);
-        if f(&st) {
-            return obj;
-        }
-        if start.elapsed() > T {
-            panic!("{name}: {what} not reached; status: {st:#}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn cond_is(st: &serde_json::Value, type_: &str, status: &str) -> bool {
-    st["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == type_ && c["status"] == status)
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crds_install_and_reject_invalid_resources() {
     let Some(env) = TestEnv::new("crds", fake_runner()).await else {
@@ -197,10 +167,7 @@ async fn datalake_and_datamart_run_and_follow_new_snapshots() {
     let dl: Api<DataLake> = env.api();
     let dm: Api<Datamart> = env.api();
 
-    let lake = wait_status(&dl, "lake", "Available", |s| {
-        cond_is(s, "Available", "True") && s["activeRun"].is_null()
-    })
-    .await;
+    let lake = wait_status(&dl, "lake", "Available", T, available_and_idle).await;
     let st = lake.status.as_ref().expect("status");
     assert_eq!(st.silver_snapshot_id.as_deref(), Some("snap-1"));
     assert_eq!(st.rows_written, Some(10));
@@ -210,7 +177,7 @@ async fn datalake_and_datamart_run_and_follow_new_snapshots() {
     assert_eq!(st.state.observed_generation, lake.metadata.generation);
     assert_eq!(st.state.runs.len(), 1);
 
-    let mart = wait_status(&dm, "top", "Available on snap-1", |s| {
+    let mart = wait_status(&dm, "top", "Available on snap-1", T, |s| {
         cond_is(s, "Available", "True") && s["silverSnapshotId"] == "snap-1"
     })
     .await;
@@ -294,8 +261,11 @@ async fn datalake_and_datamart_run_and_follow_new_snapshots() {
     )
     .await
     .expect("annotate");
-    wait_status(&dl, "lake", "snap-2", |s| s["silverSnapshotId"] == "snap-2").await;
-    let mart = wait_status(&dm, "top", "rebuilt on snap-2", |s| {
+    wait_status(&dl, "lake", "snap-2", T, |s| {
+        s["silverSnapshotId"] == "snap-2"
+    })
+    .await;
+    let mart = wait_status(&dm, "top", "rebuilt on snap-2", T, |s| {
         s["silverSnapshotId"] == "snap-2" && s["activeRun"].is_null()
     })
     .await;
@@ -337,7 +307,7 @@ async fn failing_run_is_degraded_and_retried_with_backoff() {
     ))
     .await;
     let dm: Api<Datamart> = env.api();
-    let m = wait_status(&dm, "cl", "Degraded", |s| cond_is(s, "Degraded", "True")).await;
+    let m = wait_status(&dm, "cl", "Degraded", T, |s| cond_is(s, "Degraded", "True")).await;
     let (_, reason, message) = cond(&m, "Degraded").expect("Degraded");
     assert_eq!(reason, "RunFailed");
     assert!(message.contains("connection refused"), "{message}");
@@ -346,7 +316,7 @@ async fn failing_run_is_degraded_and_retried_with_backoff() {
     assert_eq!(st.phase.as_deref(), Some("Failed"));
 
     // Retries back off and stop after maxRetries.
-    let m = wait_status(&dm, "cl", "gave up", |s| {
+    let m = wait_status(&dm, "cl", "gave up", T, |s| {
         s["consecutiveFailures"] == 3 && s["activeRun"].is_null()
     })
     .await;
@@ -399,7 +369,7 @@ async fn failing_run_is_degraded_and_retried_with_backoff() {
     )
     .await
     .expect("annotate");
-    let m = wait_status(&dm, "cl", "recovered", |s| {
+    let m = wait_status(&dm, "cl", "recovered", T, |s| {
         cond_is(s, "Available", "True") && cond_is(s, "Degraded", "False")
     })
     .await;
@@ -424,7 +394,7 @@ async fn suspend_stops_runs_and_deadline_fails_stuck_runs() {
     env.apply::<DataLake>(env.lake_json("lake", json!({"suspend": true})))
         .await;
     let dl: Api<DataLake> = env.api();
-    wait_status(&dl, "lake", "Suspended", |s| {
+    wait_status(&dl, "lake", "Suspended", T, |s| {
         cond_is(s, "Suspended", "True") && s["phase"] == "Suspended"
     })
     .await;
@@ -441,8 +411,8 @@ async fn suspend_stops_runs_and_deadline_fails_stuck_runs() {
         json!({"suspend": false, "runDeadlineSeconds": 10, "maxRetries": 0}),
     ))
     .await;
-    wait_status(&dl, "lake", "Running", |s| s["phase"] == "Running").await;
-    let l = wait_status(&dl, "lake", "deadline failure", |s| {
+    wait_status(&dl, "lake", "Running", T, |s| s["phase"] == "Running").await;
+    let l = wait_status(&dl, "lake", "deadline failure", T, |s| {
         cond_is(s, "Degraded", "True")
     })
     .await;
@@ -463,7 +433,7 @@ async fn operator_restart_creates_no_duplicate_jobs() {
     env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     let dl: Api<DataLake> = env.api();
-    wait_status(&dl, "lake", "Running", |s| s["phase"] == "Running").await;
+    wait_status(&dl, "lake", "Running", T, |s| s["phase"] == "Running").await;
     op.stop().await;
     // Worst case: the status write after creating the Job was lost.
     dl.patch_status(
@@ -476,7 +446,7 @@ async fn operator_restart_creates_no_duplicate_jobs() {
     .await
     .expect("clear status");
     let op = Operator::start(&env.client, &env.ns, "op-b").await;
-    let l = wait_status(&dl, "lake", "Available", |s| {
+    let l = wait_status(&dl, "lake", "Available", T, |s| {
         cond_is(s, "Available", "True")
     })
     .await;
@@ -540,7 +510,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     env.apply::<DataLake>(env.lake_json("lake", json!({})))
         .await;
     let dl: Api<DataLake> = env.api();
-    wait_status(&dl, "lake", "Available", |s| {
+    wait_status(&dl, "lake", "Available", T, |s| {
         cond_is(s, "Available", "True")
     })
     .await;
@@ -593,7 +563,10 @@ async fn deletion_policy_retains_or_drops_the_gold_table() {
     .await;
     let dm: Api<Datamart> = env.api();
     for name in ["keep", "drop"] {
-        let m = wait_status(&dm, name, "Available", |s| cond_is(s, "Available", "True")).await;
+        let m = wait_status(&dm, name, "Available", T, |s| {
+            cond_is(s, "Available", "True")
+        })
+        .await;
         assert!(m.finalizers().iter().any(|f| f == "aurum.dev/gold-table"));
     }
     for name in ["keep", "drop"] {
@@ -650,11 +623,11 @@ async fn bad_spec_surfaces_as_a_condition() {
     .await;
     let dl: Api<DataLake> = env.api();
     let dm: Api<Datamart> = env.api();
-    let l = wait_status(&dl, "lake", "Invalid", |s| s["phase"] == "Invalid").await;
+    let l = wait_status(&dl, "lake", "Invalid", T, |s| s["phase"] == "Invalid").await;
     let (_, reason, message) = cond(&l, "Degraded").expect("Degraded");
     assert_eq!(reason, "InvalidSpec");
     assert!(message.contains("invalid schedule"), "{message}");
-    let m = wait_status(&dm, "orphan", "Invalid", |s| s["phase"] == "Invalid").await;
+    let m = wait_status(&dm, "orphan", "Invalid", T, |s| s["phase"] == "Invalid").await;
     let (_, _, message) = cond(&m, "Degraded").expect("Degraded");
     assert!(
         message.contains("DataLake \"nolake\" not found"),
@@ -664,7 +637,7 @@ async fn bad_spec_surfaces_as_a_condition() {
     // Fixing the spec starts the run.
     env.apply::<DataLake>(env.lake_json("lake", json!({"schedule": "0 5 * * *"})))
         .await;
-    let l = wait_status(&dl, "lake", "Available", |s| {
+    let l = wait_status(&dl, "lake", "Available", T, |s| {
         cond_is(s, "Available", "True")
     })
     .await;
@@ -692,7 +665,7 @@ async fn replace_policy_stops_the_active_run_for_a_new_one() {
     env.apply::<DataLake>(env.lake_json("lake", json!({"concurrencyPolicy": "Replace"})))
         .await;
     let dl: Api<DataLake> = env.api();
-    let first = wait_status(&dl, "lake", "Running", |s| s["phase"] == "Running").await;
+    let first = wait_status(&dl, "lake", "Running", T, |s| s["phase"] == "Running").await;
     let first_job = first
         .status
         .expect("status")
@@ -708,7 +681,7 @@ async fn replace_policy_stops_the_active_run_for_a_new_one() {
     )
     .await
     .expect("annotate");
-    let l = wait_status(&dl, "lake", "Available", |s| {
+    let l = wait_status(&dl, "lake", "Available", T, |s| {
         cond_is(s, "Available", "True")
     })
     .await;
@@ -747,7 +720,7 @@ async fn cron_schedule_starts_runs() {
     ))
     .await;
     let dl: Api<DataLake> = env.api();
-    let l = wait_status(&dl, "lake", "nextScheduleTime", |s| {
+    let l = wait_status(&dl, "lake", "nextScheduleTime", T, |s| {
         s["nextScheduleTime"].is_string()
     })
     .await;

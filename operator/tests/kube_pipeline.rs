@@ -9,6 +9,7 @@ use aurum_operator::crd::{DataLake, Datamart};
 use common::*;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MARTS: [(&str, &str); 4] = [
@@ -18,31 +19,19 @@ const MARTS: [(&str, &str); 4] = [
     ("customer-lifetime-value", "gold_customer_lifetime_value"),
 ];
 
-async fn wait<K, F>(api: &Api<K>, name: &str, timeout: Duration, mut f: F) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    F: FnMut(&serde_json::Value) -> bool,
-{
-    let start = Instant::now();
-    loop {
-        let obj = api.get(name).await.expect("get");
-        let st = serde_json::to_value(&obj).expect("json")["status"].clone();
-        if f(&st) {
-            return obj;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{name}: not reached; status {st:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn available(s: &serde_json::Value) -> bool {
-    s["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Available" && c["status"] == "True")
-    }) && s["activeRun"].is_null()
+/// Generates `transactions` source transactions into `out` with the real job-runner.
+fn generate(runner: &Path, out: &Path, transactions: &str) {
+    let generated = std::process::Command::new(runner)
+        .args(["generate", "--out"])
+        .arg(out)
+        .args(["--transactions", transactions])
+        .output()
+        .expect("run generate");
+    assert!(
+        generated.status.success(),
+        "generate: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -74,17 +63,7 @@ async fn datalake_and_datamarts_reach_gold_tables() {
 
     let src = env.dir.path().join("source");
     let lake_dir = env.dir.path().join("lake");
-    let generated = std::process::Command::new(&runner)
-        .args(["generate", "--out"])
-        .arg(&src)
-        .args(["--transactions", "3000"])
-        .output()
-        .expect("run generate");
-    assert!(
-        generated.status.success(),
-        "generate: {}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
+    generate(&runner, &src, "3000");
 
     env.secret("pg", &url).await;
     let op = Operator::start(&env.client, &env.ns, "op-a").await;
@@ -104,7 +83,7 @@ async fn datalake_and_datamarts_reach_gold_tables() {
     let dl: Api<DataLake> = env.api();
     let dm: Api<Datamart> = env.api();
     let timeout = Duration::from_secs(240);
-    let lake = wait(&dl, "lake", timeout, available).await;
+    let lake = wait_status(&dl, "lake", "Available", timeout, available_and_idle).await;
     let lst = lake.status.clone().expect("status");
     let snap = lst
         .silver_snapshot_id
@@ -118,8 +97,8 @@ async fn datalake_and_datamarts_reach_gold_tables() {
     );
 
     for (mart, table) in MARTS {
-        let m = wait(&dm, mart, timeout, |s| {
-            available(s) && s["silverSnapshotId"] == snap.as_str()
+        let m = wait_status(&dm, mart, "Available on the first snapshot", timeout, |s| {
+            available_and_idle(s) && s["silverSnapshotId"] == snap.as_str()
         })
         .await;
         let st = m.status.expect("status");
@@ -145,8 +124,8 @@ async fn datalake_and_datamarts_reach_gold_tables() {
     )
     .await
     .expect("annotate");
-    let lake = wait(&dl, "lake", timeout, |s| {
-        available(s) && s["silverSnapshotId"].as_str().is_some_and(|x| x != snap)
+    let lake = wait_status(&dl, "lake", "a new snapshot", timeout, |s| {
+        available_and_idle(s) && s["silverSnapshotId"].as_str().is_some_and(|x| x != snap)
     })
     .await;
     let snap2 = lake
@@ -155,8 +134,8 @@ async fn datalake_and_datamarts_reach_gold_tables() {
         .silver_snapshot_id
         .expect("snapshot");
     for (mart, _) in MARTS {
-        wait(&dm, mart, timeout, |s| {
-            available(s) && s["silverSnapshotId"] == snap2.as_str()
+        wait_status(&dm, mart, "rebuilt on the new snapshot", timeout, |s| {
+            available_and_idle(s) && s["silverSnapshotId"] == snap2.as_str()
         })
         .await;
     }
@@ -181,13 +160,7 @@ async fn unreachable_database_is_degraded_with_the_job_runners_message() {
     };
     let src = env.dir.path().join("source");
     let lake_dir = env.dir.path().join("lake");
-    let generated = std::process::Command::new(&runner)
-        .args(["generate", "--out"])
-        .arg(&src)
-        .args(["--transactions", "500"])
-        .output()
-        .expect("run generate");
-    assert!(generated.status.success());
+    generate(&runner, &src, "500");
     // Nothing listens on port 1.
     env.secret("pg", "postgres://aurum:x@127.0.0.1:1/aurum")
         .await;
@@ -203,7 +176,7 @@ async fn unreachable_database_is_degraded_with_the_job_runners_message() {
     ))
     .await;
     let dm: Api<Datamart> = env.api();
-    let m = wait(&dm, "ms", Duration::from_secs(120), |s| {
+    let m = wait_status(&dm, "ms", "gave up", Duration::from_secs(120), |s| {
         s["consecutiveFailures"] == 2 && s["activeRun"].is_null()
     })
     .await;

@@ -4,14 +4,19 @@
 //! Needs `DATABASE_URL` with admin rights (see testenv/postgres.sh). Gold data comes
 //! from the job-runner when `AURUM_JOB_RUNNER_BIN` names its executable (it generates
 //! 2000 transactions and runs the pipeline), otherwise from
-//! `tests/fixtures/synthetic_gold.sql`.
+//! `tests/fixtures/synthetic_gold.sql`. What it shares with the dashboard's fixture
+//! (databases, the pipeline, child processes) is in `aurum-testkit`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use aurum_testkit::environment::job_runner_bin;
+use aurum_testkit::postgres::{admin_url, connect, create_process_database};
+use aurum_testkit::process::Process;
+pub use aurum_testkit::process::free_port;
 use tokio::sync::{Mutex, OnceCell};
 use tokio_postgres::{Client, NoTls};
 
@@ -22,45 +27,14 @@ static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 static CREATE_LOCK: Mutex<()> = Mutex::const_new(());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-pub fn admin_url() -> String {
-    std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL must point at a PostgreSQL with admin rights: \
-         eval \"$(testenv/postgres.sh start DIR)\"",
-    )
-}
-
-/// The URL of database `name` on the admin URL's server.
+/// The URL of database `name` on the server of `DATABASE_URL`.
 pub fn url_for(name: &str) -> String {
-    let admin = admin_url();
-    let (base, rest) = admin
-        .rsplit_once('/')
-        .expect("DATABASE_URL has a database path");
-    let query = rest
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{base}/{name}{query}")
-}
-
-pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
-pub fn job_runner() -> Option<PathBuf> {
-    std::env::var_os("AURUM_JOB_RUNNER_BIN")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    aurum_testkit::postgres::url_for(&admin_url(), name)
 }
 
 /// True when the gold data is the synthetic fixture (so its special rows exist).
 pub fn synthetic() -> bool {
-    job_runner().is_none()
+    job_runner_bin().is_none()
 }
 
 fn crate_tag() -> String {
@@ -73,41 +47,8 @@ fn repo_root() -> PathBuf {
 
 async fn load_template(name: &str) {
     let url = url_for(name);
-    if let Some(bin) = job_runner() {
-        let work = tempfile::tempdir().unwrap();
-        let source = work.path().join("source");
-        let lake = work.path().join("lake");
-        let run = |args: &[&str]| {
-            let out = Command::new(&bin)
-                .args(args)
-                .output()
-                .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
-            assert!(
-                out.status.success(),
-                "{} {:?} failed: {}",
-                bin.display(),
-                args,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "generate",
-            "--out",
-            source.to_str().unwrap(),
-            "--transactions",
-            "2000",
-            "--seed",
-            "42",
-        ]);
-        run(&[
-            "run",
-            "--source",
-            source.to_str().unwrap(),
-            "--lake",
-            lake.to_str().unwrap(),
-            "--database-url",
-            &url,
-        ]);
+    if let Some(bin) = job_runner_bin() {
+        aurum_testkit::gold::load_with_job_runner(&bin, &url, 2000);
     } else {
         let client = connect(&url).await;
         let migration =
@@ -132,33 +73,9 @@ async fn load_template(name: &str) {
 async fn template() -> String {
     TEMPLATE
         .get_or_init(|| async {
-            // One template per test binary and process, so that concurrent runs on the
-            // same server do not collide; templates of processes that are gone are swept.
+            // One template per test binary and process (see create_process_database).
             let prefix = format!("aurum_api_tpl_{}_", crate_tag());
-            let name = format!("{prefix}{}", std::process::id());
-            let admin = connect(&admin_url()).await;
-            let stale = admin
-                .query(
-                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-                    &[&prefix],
-                )
-                .await
-                .expect("list template databases");
-            for row in stale {
-                let db: String = row.get(0);
-                let pid = db.trim_start_matches(&prefix);
-                let numeric = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-                if db == name || (numeric && !Path::new("/proc").join(pid).exists()) {
-                    admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                        .await
-                        .expect("drop old template database");
-                }
-            }
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create template database");
+            let name = create_process_database(&admin_url(), &prefix).await;
             load_template(&name).await;
             name
         })
@@ -283,21 +200,12 @@ pub const ADMIN: TestUser = TestUser {
 
 /// A running `aurum-api` process.
 pub struct Api {
-    child: Child,
+    process: Process,
     pub base: String,
     /// `host:port` of the Flight SQL endpoint.
     pub flight_addr: String,
     pub dir: tempfile::TempDir,
-    pub log: PathBuf,
     pub http: reqwest::Client,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn write_users(dir: &Path, users: &[&TestUser]) -> PathBuf {
@@ -345,13 +253,12 @@ impl Api {
             "200".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = spawn_api(&args, env, &log);
+        let process = spawn_api(&args, env, &log);
         let api = Api {
-            child,
+            process,
             base: format!("http://127.0.0.1:{port}"),
             flight_addr: format!("127.0.0.1:{flight_port}"),
             dir,
-            log,
             http: reqwest::Client::builder().build().unwrap(),
         };
         api.wait_healthy().await;
@@ -359,49 +266,53 @@ impl Api {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     async fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "API did not start: {}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.process
+            .wait_until(Duration::from_secs(60), "API did not start", async || {
+                self.http
+                    .get(self.url("/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            })
+            .await;
     }
 
     /// Waits until every datamart snapshot is loaded.
     pub async fn wait_loaded(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
-                && let Ok(v) = r.json::<serde_json::Value>().await
-                && v["datamarts"]
-                    .as_object()
-                    .is_some_and(|m| m.values().all(|d| d["loaded"] == true))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "datamarts not loaded: {}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.process
+            .wait_until(
+                Duration::from_secs(30),
+                "datamarts not loaded",
+                async || {
+                    let Ok(r) = self.http.get(self.url("/readyz")).send().await else {
+                        return false;
+                    };
+                    r.json::<serde_json::Value>().await.is_ok_and(|v| {
+                        v["datamarts"]
+                            .as_object()
+                            .is_some_and(|m| m.values().all(|d| d["loaded"] == true))
+                    })
+                },
+            )
+            .await;
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The body of `GET path` without a token, as text.
+    pub async fn get_public_text(&self, path: &str) -> String {
+        aurum_testkit::http::get_text(&self.http, &self.url(path)).await
+    }
+
+    /// The body of `GET path` without a token, as JSON.
+    pub async fn get_public_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get_public_text(path).await).unwrap()
     }
 
     pub async fn login(&self, user: &TestUser) -> String {
@@ -435,52 +346,28 @@ impl Api {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.child.id()
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.terminate()
     }
 }
 
-pub fn spawn_api(args: &[String], env: &[(&str, &str)], log: &Path) -> Child {
-    let log_file = std::fs::File::create(log).unwrap();
+/// Spawns `aurum-api` with `args` and `env`, its stderr into `log`.
+pub fn spawn_api(args: &[String], env: &[(&str, &str)], log: &Path) -> Process {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurum-api"));
     cmd.args(args)
         .env_remove("DATABASE_URL")
         .env_remove("AURUM_JWT_SECRET")
         // Never the shared default port 50051 (tests run in parallel); --flight-listen wins.
         .env("AURUM_FLIGHT_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file);
+        .env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn aurum-api")
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        }
-    }
+    Process::spawn(cmd, log.to_path_buf())
 }
 
 /// A test database with an API serving it (the API is stopped first on drop).

@@ -27,7 +27,7 @@ pub fn chromium_bin() -> Option<PathBuf> {
     if default.exists() {
         return Some(default.to_path_buf());
     }
-    crate::common::required_env(
+    aurum_testkit::environment::required(
         "AURUM_CHROMIUM_BIN",
         "a Chromium binary (eval \"$(testenv/chromium.sh)\")",
     )

@@ -12,40 +12,27 @@
 //!
 //! The API's own fixture (api/tests/common) loads a synthetic SQL file unless told
 //! otherwise and uses the API crate's private test helpers; this one always runs the
-//! real pipeline and drives the API only as a binary, as the dashboard does.
+//! real pipeline and drives the API only as a binary, as the dashboard does. What the
+//! two share (databases, the pipeline, child processes) is in `aurum-testkit`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use aurum_testkit::environment::required;
+use aurum_testkit::postgres::{connect, create_process_database, url_for};
+use aurum_testkit::process::{Process, free_port};
 use tokio::sync::OnceCell;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Transactions the fixture generates (about 120 customers, two years, 30 countries).
-pub const TRANSACTIONS: &str = "3000";
+pub const TRANSACTIONS: u32 = 3000;
 
 /// Test users (password, role).
 pub const VIEWER: (&str, &str, &str) = ("vera", "viewer-pass-1", "viewer");
 /// An admin.
 pub const ADMIN: (&str, &str, &str) = ("adam", "admin-pass-1", "admin");
-
-/// The value of a required environment variable; `None` (after saying why) when it
-/// is missing outside CI; a panic when it is missing in CI.
-pub fn required_env(name: &str, what: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "{name} is not set: it must name {what} (testenv/test.sh sets it)"
-            );
-            eprintln!("SKIPPED: {name} is not set ({what}); testenv/test.sh sets it");
-            None
-        }
-    }
-}
 
 /// The API binary: `AURUM_API_BIN`, else `aurum-api` beside the dashboard binary.
 pub fn api_bin() -> Option<PathBuf> {
@@ -58,7 +45,7 @@ pub fn api_bin() -> Option<PathBuf> {
     if beside.exists() {
         return Some(beside);
     }
-    required_env("AURUM_API_BIN", "the aurum-api binary").map(PathBuf::from)
+    required("AURUM_API_BIN", "the aurum-api binary").map(PathBuf::from)
 }
 
 /// Everything the fixture needs, or `None` to skip.
@@ -74,8 +61,8 @@ pub struct Prerequisites {
 impl Prerequisites {
     /// Reads the environment.
     pub fn from_env() -> Option<Prerequisites> {
-        let database_url = required_env("DATABASE_URL", "a PostgreSQL admin URL");
-        let job_runner = required_env("AURUM_JOB_RUNNER_BIN", "the aurum-job-runner binary");
+        let database_url = required("DATABASE_URL", "a PostgreSQL admin URL");
+        let job_runner = required("AURUM_JOB_RUNNER_BIN", "the aurum-job-runner binary");
         let api = api_bin();
         Some(Prerequisites {
             database_url: database_url?,
@@ -85,53 +72,6 @@ impl Prerequisites {
     }
 }
 
-/// The URL of database `name` on the server of `admin`.
-pub fn url_for(admin: &str, name: &str) -> String {
-    let (base, rest) = admin
-        .rsplit_once('/')
-        .expect("DATABASE_URL has a database path");
-    let query = rest
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{base}/{name}{query}")
-}
-
-/// A connected client.
-pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to PostgreSQL: {e}"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn run(bin: &Path, args: &[&str]) {
-    let out = Command::new(bin)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
-    assert!(
-        out.status.success(),
-        "{} {:?} failed: {}",
-        bin.display(),
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 static GOLD_DB: OnceCell<String> = OnceCell::const_new();
 
 /// The gold database of this test process (one per process, loaded once by the real
@@ -139,139 +79,22 @@ static GOLD_DB: OnceCell<String> = OnceCell::const_new();
 pub async fn gold_database(p: &Prerequisites) -> String {
     GOLD_DB
         .get_or_init(|| async {
-            let prefix = "aurum_dash_gold_";
-            let name = format!("{prefix}{}", std::process::id());
-            let admin = connect(&p.database_url).await;
-            let old = admin
-                .query(
-                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-                    &[&prefix],
-                )
-                .await
-                .expect("list databases");
-            for row in old {
-                let db: String = row.get(0);
-                let pid = db.trim_start_matches(prefix);
-                if db == name || !Path::new("/proc").join(pid).exists() {
-                    admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                        .await
-                        .expect("drop an old test database");
-                }
-            }
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create the test database");
+            let name = create_process_database(&p.database_url, "aurum_dash_gold_").await;
             let url = url_for(&p.database_url, &name);
-            let work = tempfile::tempdir().unwrap();
-            let source = work.path().join("source");
-            let lake = work.path().join("lake");
-            run(
-                &p.job_runner,
-                &[
-                    "generate",
-                    "--out",
-                    source.to_str().unwrap(),
-                    "--transactions",
-                    TRANSACTIONS,
-                    "--seed",
-                    "42",
-                ],
-            );
-            run(
-                &p.job_runner,
-                &[
-                    "run",
-                    "--source",
-                    source.to_str().unwrap(),
-                    "--lake",
-                    lake.to_str().unwrap(),
-                    "--database-url",
-                    &url,
-                ],
-            );
+            aurum_testkit::gold::load_with_job_runner(&p.job_runner, &url, TRANSACTIONS);
             url
         })
         .await
         .clone()
 }
 
-/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
-pub struct Process {
-    /// The child.
-    pub child: Child,
-    /// Its stderr log.
-    pub log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut cmd: Command, log: PathBuf) -> Process {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        Process { child, log }
+/// The body of `GET url` when the answer is 200 OK.
+async fn ok_text(http: &reqwest::Client, url: &str) -> Option<String> {
+    let r = http.get(url).send().await.ok()?;
+    if r.status() != 200 {
+        return None;
     }
-
-    /// Its log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits (up to 15 s) for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        }
-    }
-}
-
-async fn wait_for(
-    http: &reqwest::Client,
-    url: &str,
-    ok: impl Fn(&str) -> bool,
-    what: &str,
-    p: &Process,
-) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(url).send().await
-            && r.status() == 200
-            && let Ok(text) = r.text().await
-            && ok(&text)
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not come up: {}",
-            p.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    r.text().await.ok()
 }
 
 /// The API, the dashboard in front of it, and the gold database behind them.
@@ -357,18 +180,19 @@ impl Stack {
         .env("RUST_LOG", "info");
         let api = Process::spawn(cmd, dir.path().join("api.log"));
         let api_url = format!("http://127.0.0.1:{api_port}");
-        wait_for(
-            &http,
-            &format!("{api_url}/readyz"),
-            |body| {
-                serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
-                    v["datamarts"]
-                        .as_object()
-                        .is_some_and(|m| !m.is_empty() && m.values().all(|d| d["loaded"] == true))
-                })
+        api.wait_until(
+            Duration::from_secs(60),
+            "aurum-api did not come up",
+            async || {
+                ok_text(&http, &format!("{api_url}/readyz"))
+                    .await
+                    .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+                    .is_some_and(|v| {
+                        v["datamarts"].as_object().is_some_and(|m| {
+                            !m.is_empty() && m.values().all(|d| d["loaded"] == true)
+                        })
+                    })
             },
-            "aurum-api",
-            &api,
         )
         .await;
 
@@ -386,14 +210,13 @@ impl Stack {
         .env("RUST_LOG", "info");
         let dashboard = Process::spawn(cmd, dir.path().join("dashboard.log"));
         let url = format!("http://127.0.0.1:{port}");
-        wait_for(
-            &http,
-            &format!("{url}/healthz"),
-            |_| true,
-            "aurum-dashboard",
-            &dashboard,
-        )
-        .await;
+        dashboard
+            .wait_until(
+                Duration::from_secs(60),
+                "aurum-dashboard did not come up",
+                async || ok_text(&http, &format!("{url}/healthz")).await.is_some(),
+            )
+            .await;
         Some(Stack {
             api,
             dashboard,

@@ -5,10 +5,26 @@
 
 pub mod reference;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use tokio_postgres::{Client, NoTls};
+
+/// The four gold tables, in the order of [`DATAMARTS`].
+pub const GOLD_TABLES: [&str; 4] = [
+    "gold_sales_country_year",
+    "gold_top_products",
+    "gold_monthly_sales",
+    "gold_customer_lifetime_value",
+];
+
+/// The four datamarts, as `aurum-job-runner datamart` names them.
+pub const DATAMARTS: [&str; 4] = [
+    "sales-country-year",
+    "top-products",
+    "monthly-sales",
+    "customer-lifetime-value",
+];
 
 /// The admin URL of the test PostgreSQL, started by `make test`.
 pub fn admin_url() -> String {
@@ -79,6 +95,73 @@ pub fn job_runner_ok(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("the run report is JSON")
 }
 
+/// A local path as a command-line argument.
+pub fn path_arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The last line the binary wrote to stderr (its error line when it failed).
+pub fn last_error_line(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `feed --source SOURCE --lake LAKE --ingest-date INGEST_DATE`, which must
+/// succeed; returns the report.
+pub fn feed(source: &str, lake: &str, ingest_date: &str) -> serde_json::Value {
+    job_runner_ok(&[
+        "feed",
+        "--source",
+        source,
+        "--lake",
+        lake,
+        "--ingest-date",
+        ingest_date,
+    ])
+}
+
+/// `run --source SOURCE --lake LAKE --database-url DATABASE_URL
+/// --ingest-date INGEST_DATE`, which must succeed; returns the report.
+pub fn run(source: &str, lake: &str, database_url: &str, ingest_date: &str) -> serde_json::Value {
+    job_runner_ok(&[
+        "run",
+        "--source",
+        source,
+        "--lake",
+        lake,
+        "--database-url",
+        database_url,
+        "--ingest-date",
+        ingest_date,
+    ])
+}
+
+/// Each of the four datamarts of LAKE into DATABASE_URL, in turn; each must succeed.
+pub fn build_datamarts(lake: &str, database_url: &str) {
+    for name in DATAMARTS {
+        job_runner_ok(&[
+            "datamart",
+            name,
+            "--lake",
+            lake,
+            "--database-url",
+            database_url,
+        ]);
+    }
+}
+
+/// A temporary folder with `transactions` generated source transactions (seed
+/// `seed`) in its `source` subfolder: the folder (removed when dropped) and that path.
+pub fn generated_source(transactions: u64, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    generate(&source, transactions, seed);
+    (dir, source)
+}
+
 /// Generates source files.
 pub fn generate(dir: &Path, transactions: u64, seed: u64) {
     job_runner_ok(&[
@@ -123,6 +206,16 @@ pub async fn table_as_text(client: &Client, table: &str) -> Vec<Vec<String>> {
         .collect();
     rows.sort();
     rows
+}
+
+/// The four gold tables of the database at `url`, each as [`table_as_text`] reads it.
+pub async fn gold_tables(url: &str) -> Vec<Vec<Vec<String>>> {
+    let client = connect(url).await;
+    let mut tables = Vec::new();
+    for table in GOLD_TABLES {
+        tables.push(table_as_text(&client, table).await);
+    }
+    tables
 }
 
 /// Checks that a report's stages account for every row they read.

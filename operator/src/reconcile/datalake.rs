@@ -1,19 +1,17 @@
 //! DataLake reconciliation: ingest runs (feed then preprocess) and their status.
 
 use super::{
-    Context, Error, JobState, Launch, Result, RunOwner, finish_reconcile, observe_job, requeue_at,
-    start_due_run,
+    Context, Error, JobState, Launch, Result, RunOwner, finish_reconcile, observe_job,
+    parse_schedule, requeue_at, start_due_run,
 };
-use crate::crd::{DataLake, DataLakeStatus, RUN_NOW_ANNOTATION, RunOutcome, RunRecord, TableStats};
+use crate::crd::{DataLake, DataLakeStatus, RunOutcome, RunRecord, TableStats};
 use crate::job::datalake_job;
-use crate::plan::{PlanInput, plan};
+use crate::plan::plan;
 use crate::report::RunReport;
-use crate::schedule::Schedule;
 use crate::status::{finish_run, fmt_time};
 use chrono::Utc;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use std::sync::Arc;
 
 const KIND: &str = "DataLake";
@@ -89,12 +87,7 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
         now,
     };
 
-    let schedule = match &policy.schedule {
-        Some(s) => Schedule::parse(s, policy.time_zone.as_deref()).map(Some),
-        None => Ok(None),
-    };
-    let invalid = schedule.as_ref().err().map(|e| e.to_string());
-    let schedule = schedule.ok().flatten();
+    let (schedule, invalid) = parse_schedule(policy);
 
     // Follow the active run.
     if let Some(active) = status.state.active_run.clone() {
@@ -112,19 +105,16 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
                     (*feed).as_ref(),
                     now,
                 );
-                if ok {
-                    let note = format!(
+                let note = if ok {
+                    format!(
                         "ingest {} succeeded: silver snapshot {}",
                         active.job_name,
                         status.silver_snapshot_id.as_deref().unwrap_or("?")
-                    );
-                    ctx.event(&*lake, EventType::Normal, "RunSucceeded", "Ingest", note)
-                        .await;
+                    )
                 } else {
-                    let note = format!("ingest {} failed: {msg}", active.job_name);
-                    ctx.event(&*lake, EventType::Warning, "RunFailed", "Ingest", note)
-                        .await;
-                }
+                    format!("ingest {} failed: {msg}", active.job_name)
+                };
+                owner.announce_finished(&ctx, ok, note).await;
             }
         }
     }
@@ -132,22 +122,7 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
     // Start the run that is due.
     let mut waiting = None;
     if invalid.is_none() {
-        let p = plan(&PlanInput {
-            policy,
-            state: &status.state,
-            generation: generation.unwrap_or(0),
-            run_now: lake
-                .annotations()
-                .get(RUN_NOW_ANNOTATION)
-                .map(String::as_str),
-            schedule: schedule.as_ref(),
-            created: lake
-                .creation_timestamp()
-                .map(|t| crate::status::from_time(&t))
-                .unwrap_or(now),
-            now,
-            snapshot: None,
-        });
+        let p = plan(&owner.plan_input(&status.state, schedule.as_ref(), None));
         status.state.next_schedule_time = p.next_schedule.map(fmt_time);
         wake = [wake, p.wake_at].into_iter().flatten().min();
         waiting = p.waiting.clone();

@@ -3,16 +3,14 @@
 
 use super::{
     Context, Error, JobState, Launch, Result, RunOwner, finish_reconcile, kube_err, observe_job,
-    requeue_at, start_due_run,
+    parse_schedule, requeue_at, start_due_run,
 };
 use crate::crd::{
-    DataLake, Datamart, DatamartStatus, DeletionPolicy, GOLD_FINALIZER, RUN_NOW_ANNOTATION,
-    RunOutcome, RunRecord,
+    DataLake, Datamart, DatamartStatus, DeletionPolicy, GOLD_FINALIZER, RunOutcome, RunRecord,
 };
 use crate::job::datamart_job;
-use crate::plan::{PlanInput, SnapshotFacts, plan};
+use crate::plan::{SnapshotFacts, plan};
 use crate::report::RunReport;
-use crate::schedule::Schedule;
 use crate::status::{finish_run, fmt_time};
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Secret;
@@ -101,12 +99,7 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
             "get DataLake {ns}/{}",
             dm.spec.data_lake_ref.name
         )))?;
-    let schedule = match &policy.schedule {
-        Some(s) => Schedule::parse(s, policy.time_zone.as_deref()).map(Some),
-        None => Ok(None),
-    };
-    let mut invalid = schedule.as_ref().err().map(|e| e.to_string());
-    let schedule = schedule.ok().flatten();
+    let (schedule, mut invalid) = parse_schedule(policy);
     if lake.is_none() && invalid.is_none() {
         invalid = Some(format!(
             "DataLake {:?} not found in namespace {ns}",
@@ -122,21 +115,18 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
                 ctx.count_finish(KIND, &record);
                 let msg = record.message.clone().unwrap_or_default();
                 record_finished(&mut status, &dm, *record, (*main).as_ref(), now);
-                if ok {
-                    let note = format!(
+                let note = if ok {
+                    format!(
                         "{} {} succeeded: {} rows from silver snapshot {}",
                         dm.spec.datamart.cli_name(),
                         active.job_name,
                         status.rows_written.unwrap_or(0),
                         status.silver_snapshot_id.as_deref().unwrap_or("?")
-                    );
-                    ctx.event(&*dm, EventType::Normal, "RunSucceeded", "Build", note)
-                        .await;
+                    )
                 } else {
-                    let note = format!("{} failed: {msg}", active.job_name);
-                    ctx.event(&*dm, EventType::Warning, "RunFailed", "Build", note)
-                        .await;
-                }
+                    format!("{} failed: {msg}", active.job_name)
+                };
+                owner.announce_finished(&ctx, ok, note).await;
             }
         }
     }
@@ -147,23 +137,15 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
             .status
             .as_ref()
             .and_then(|s| s.silver_snapshot_id.clone());
-        let p = plan(&PlanInput {
-            policy,
-            state: &status.state,
-            generation: generation.unwrap_or(0),
-            run_now: dm.annotations().get(RUN_NOW_ANNOTATION).map(String::as_str),
-            schedule: schedule.as_ref(),
-            created: dm
-                .creation_timestamp()
-                .map(|t| crate::status::from_time(&t))
-                .unwrap_or(now),
-            now,
-            snapshot: Some(SnapshotFacts {
+        let p = plan(&owner.plan_input(
+            &status.state,
+            schedule.as_ref(),
+            Some(SnapshotFacts {
                 lake_snapshot: lake_snapshot.as_deref(),
                 attempted: status.attempted_snapshot_id.as_deref(),
                 refresh_on_new_snapshot: dm.spec.refresh_on_new_snapshot,
             }),
-        });
+        ));
         status.state.next_schedule_time = p.next_schedule.map(fmt_time);
         wake = [wake, p.wake_at].into_iter().flatten().min();
         waiting = p.waiting.clone();

@@ -5,12 +5,14 @@ pub mod datalake;
 pub mod datamart;
 
 use crate::crd::{
-    ConcurrencyPolicy, DataLake, Datamart, HasRunState, RunOutcome, RunPolicy, RunRecord, RunState,
+    ConcurrencyPolicy, DataLake, Datamart, HasRunState, RUN_NOW_ANNOTATION, RunOutcome, RunPolicy,
+    RunRecord, RunState,
 };
 use crate::job::{FEED_CONTAINER, MAIN_CONTAINER};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics, RunLabels, TriggerLabels};
-use crate::plan::{DueRun, consume};
+use crate::plan::{DueRun, PlanInput, SnapshotFacts, consume};
 use crate::report::RunReport;
+use crate::schedule::Schedule;
 use crate::status::{finish_run, fmt_time, from_time, parse_time, settle, start_run};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -359,6 +361,59 @@ pub struct RunOwner<'a, K> {
     pub policy: &'a RunPolicy,
     pub generation: Option<i64>,
     pub now: DateTime<Utc>,
+}
+
+impl<K: Resource<DynamicType = ()>> RunOwner<'_, K> {
+    /// What `plan` decides from: this object's policy, run-now annotation and
+    /// creation time with `state`, `schedule` and, for a Datamart, `snapshot`.
+    pub fn plan_input<'b>(
+        &'b self,
+        state: &'b RunState,
+        schedule: Option<&'b Schedule>,
+        snapshot: Option<SnapshotFacts<'b>>,
+    ) -> PlanInput<'b> {
+        PlanInput {
+            policy: self.policy,
+            state,
+            generation: self.generation.unwrap_or(0),
+            run_now: self
+                .obj
+                .annotations()
+                .get(RUN_NOW_ANNOTATION)
+                .map(String::as_str),
+            schedule,
+            created: self
+                .obj
+                .creation_timestamp()
+                .map(|t| from_time(&t))
+                .unwrap_or(self.now),
+            now: self.now,
+            snapshot,
+        }
+    }
+
+    /// Publishes the end of a run: `RunSucceeded` (Normal) when it `succeeded`,
+    /// else `RunFailed` (Warning), with `note`.
+    pub async fn announce_finished(&self, ctx: &Context, succeeded: bool, note: String) {
+        let (type_, reason) = if succeeded {
+            (EventType::Normal, "RunSucceeded")
+        } else {
+            (EventType::Warning, "RunFailed")
+        };
+        ctx.event(self.obj, type_, reason, self.action, note).await;
+    }
+}
+
+/// The schedule of `policy` (`None` without one), and the message that makes
+/// the object invalid when it does not parse.
+pub fn parse_schedule(policy: &RunPolicy) -> (Option<Schedule>, Option<String>) {
+    match &policy.schedule {
+        None => (None, None),
+        Some(s) => match Schedule::parse(s, policy.time_zone.as_deref()) {
+            Ok(schedule) => (Some(schedule), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    }
 }
 
 /// A due run, the Job that carries it out, and what the caller records about

@@ -638,6 +638,51 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     }
 }
 
+/// A resource's `status` as JSON.
+pub fn status_json<K: serde::Serialize>(k: &K) -> serde_json::Value {
+    serde_json::to_value(k).expect("json")["status"].clone()
+}
+
+/// Whether the status JSON `st` has the condition `type_` with `status`.
+pub fn cond_is(st: &serde_json::Value, type_: &str, status: &str) -> bool {
+    st["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == type_ && c["status"] == status)
+    })
+}
+
+/// Whether the status JSON `st` says Available and no run is active.
+pub fn available_and_idle(st: &serde_json::Value) -> bool {
+    cond_is(st, "Available", "True") && st["activeRun"].is_null()
+}
+
+/// Polls the resource `name` every 200 ms until its status JSON satisfies `f`
+/// and returns it; panics with `what` and the last status after `timeout`.
+pub async fn wait_status<K, F>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    mut f: F,
+) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    F: FnMut(&serde_json::Value) -> bool,
+{
+    let start = Instant::now();
+    loop {
+        let obj = api.get(name).await.expect("get");
+        let st = status_json(&obj);
+        if f(&st) {
+            return obj;
+        }
+        if start.elapsed() > timeout {
+            panic!("{name}: {what} not reached; status: {st:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The status of a condition of a resource's status JSON.
 pub fn cond(obj: &impl serde::Serialize, type_: &str) -> Option<(String, String, String)> {
     let v = serde_json::to_value(obj).ok()?;
