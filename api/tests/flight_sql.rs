@@ -18,6 +18,7 @@ use arrow_flight::sql::{
 };
 use arrow_flight::{FlightDescriptor, FlightInfo, Ticket};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use aurum_testkit::tls::TestCertificates;
 use common::{ADMIN, Api, Env, SECRET, TestUser, VIEWER};
 use futures::TryStreamExt;
 use prost::Message;
@@ -927,73 +928,13 @@ async fn tls_serves_rest_and_flight() {
     require_job_runner();
     let db = common::TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
-    // A test CA and a server certificate it signed, for localhost and 127.0.0.1.
-    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    let (ca, cert, key) = (path("ca.pem"), path("cert.pem"), path("key.pem"));
-    std::fs::write(
-        path("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let ca_key = path("ca.key");
-    let csr = path("csr");
-    for args in [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-days",
-                "1",
-                "-subj",
-                "/CN=aurum-test-ca",
-                "-keyout",
-                &ca_key,
-                "-out",
-                &ca,
-            ],
-        ]
-        .concat(),
-        [
-            &["req"][..],
-            &ec,
-            &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
-        ]
-        .concat(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &path("ext"),
-            "-out",
-            &cert,
-        ],
-    ] {
-        let out = std::process::Command::new("openssl")
-            .args(&args)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let certs = TestCertificates::issue(dir.path());
+    let text = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (ca, cert, key) = (
+        text(&certs.ca),
+        text(&certs.server_cert),
+        text(&certs.server_key),
+    );
     let port = common::free_port();
     let flight_port = common::free_port();
     let users = common::write_users(dir.path(), &[&VIEWER]);

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    ADMIN, ChartCounts, Stack, VIEWER, count_in_svg, session_cookie, sql_text, svg_of, unix_lines,
+    ADMIN, ApiOptions, ChartCounts, Stack, VIEWER, count_in_svg, session_cookie, sql_text, svg_of,
+    unix_lines,
 };
 
 /// The sum of the `data-count` attributes in the SVG `svg_id` of `html`.
@@ -406,6 +407,112 @@ async fn health_readiness_secure_cookie_and_graceful_shutdown() {
         "exit status {status:?}: {}",
         stack.dashboard.log_text()
     );
+}
+
+/// Posts the login form as a proxy in front of the dashboard would, naming the
+/// browser in `X-Forwarded-For`.
+async fn post_login_from(stack: &Stack, client: &str, user: &str, password: &str) -> u16 {
+    stack
+        .http
+        .post(format!("{}/login", stack.url))
+        .header("x-forwarded-for", client)
+        .form(&[("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_limited_per_browser_when_the_api_trusts_the_dashboard() {
+    let api = ApiOptions {
+        args: &[
+            "--trusted-proxies",
+            "127.0.0.1",
+            "--login-max-failures-per-ip",
+            "2",
+            "--login-max-failures-per-user",
+            "100",
+        ],
+        ..ApiOptions::default()
+    };
+    let Some(stack) = Stack::start_with(api, &[]).await else {
+        return;
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            post_login_from(&stack, "198.51.100.7", "ghost", "wrong").await,
+            401
+        );
+    }
+    // That browser is blocked, even with the right password...
+    assert_eq!(
+        post_login_from(&stack, "198.51.100.7", VIEWER.0, VIEWER.1).await,
+        429
+    );
+    // ...but every other user of the same dashboard still logs in.
+    assert_eq!(
+        post_login_from(&stack, "198.51.100.8", VIEWER.0, VIEWER.1).await,
+        303
+    );
+    assert_eq!(stack.post_login(VIEWER.0, VIEWER.1).await.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_reached_over_tls_trusting_only_the_given_ca() {
+    let api = ApiOptions {
+        tls: true,
+        ..ApiOptions::default()
+    };
+    let Some(stack) = Stack::start_with(api, &[]).await else {
+        return;
+    };
+    assert!(stack.api_url.starts_with("https://"), "{}", stack.api_url);
+    assert_eq!(stack.get("/readyz", None).await.0, 200);
+    let cookie = stack.login(VIEWER).await;
+    let (status, _, html) = stack.get("/", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"customers\""));
+
+    // A dashboard trusting another CA refuses the API's certificate: not ready.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = aurum_testkit::tls::TestCertificates::issue(other.path()).ca;
+    let port = aurum_testkit::process::free_port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_aurum-dashboard"));
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--api-url",
+        &stack.api_url,
+    ])
+    .arg("--api-ca-file")
+    .arg(&other_ca)
+    .env_remove("AURUM_LISTEN");
+    let distrusting =
+        aurum_testkit::process::Process::spawn(cmd, other.path().join("dashboard.log"));
+    let url = format!("http://127.0.0.1:{port}");
+    distrusting
+        .wait_until(
+            std::time::Duration::from_secs(60),
+            "the second dashboard did not come up",
+            async || {
+                stack
+                    .http
+                    .get(format!("{url}/healthz"))
+                    .send()
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
+    let readyz = stack
+        .http
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
 }
 
 #[test]

@@ -17,3 +17,4 @@ pub mod gold;
 pub mod http;
 pub mod postgres;
 pub mod process;
+pub mod tls;

@@ -23,6 +23,7 @@ use std::time::Duration;
 use aurum_testkit::environment::required;
 use aurum_testkit::postgres::{connect, create_process_database, url_for};
 use aurum_testkit::process::{Process, free_port};
+use aurum_testkit::tls::TestCertificates;
 use tokio::sync::OnceCell;
 use tokio_postgres::Client;
 
@@ -97,6 +98,16 @@ async fn ok_text(http: &reqwest::Client, url: &str) -> Option<String> {
     r.text().await.ok()
 }
 
+/// How [`Stack::start_with`] starts the API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiOptions<'a> {
+    /// Extra command-line arguments.
+    pub args: &'a [&'a str],
+    /// Serve HTTPS with a certificate from a test CA, which the dashboard is
+    /// given as --api-ca-file.
+    pub tls: bool,
+}
+
 /// The API, the dashboard in front of it, and the gold database behind them.
 pub struct Stack {
     /// The API process.
@@ -119,6 +130,11 @@ impl Stack {
     /// Starts the API on the gold database and the dashboard with `dashboard_args`;
     /// `None` when the environment lacks a prerequisite (outside CI).
     pub async fn start(dashboard_args: &[&str]) -> Option<Stack> {
+        Self::start_with(ApiOptions::default(), dashboard_args).await
+    }
+
+    /// [`Stack::start`] with the API started as `api` says.
+    pub async fn start_with(api: ApiOptions<'_>, dashboard_args: &[&str]) -> Option<Stack> {
         let p = Prerequisites::from_env()?;
         let db_url = gold_database(&p).await;
         let dir = tempfile::tempdir().unwrap();
@@ -152,10 +168,15 @@ impl Stack {
             "dashboard-test-secret-0123456789-abcdefghijkl\n",
         )
         .unwrap();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        let tls = api.tls.then(|| TestCertificates::issue(dir.path()));
+        if let Some(certs) = &tls {
+            http = http.add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap(),
+            );
+        }
+        let http = http.build().unwrap();
+        let api_options = api;
 
         let api_port = free_port();
         let mut cmd = Command::new(&p.api);
@@ -170,16 +191,27 @@ impl Stack {
         .arg("--jwt-secret-file")
         .arg(dir.path().join("secret"))
         .args(["--refresh-interval-ms", "200"])
-        .env_remove("DATABASE_URL")
-        .env_remove("AURUM_JWT_SECRET")
-        .env_remove("AURUM_LISTEN")
-        // The dashboard reads REST only, and several tests' APIs run at once: none
-        // serves Flight SQL (an env var, not the flag: API builds from before Flight
-        // SQL ignore it).
-        .env("AURUM_FLIGHT_DISABLED", "true")
-        .env("RUST_LOG", "info");
+        .args(api_options.args);
+        if let Some(certs) = &tls {
+            cmd.arg("--tls-cert-file")
+                .arg(&certs.server_cert)
+                .arg("--tls-key-file")
+                .arg(&certs.server_key);
+        }
+        cmd.env_remove("DATABASE_URL")
+            .env_remove("AURUM_JWT_SECRET")
+            .env_remove("AURUM_LISTEN")
+            // The dashboard reads REST only, and several tests' APIs run at once: none
+            // serves Flight SQL (an env var, not the flag: API builds from before Flight
+            // SQL ignore it).
+            .env("AURUM_FLIGHT_DISABLED", "true")
+            .env("RUST_LOG", "info");
         let api = Process::spawn(cmd, dir.path().join("api.log"));
-        let api_url = format!("http://127.0.0.1:{api_port}");
+        // The certificate names localhost, not the address.
+        let api_url = match tls {
+            Some(_) => format!("https://localhost:{api_port}"),
+            None => format!("http://127.0.0.1:{api_port}"),
+        };
         api.wait_until(
             Duration::from_secs(60),
             "aurum-api did not come up",
@@ -204,10 +236,14 @@ impl Stack {
             "--api-url",
             &api_url,
         ])
-        .args(dashboard_args)
-        .env_remove("AURUM_LISTEN")
-        .env_remove("AURUM_API_URL")
-        .env("RUST_LOG", "info");
+        .args(dashboard_args);
+        if let Some(certs) = &tls {
+            cmd.arg("--api-ca-file").arg(&certs.ca);
+        }
+        cmd.env_remove("AURUM_LISTEN")
+            .env_remove("AURUM_API_URL")
+            .env_remove("AURUM_API_CA_FILE")
+            .env("RUST_LOG", "info");
         let dashboard = Process::spawn(cmd, dir.path().join("dashboard.log"));
         let url = format!("http://127.0.0.1:{port}");
         dashboard
