@@ -53,6 +53,9 @@ api/tests/schemathesis.sh || status=$?
 # Python's ADBC Flight SQL driver and pyarrow (from PyPI) against the real API.
 api/tests/flight_python.sh || status=$?
 
+# Apache Arrow's Flight SQL JDBC driver (DBeaver's; from Maven Central) against the real API.
+api/tests/flight_jdbc.sh || status=$?
+
 # The Helm chart on the same control plane (helm built once into
 # ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
 # operator, API and dashboard run with the chart's environment.

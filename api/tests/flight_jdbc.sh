@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# A real JDBC client against the real aurum-api: Apache Arrow's Flight SQL JDBC
+# driver (the driver DBeaver uses; from Maven Central, cached in ~/.cache/aurum)
+# logs in with a user name and password, reads the tables, columns and primary
+# keys as DBeaver's navigator does, reads gold_customer_lifetime_value and a
+# prepared statement's result, which must equal PostgreSQL's, and is refused a
+# DELETE and a wrong password (api/tests/jdbc/FlightSqlJdbcProbe.java).
+#
+#   api/tests/flight_jdbc.sh     # uses DATABASE_URL (admin) or starts testenv/postgres.sh
+#
+# Needs java (17+) and mvn. Env: AURUM_API_BIN (default: cargo build),
+# AURUM_JOB_RUNNER_BIN (default: cargo build).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. testenv/api-server.sh
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
+STATE=${AURUM_FLIGHT_STATE:-/var/tmp/aurum/flight-jdbc}
+DRIVERS=$HOME/.cache/aurum/flight-jdbc
+log() { echo "flight_jdbc.sh: $*" >&2; }
+start=$(date +%s)
+
+if ! ls "$DRIVERS"/flight-sql-jdbc-driver-*.jar >/dev/null 2>&1; then
+  log "fetching the Flight SQL JDBC driver into $DRIVERS"
+  mvn -B -q -f api/tests/jdbc/pom.xml -Dmaven.repo.local="$HOME/.cache/aurum/m2" \
+    dependency:copy-dependencies -DoutputDirectory="$DRIVERS" >&2
+fi
+driver=$(ls "$DRIVERS"/flight-sql-jdbc-driver-*.jar | head -1)
+
+use_postgres "$STATE"
+admin_url=$DATABASE_URL
+db=aurum_api_flight_jdbc
+url=$(testenv/postgres.sh fresh-db "$admin_url" "$db")
+
+if [ -z "${AURUM_API_BIN:-}" ] || [ -z "${AURUM_JOB_RUNNER_BIN:-}" ]; then
+  cargo build -q -p aurum-api -p aurum-job-runner
+fi
+bin=${AURUM_API_BIN:-$CARGO_TARGET_DIR/debug/aurum-api}
+runner=${AURUM_JOB_RUNNER_BIN:-$CARGO_TARGET_DIR/debug/aurum-job-runner}
+
+make_api_workdir "$admin_url" "$db"
+"$runner" generate --out "$work/source" --transactions 3000 --seed 13 >/dev/null 2>"$work/runner.log"
+"$runner" run --source "$work/source" --lake "$work/lake" --database-url "$url" >/dev/null 2>>"$work/runner.log" ||
+  { cat "$work/runner.log" >&2; exit 1; }
+
+write_api_credentials "$bin" "$work" analyst viewer
+port=$(free_port 18650)
+flight_port=$(free_port 51151)
+start_api "$bin" "$work" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
+  --database-url "$url"
+wait_api_ready "http://127.0.0.1:$port" "$work" 600 "$CUSTOMER_LIFETIME_LOADED"
+
+set +e
+# Arrow's Java memory needs java.nio opened on JDK 17+; dates are read in UTC.
+JDBC_URL="jdbc:arrow-flight-sql://127.0.0.1:$flight_port?useEncryption=false" \
+  JDBC_USER=analyst JDBC_PASSWORD="$password" ROWS_OUT="$work/jdbc.tsv" \
+  java --add-opens=java.base/java.nio=ALL-UNNAMED -Duser.timezone=UTC \
+  -cp "$driver" api/tests/jdbc/FlightSqlJdbcProbe.java > "$work/probe.out" 2> "$work/probe.err"
+rc=$?
+set -e
+grep -E '^(ok|FAIL) ' "$work/probe.out" || true
+if [ "$rc" != 0 ]; then
+  log "the JDBC probe failed (exit $rc):"; tail -20 "$work/probe.err" >&2
+fi
+
+# The rows and the count it read equal PostgreSQL's.
+psql "$url" -qXAc "COPY (SELECT customer_no, country, first_purchase, transactions, lifetime_value \
+  FROM gold_customer_lifetime_value ORDER BY customer_no) TO STDOUT" > "$work/postgres.tsv"
+if [ -s "$work/jdbc.tsv" ] && cmp -s "$work/jdbc.tsv" "$work/postgres.tsv"; then
+  echo "ok   every row read through JDBC equals PostgreSQL's ($(wc -l < "$work/postgres.tsv") rows)"
+else
+  echo "FAIL the rows read through JDBC differ from PostgreSQL's:"
+  diff "$work/jdbc.tsv" "$work/postgres.tsv" | head -5
+  rc=1
+fi
+IFS=$'\t' read -r _ country jdbc_count < <(grep '^count' "$work/probe.out" || printf 'count\t\t-1\n')
+pg_count=$(psql "$url" -qXtAc "SELECT count(*) FROM gold_customer_lifetime_value WHERE country = \$\$$country\$\$")
+if [ -n "$country" ] && [ "$jdbc_count" = "$pg_count" ]; then
+  echo "ok   the prepared statement counts $jdbc_count customers in $country, as PostgreSQL does"
+else
+  echo "FAIL the prepared statement counted $jdbc_count customers in '$country'; PostgreSQL: $pg_count"
+  rc=1
+fi
+if grep -qi panic "$work/api.log"; then
+  log "the API logged a panic:"; cat "$work/api.log" >&2; rc=1
+fi
+if [ "$rc" != 0 ]; then cat "$work/api.log" >&2; fi
+log "finished in $(( $(date +%s) - start )) s (exit $rc)"
+exit $rc
