@@ -20,12 +20,12 @@ DRIVERS=$HOME/.cache/aurum/flight-jdbc
 log() { echo "flight_jdbc.sh: $*" >&2; }
 start=$(date +%s)
 
-if ! ls "$DRIVERS"/flight-sql-jdbc-driver-*.jar >/dev/null 2>&1; then
+driver=$DRIVERS/flight-sql-jdbc-driver-$(sed -n 's:.*<version>\(.*\)</version>.*:\1:p' api/tests/jdbc/pom.xml | tail -1).jar
+if [ ! -f "$driver" ]; then
   log "fetching the Flight SQL JDBC driver into $DRIVERS"
   mvn -B -q -f api/tests/jdbc/pom.xml -Dmaven.repo.local="$HOME/.cache/aurum/m2" \
     dependency:copy-dependencies -DoutputDirectory="$DRIVERS" >&2
 fi
-driver=$(ls "$DRIVERS"/flight-sql-jdbc-driver-*.jar | head -1)
 
 use_postgres "$STATE"
 admin_url=$DATABASE_URL
