@@ -1,10 +1,10 @@
 # shellcheck shell=bash
 # Sourced, not run (`. testenv/api-server.sh`): what the scripts that drive a real
 # aurum-api share (api/tests/schemathesis.sh, api/tests/flight_python.sh,
-# scripts/bench-api.sh, scripts/bench-flight.sh): their PostgreSQL, a generated
-# user and JWT secret, the API started on a free port and stopped again, a token,
-# and the Python venv of the Flight SQL clients. The caller runs from the
-# repository root and defines `log`.
+# api/tests/flight_jdbc.sh, scripts/bench-api.sh, scripts/bench-flight.sh): their
+# PostgreSQL, a generated user and JWT secret, the API started on a free port and
+# stopped again, a token, and the Python venv of the Flight SQL clients. The
+# caller runs from the repository root and defines `log`.
 
 # The pinned Python packages of the Flight SQL client checks: the ADBC Flight SQL
 # driver, pyarrow and psycopg (one venv, ~/.cache/aurum/venv-flight, serves both).
@@ -101,3 +101,46 @@ api_token() {
 stop_api() {
   if [ -n "${api_pid:-}" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
 }
+
+# serve_sample_gold STATE DB SEED REST_PORT FLIGHT_PORT: the gold tables of 3,000
+# generated transactions (seed SEED), built by the job-runner into a fresh database
+# DB (on DATABASE_URL's server, or on testenv/postgres.sh started in STATE), and
+# the API serving them (REST and Flight SQL on the first free ports from REST_PORT
+# and FLIGHT_PORT) to user `analyst`, a viewer, until the script exits. Builds
+# aurum-api and aurum-job-runner unless AURUM_API_BIN and AURUM_JOB_RUNNER_BIN are
+# set. Sets url (DB's URL), work, password, port and flight_port.
+serve_sample_gold() {
+  local state=$1 db=$2 seed=$3
+  use_postgres "$state"
+  local admin_url=$DATABASE_URL
+  url=$(testenv/postgres.sh fresh-db "$admin_url" "$db")
+  if [ -z "${AURUM_API_BIN:-}" ] || [ -z "${AURUM_JOB_RUNNER_BIN:-}" ]; then
+    cargo build -q -p aurum-api -p aurum-job-runner
+  fi
+  local bin=${AURUM_API_BIN:-$CARGO_TARGET_DIR/debug/aurum-api}
+  local runner=${AURUM_JOB_RUNNER_BIN:-$CARGO_TARGET_DIR/debug/aurum-job-runner}
+  make_api_workdir "$admin_url" "$db"
+  "$runner" generate --out "$work/source" --transactions 3000 --seed "$seed" >/dev/null 2>"$work/runner.log"
+  "$runner" run --source "$work/source" --lake "$work/lake" --database-url "$url" >/dev/null 2>>"$work/runner.log" ||
+    { cat "$work/runner.log" >&2; exit 1; }
+  write_api_credentials "$bin" "$work" analyst viewer
+  port=$(free_port "$4")
+  flight_port=$(free_port "$5")
+  start_api "$bin" "$work" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
+    --database-url "$url"
+  wait_api_ready "http://127.0.0.1:$port" "$work" 600 "$CUSTOMER_LIFETIME_LOADED"
+}
+
+# exit_api_check RC START: ends a client check of the API started at START (epoch
+# seconds) whose own result is RC: a panic in the API's log fails it too; on failure
+# the log is printed. Exits with the result.
+exit_api_check() {
+  local rc=$1
+  if grep -qi panic "$work/api.log"; then
+    log "the API logged a panic:"; rc=1
+  fi
+  if [ "$rc" != 0 ]; then cat "$work/api.log" >&2; fi
+  log "finished in $(( $(date +%s) - $2 )) s (exit $rc)"
+  exit "$rc"
+}
+

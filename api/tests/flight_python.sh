@@ -23,29 +23,7 @@ if ! "$VENV/bin/python" -c 'import adbc_driver_flightsql, pyarrow.flight, psycop
   log "installing ${FLIGHT_PYTHON_PACKAGES[*]} into $VENV"
   create_venv "$VENV" "${FLIGHT_PYTHON_PACKAGES[@]}"
 fi
-use_postgres "$STATE"
-admin_url=$DATABASE_URL
-db=aurum_api_flight_python
-url=$(testenv/postgres.sh fresh-db "$admin_url" "$db")
-
-if [ -z "${AURUM_API_BIN:-}" ] || [ -z "${AURUM_JOB_RUNNER_BIN:-}" ]; then
-  cargo build -q -p aurum-api -p aurum-job-runner
-fi
-bin=${AURUM_API_BIN:-$CARGO_TARGET_DIR/debug/aurum-api}
-runner=${AURUM_JOB_RUNNER_BIN:-$CARGO_TARGET_DIR/debug/aurum-job-runner}
-
-make_api_workdir "$admin_url" "$db"
-
-"$runner" generate --out "$work/source" --transactions 3000 --seed 11 >/dev/null 2>"$work/runner.log"
-"$runner" run --source "$work/source" --lake "$work/lake" --database-url "$url" >/dev/null 2>>"$work/runner.log" ||
-  { cat "$work/runner.log" >&2; exit 1; }
-
-write_api_credentials "$bin" "$work" analyst viewer
-port=$(free_port 18600)
-flight_port=$(free_port 51051)
-start_api "$bin" "$work" --listen "127.0.0.1:$port" --flight-listen "127.0.0.1:$flight_port" \
-  --database-url "$url"
-wait_api_ready "http://127.0.0.1:$port" "$work" 600
+serve_sample_gold "$STATE" aurum_api_flight_python 11 18600 51051
 
 set +e
 FLIGHT_URI="grpc://127.0.0.1:$flight_port" FLIGHT_USER=analyst FLIGHT_PASSWORD="$password" \
@@ -142,9 +120,4 @@ sys.exit(1 if failures else 0)
 PY
 rc=$?
 set -e
-if grep -qi panic "$work/api.log"; then
-  log "the API logged a panic:"; cat "$work/api.log" >&2; rc=1
-fi
-if [ "$rc" != 0 ]; then cat "$work/api.log" >&2; fi
-log "finished in $(( $(date +%s) - start )) s (exit $rc)"
-exit $rc
+exit_api_check "$rc" "$start"

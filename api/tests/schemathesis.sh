@@ -66,8 +66,4 @@ set +e
   --no-color
 rc=$?
 set -e
-if grep -qi panic "$work/api.log"; then
-  log "the API logged a panic:"; cat "$work/api.log" >&2; rc=1
-fi
-log "finished in $(( $(date +%s) - start )) s (exit $rc)"
-exit $rc
+exit_api_check "$rc" "$start"

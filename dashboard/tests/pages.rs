@@ -129,11 +129,7 @@ async fn login_overview_filters_csv_and_logout() {
     assert!(html.contains(&format!("id=\"customers\">{}<", thousands(all.customers))));
     // A viewer sees no runs link, but the silver snapshot the figures come from.
     assert!(!html.contains("href=\"/runs\""));
-    let snapshot: String = stack
-        .value(
-            "SELECT silver_snapshot_id FROM gold_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
-        )
-        .await;
+    let snapshot = stack.latest_silver_snapshot().await;
     assert!(
         html.contains(&snapshot),
         "silver snapshot {snapshot} shown to viewers"
@@ -282,11 +278,7 @@ async fn admins_see_runs_and_snapshots() {
     let (status, _, html) = stack.get("/", Some(&cookie)).await;
     assert_eq!(status, 200);
     assert!(html.contains("href=\"/runs\""));
-    let snapshot: String = stack
-        .value(
-            "SELECT silver_snapshot_id FROM gold_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
-        )
-        .await;
+    let snapshot = stack.latest_silver_snapshot().await;
     assert!(
         html.contains(&snapshot),
         "silver snapshot {snapshot} shown to admins"

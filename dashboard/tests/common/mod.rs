@@ -264,6 +264,15 @@ impl Stack {
         })
     }
 
+    /// The silver snapshot of the newest successful gold run.
+    pub async fn latest_silver_snapshot(&self) -> String {
+        self.value(
+            "SELECT silver_snapshot_id FROM gold_runs WHERE status = 'succeeded' \
+             ORDER BY finished_at DESC LIMIT 1",
+        )
+        .await
+    }
+
     /// A client of the gold database.
     pub async fn db(&self) -> Client {
         connect(&self.db_url).await
