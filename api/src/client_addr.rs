@@ -26,20 +26,41 @@ impl FromStr for ProxyNet {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        if let Ok(net) = s.parse::<IpNet>() {
-            return Ok(ProxyNet(net.trunc()));
-        }
-        s.parse::<IpAddr>()
-            .map(|ip| ProxyNet(IpNet::from(ip)))
-            .map_err(|_| format!("`{s}` is neither an address nor a network (e.g. 10.244.0.0/16)"))
+        let net = s
+            .parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                format!("`{s}` is neither an address nor a network (e.g. 10.244.0.0/16)")
+            })?;
+        Ok(ProxyNet(ipv4_if_mapped(net).trunc()))
     }
 }
 
-/// One `X-Forwarded-For` hop: an address, possibly with a port (`1.2.3.4:80`,
-/// `[::1]:80`). `None` for anything else (`unknown`, obfuscated identifiers).
-fn hop_address(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim();
-    hop.parse::<IpAddr>()
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it
+/// maps, since addresses are compared in their canonical (IPv4) form.
+fn ipv4_if_mapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
+/// One `X-Forwarded-For` hop: an address, possibly bracketed (`[::1]`) or with a
+/// port (`1.2.3.4:80`, `[::1]:80`). `None` for anything else (`unknown`,
+/// obfuscated identifiers, bytes that are not UTF-8).
+fn hop_address(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim();
+    let unbracketed = hop
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(hop);
+    unbracketed
+        .parse::<IpAddr>()
         .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()))
         .ok()
         .map(|ip| ip.to_canonical())
@@ -58,20 +79,21 @@ impl TrustedProxies {
     }
 
     /// The client behind `peer`, given the request's `X-Forwarded-For` header
-    /// values in the order they came. An unreadable hop ends the walk: the last
-    /// trusted hop before it is taken as the client.
+    /// values (raw bytes, so that one bad hop spoils only itself) in the order
+    /// they came. An unreadable hop ends the walk: the last trusted hop before it
+    /// is taken as the client.
     pub fn client_ip<'a>(
         &self,
         peer: IpAddr,
-        forwarded_for: impl IntoIterator<Item = &'a str>,
+        forwarded_for: impl IntoIterator<Item = &'a [u8]>,
     ) -> IpAddr {
         let mut client = peer.to_canonical();
         if !self.trusts(client) {
             return client;
         }
-        let hops: Vec<&str> = forwarded_for
+        let hops: Vec<&[u8]> = forwarded_for
             .into_iter()
-            .flat_map(|value| value.split(','))
+            .flat_map(|value| value.split(|b| *b == b','))
             .collect();
         for hop in hops.into_iter().rev() {
             let Some(ip) = hop_address(hop) else {
@@ -102,11 +124,11 @@ mod tests {
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
         let p = proxies(&["10.0.0.0/8"]);
         assert_eq!(
-            p.client_ip(ip("203.0.113.9"), ["198.51.100.1"]),
+            p.client_ip(ip("203.0.113.9"), [&b"198.51.100.1"[..]]),
             ip("203.0.113.9")
         );
         assert_eq!(
-            TrustedProxies::default().client_ip(ip("127.0.0.1"), ["198.51.100.1"]),
+            TrustedProxies::default().client_ip(ip("127.0.0.1"), [&b"198.51.100.1"[..]]),
             ip("127.0.0.1")
         );
     }
@@ -116,7 +138,7 @@ mod tests {
         let p = proxies(&["10.0.0.0/8", "127.0.0.1"]);
         // The client tried to pose as 1.1.1.1; the ingress (10.1.2.3) appended the
         // real address, and the dashboard (127.0.0.1) appended the ingress.
-        let chain = ["1.1.1.1, 198.51.100.7", "10.1.2.3"];
+        let chain = [&b"1.1.1.1, 198.51.100.7"[..], b"10.1.2.3"];
         assert_eq!(p.client_ip(ip("127.0.0.1"), chain), ip("198.51.100.7"));
     }
 
@@ -124,12 +146,16 @@ mod tests {
     fn ports_brackets_and_mapped_addresses_are_read() {
         let p = proxies(&["10.0.0.0/8"]);
         assert_eq!(
-            p.client_ip(ip("::ffff:10.0.0.5"), ["198.51.100.7:4711"]),
+            p.client_ip(ip("::ffff:10.0.0.5"), [&b"198.51.100.7:4711"[..]]),
             ip("198.51.100.7")
         );
         assert_eq!(
-            p.client_ip(ip("10.0.0.5"), ["[2001:db8::1]:443"]),
+            p.client_ip(ip("10.0.0.5"), [&b"[2001:db8::1]:443"[..]]),
             ip("2001:db8::1")
+        );
+        assert_eq!(
+            p.client_ip(ip("10.0.0.5"), [&b"[2001:db8::2]"[..]]),
+            ip("2001:db8::2")
         );
     }
 
@@ -137,8 +163,16 @@ mod tests {
     fn an_unreadable_hop_stops_at_the_last_trusted_one() {
         let p = proxies(&["10.0.0.0/8"]);
         assert_eq!(
-            p.client_ip(ip("10.0.0.5"), ["198.51.100.7, unknown, 10.9.9.9"]),
+            p.client_ip(ip("10.0.0.5"), [&b"198.51.100.7, unknown, 10.9.9.9"[..]]),
             ip("10.9.9.9")
+        );
+        // A hop that is not UTF-8 spoils only itself, not the hops after it.
+        assert_eq!(
+            p.client_ip(
+                ip("10.0.0.5"),
+                [&b"\xff\xfe, 198.51.100.7"[..], b"10.1.1.1"]
+            ),
+            ip("198.51.100.7")
         );
         // No header at all: the proxy itself.
         assert_eq!(
@@ -153,6 +187,9 @@ mod tests {
         assert!(!proxies(&["10.244.0.0/16"]).trusts(ip("10.245.0.1")));
         assert!(proxies(&["10.244.1.1/16"]).trusts(ip("10.244.200.1")));
         assert!(proxies(&["::1"]).trusts(ip("::1")));
+        // An IPv4-mapped network matches the IPv4 addresses it maps.
+        assert!(proxies(&["::ffff:10.0.0.0/104"]).trusts(ip("10.1.2.3")));
+        assert!(proxies(&["::ffff:10.0.0.0/104"]).trusts(ip("::ffff:10.1.2.3")));
         assert!("10.0.0.0/33".parse::<ProxyNet>().is_err());
         assert!("proxy".parse::<ProxyNet>().is_err());
     }

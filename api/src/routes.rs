@@ -166,7 +166,7 @@ pub async fn login(
         headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok()),
+            .map(|v| v.as_bytes()),
     );
     let issued = crate::login::login(&state, &username, password, client)
         .await

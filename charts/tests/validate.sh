@@ -239,6 +239,11 @@ check "existing JWT and users Secrets: nothing generated, the Deployment mounts 
 check "api.tls.existingSecret renders" render "$work/tls.yaml" "$ns_default" --set api.tls.existingSecret=api-tls
 check "api.tls.existingSecret: the API serves TLS, probes use HTTPS, the dashboard trusts only the CA" \
   bash -c "'$kubectl' create --dry-run=client -o json -f '$work/tls.yaml' | python3 '$here/check_api_tls.py' api-tls"
+check "api.tls.existingSecret with dashboard.apiUrl: the dashboard uses that URL and mounts no CA" bash -c "
+  '$helm' template aurum '$chart' --set api.tls.existingSecret=api-tls --set dashboard.apiUrl=http://gold.example:8000 \
+    --show-only templates/dashboard.yaml > '$work/tls-own-url.yaml' &&
+  grep -q 'value: \"http://gold.example:8000\"' '$work/tls-own-url.yaml' &&
+  ! grep -q 'AURUM_API_CA_FILE\\|api-tls' '$work/tls-own-url.yaml'"
 check "without api.tls.existingSecret: no TLS files, no HTTPS probes, no CA" bash -c "
   ! grep -q 'AURUM_TLS_CERT_FILE\\|scheme: HTTPS\\|AURUM_API_CA_FILE' '$work/default.yaml'"
 

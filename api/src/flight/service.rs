@@ -226,7 +226,7 @@ impl FlightSqlService for AurumFlightSql {
             metadata
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok()),
+                .map(|v| v.as_bytes()),
         );
         let first = if metadata.contains_key("authorization") {
             None

@@ -20,12 +20,14 @@ fn entry(type_name: &str, data_type: XdbcDataType) -> XdbcTypeInfo {
     }
 }
 
-fn number(type_name: &str, data_type: XdbcDataType, digits: i32) -> XdbcTypeInfo {
+/// A signed number type of `digits` digits in base `radix` (10 for integers and
+/// numeric, 2 for the binary floating-point types).
+fn number(type_name: &str, data_type: XdbcDataType, digits: i32, radix: i32) -> XdbcTypeInfo {
     XdbcTypeInfo {
         column_size: Some(digits),
         unsigned_attribute: Some(false),
         auto_increment: Some(false),
-        num_prec_radix: Some(10),
+        num_prec_radix: Some(radix),
         ..entry(type_name, data_type)
     }
 }
@@ -57,17 +59,16 @@ pub fn type_info() -> Result<XdbcTypeInfoData, Status> {
             column_size: Some(1),
             ..entry("boolean", T::XdbcBit)
         },
-        number("smallint", T::XdbcSmallint, 5),
-        number("integer", T::XdbcInteger, 10),
-        number("bigint", T::XdbcBigint, 19),
-        number("real", T::XdbcReal, 24),
-        number("double precision", T::XdbcDouble, 53),
+        number("smallint", T::XdbcSmallint, 5, 10),
+        number("integer", T::XdbcInteger, 10, 10),
+        number("bigint", T::XdbcBigint, 19, 10),
+        number("real", T::XdbcReal, 24, 2),
+        number("double precision", T::XdbcDouble, 53, 2),
         XdbcTypeInfo {
             create_params: Some(vec!["precision".into(), "scale".into()]),
-            fixed_prec_scale: true,
             minimum_scale: Some(0),
             maximum_scale: Some(38),
-            ..number("numeric", T::XdbcNumeric, 38)
+            ..number("numeric", T::XdbcNumeric, 38, 10)
         },
         XdbcTypeInfo {
             literal_prefix: Some("'".into()),

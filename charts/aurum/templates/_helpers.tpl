@@ -240,3 +240,12 @@ release (https when the API serves TLS).
 {{- .Values.dashboard.apiUrl | default (printf "%s://%s-api:%d" $scheme (include "aurum.fullname" .) (int .Values.api.service.port)) -}}
 {{- end }}
 
+{{/*
+True (non-empty) when the dashboard reaches this release's API Service over TLS
+and so mounts the CA of api.tls.existingSecret: a dashboard.apiUrl of its own
+brings its own trust (dashboard.extraEnv AURUM_API_CA_FILE).
+*/}}
+{{- define "aurum.dashboard.trustsApiCa" -}}
+{{- if and .Values.api.tls.existingSecret (not .Values.dashboard.apiUrl) }}true{{ end }}
+{{- end }}
+
