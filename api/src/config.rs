@@ -142,6 +142,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert-file.
     #[arg(long, env = "AURUM_TLS_KEY_FILE", requires = "tls_cert_file")]
     pub tls_key_file: Option<PathBuf>,
+    /// How often to re-read the TLS files for a renewed certificate, in seconds.
+    #[arg(long, env = "AURUM_TLS_RELOAD_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_reload_secs: u64,
     /// Flight SQL options.
     #[command(flatten)]
     pub flight: FlightArgs,

@@ -263,11 +263,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
                 .collect(),
         },
     );
-    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
-        (Some(cert), Some(key)) => Some(tls::TlsFiles::load(cert, key)?),
+    let certificate = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tls::ServerCertificate::load(cert, key)?),
         _ => None,
     };
-    let acceptor = tls.as_ref().map(tls::TlsFiles::acceptor).transpose()?;
+    let acceptor = certificate
+        .as_ref()
+        .map(|c| c.acceptor(&[b"http/1.1"]))
+        .transpose()?;
+    let flight_acceptor = certificate
+        .as_ref()
+        .map(|c| c.acceptor(&[b"h2"]))
+        .transpose()?;
     let listener = bind(args.listen).await?;
     let local = listener.local_addr().unwrap_or(args.listen);
     let flight = if args.flight.disabled {
@@ -308,12 +315,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         let _ = shutdown_tx.send(true);
     });
     let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let header_read_timeout = Duration::from_secs(args.header_read_timeout_secs.max(1));
+    let tls_reloader = certificate.map(|c| {
+        tokio::spawn(tls::run_reloader(
+            c,
+            Duration::from_secs(args.tls_reload_secs),
+            shutdown_rx.clone(),
+        ))
+    });
     let rest = server::serve(
         listener,
         app,
         server::ServerOptions {
             max_header_bytes: args.max_header_bytes,
-            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+            header_read_timeout,
             shutdown_grace: grace,
         },
         acceptor,
@@ -326,13 +341,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
         }
         Some((flight_listener, service, flight_pool)) => {
             let flight_addr = flight_listener.local_addr().unwrap_or(args.flight.listen);
-            let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+            let scheme = if flight_acceptor.is_some() {
+                "grpc+tls"
+            } else {
+                "grpc"
+            };
             tracing::info!(addr = %flight_addr, "Flight SQL listening on {scheme}://{flight_addr}");
             let flight = flight::serve(
                 flight_listener,
                 state.clone(),
                 service,
-                tls.as_ref(),
+                flight_acceptor.map(|a| (a, header_read_timeout)),
                 stopping(shutdown_rx.clone()),
                 grace,
             );
@@ -344,6 +363,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let _ = refresher.await;
     if let Some(r) = users_reloader {
         let _ = r.await;
+    }
+    if let Some(r) = tls_reloader {
+        r.abort();
     }
     pool.close();
     if let Some(p) = flight_pool {

@@ -923,18 +923,46 @@ async fn sigterm_stops_both_servers_cleanly() {
     );
 }
 
+/// A Flight channel over TLS to `port`, trusting only `ca`, retried until `within`.
+async fn tls_channel(port: u16, ca: &std::path::Path, within: Duration) -> Result<Channel, String> {
+    let ca_pem = tonic::transport::Certificate::from_pem(std::fs::read(ca).unwrap());
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(ca_pem)
+        .domain_name("localhost");
+    let endpoint = Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap();
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match endpoint.connect().await {
+            Ok(channel) => return Ok(channel),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(format!("{e:?}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Whether `GET https://localhost:port/healthz` answers ok, trusting only `ca` (curl).
+fn rest_healthz_over_tls(port: u16, ca: &std::path::Path) -> bool {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-m", "5", "--cacert"])
+        .arg(ca)
+        .arg(format!("https://localhost:{port}/healthz"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).contains("ok")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_serves_rest_and_flight() {
+async fn tls_serves_rest_and_flight_and_follows_a_renewed_certificate() {
     require_job_runner();
     let db = common::TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let certs = TestCertificates::issue(dir.path());
     let text = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let (ca, cert, key) = (
-        text(&certs.ca),
-        text(&certs.server_cert),
-        text(&certs.server_key),
-    );
+    let (cert, key) = (text(&certs.server_cert), text(&certs.server_key));
     let port = common::free_port();
     let flight_port = common::free_port();
     let users = common::write_users(dir.path(), &[&VIEWER]);
@@ -952,49 +980,22 @@ async fn tls_serves_rest_and_flight() {
         &cert,
         "--tls-key-file",
         &key,
+        "--tls-reload-secs",
+        "1",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     let mut api = common::spawn_api(&args, &[("AURUM_JWT_SECRET", SECRET)], &log);
-    let ca_pem = tonic::transport::Certificate::from_pem(std::fs::read(&ca).unwrap());
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(ca_pem)
-        .domain_name("localhost");
-    let endpoint = Channel::from_shared(format!("https://127.0.0.1:{flight_port}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let channel = loop {
-        let err = match endpoint.connect().await {
-            Ok(ch) => break ch,
-            Err(e) => format!("{e:?}"),
-        };
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{err}\n{}",
-            api.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let channel = tls_channel(flight_port, &certs.ca, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", api.log_text()));
     let mut c = FlightSqlServiceClient::new(channel);
     c.handshake(VIEWER.name, VIEWER.password).await.unwrap();
     let rows = rows_as_text(&query(&mut c, "SELECT count(*) FROM gold_top_products").await);
     assert_eq!(rows.len(), 1);
     // REST over TLS, checked with curl against the same CA; plain HTTP is refused.
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--cacert"])
-        .arg(&ca)
-        .arg(format!("https://localhost:{port}/healthz"))
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .output()
-        .expect("run curl");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(rest_healthz_over_tls(port, &certs.ca), "{}", api.log_text());
     let out = std::process::Command::new("curl")
         .args([
             "-sS",
@@ -1005,6 +1006,38 @@ async fn tls_serves_rest_and_flight() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"ok\""));
+
+    // The certificate is renewed in place, by another CA: new connections get it
+    // within a reload interval, without a restart.
+    let renewed_dir = tempfile::tempdir().unwrap();
+    let renewed = TestCertificates::issue(renewed_dir.path());
+    std::fs::copy(&renewed.server_key, &key).unwrap();
+    std::fs::copy(&renewed.server_cert, &cert).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !rest_healthz_over_tls(port, &renewed.ca) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was not served: {}",
+            api.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !rest_healthz_over_tls(port, &certs.ca),
+        "the old CA still verifies"
+    );
+    let channel = tls_channel(flight_port, &renewed.ca, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("Flight with the renewed certificate: {e}"));
+    let mut c = FlightSqlServiceClient::new(channel);
+    c.handshake(VIEWER.name, VIEWER.password).await.unwrap();
+    assert!(
+        tls_channel(flight_port, &certs.ca, Duration::from_millis(500))
+            .await
+            .is_err(),
+        "Flight still verifies with the old CA"
+    );
+    assert!(api.log_text().contains("TLS certificate reloaded"));
     let st = api.terminate();
     assert!(st.success(), "{}", api.log_text());
 }

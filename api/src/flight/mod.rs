@@ -27,16 +27,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use futures::Stream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tokio_rustls::TlsAcceptor;
+use tonic::transport::Server;
+use tonic::transport::server::{Connected, TcpIncoming};
 use tower::layer::layer_fn;
 
 use crate::flight::call_metrics::CallMetrics;
 use crate::flight::guard::BearerGuard;
 use crate::flight::service::AurumFlightSql;
 use crate::state::AppState;
-use crate::tls::TlsFiles;
+use crate::tls::accepted_connections;
 
 /// A boxed future, as the Flight middlewares return.
 pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
@@ -44,23 +47,47 @@ pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>
 /// Largest message a client may send (parameter batches, handshakes), in bytes.
 const MAX_DECODING_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Serves Flight SQL on `listener` until `shutdown` resolves, then lets running
-/// calls finish for at most `grace`.
+/// Serves Flight SQL on `listener` (over TLS with `tls`, an acceptor offering h2)
+/// until `shutdown` resolves, then lets running calls finish for at most `grace`.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     service: AurumFlightSql,
-    tls: Option<&TlsFiles>,
+    tls: Option<(TlsAcceptor, Duration)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
-    let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
-    if let Some(files) = tls {
-        builder = builder.tls_config(
-            ServerTlsConfig::new().identity(Identity::from_pem(&files.cert_pem, &files.key_pem)),
-        )?;
+    match tls {
+        // The builder's tcp_nodelay only applies to listeners tonic binds itself; ours
+        // needs it on the incoming, or Nagle holds each small response frame back for
+        // the client's delayed ACK (40 ms per GetFlightInfo).
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            serve_on(incoming, state, service, shutdown, grace).await
+        }
+        // TLS is ours rather than tonic's, so that a renewed certificate is served
+        // without a restart (see crate::tls).
+        Some((acceptor, handshake_timeout)) => {
+            let incoming = accepted_connections(listener, acceptor, handshake_timeout);
+            serve_on(incoming, state, service, shutdown, grace).await
+        }
     }
-    let server = builder
+}
+
+async fn serve_on<I, IO, IE>(
+    incoming: I,
+    state: Arc<AppState>,
+    service: AurumFlightSql,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error>
+where
+    I: Stream<Item = Result<IO, IE>>,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let server = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(layer_fn({
             let state = state.clone();
             move |inner| CallMetrics::new(inner, state.clone())
@@ -76,10 +103,6 @@ pub async fn serve(
         shutdown.await;
         let _ = fired_tx.send(true);
     };
-    // The builder's tcp_nodelay only applies to listeners tonic binds itself; ours
-    // needs it on the incoming, or Nagle holds each small response frame back for
-    // the client's delayed ACK (40 ms per GetFlightInfo).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let serving = server.serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(serving);
     let grace_over = async move {
