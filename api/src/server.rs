@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -47,6 +47,25 @@ async fn serve_connection<IO>(
     }
 }
 
+/// The next connection on `listener`, with TCP_NODELAY set (responses are written
+/// whole, and Nagle would hold their last segment for the peer's delayed ACK).
+/// Accept errors (typically EMFILE) are logged and retried after a pause instead
+/// of spinning.
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` resolves, then
 /// drains connections.
 pub async fn serve(
@@ -67,18 +86,9 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -92,12 +102,10 @@ pub async fn serve(
                 tokio::spawn(async move {
                     // The TLS handshake counts against the header read timeout, so a
                     // client that never finishes it cannot hold a task forever.
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            serve_connection(builder, tls_stream, app, peer, watcher).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    if let Some(tls_stream) =
+                        crate::tls::handshake(&acceptor, stream, peer, handshake_timeout).await
+                    {
+                        serve_connection(builder, tls_stream, app, peer, watcher).await;
                     }
                 });
             }

@@ -6,6 +6,7 @@
 //! and fits is served to new connections from then on; one that does not is logged
 //! and the current certificate kept. Connections already open keep theirs.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -126,6 +127,27 @@ impl ResolvesServerCert for ServerCertificate {
     }
 }
 
+/// The TLS handshake of `stream` from `peer`, at most `timeout` long; `None` (logged
+/// at debug level) when it fails or times out.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// The TLS connections accepted on `listener`, for a server that takes a stream of
 /// connections (tonic). Handshakes run concurrently, each bounded by
 /// `handshake_timeout`, so a slow or silent client holds up nobody; failed ones are
@@ -139,26 +161,13 @@ pub fn accepted_connections(
     tokio::spawn(async move {
         loop {
             let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = crate::server::accept(&listener) => accepted,
                 () = tx.closed() => return,
             };
-            let _ = stream.set_nodelay(true);
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                if let Some(tls) = handshake(&acceptor, stream, peer, handshake_timeout).await {
+                    let _ = tx.send(Ok(tls)).await;
                 }
             });
         }
