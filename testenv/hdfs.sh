@@ -42,7 +42,7 @@
 # DIR/data, DIR/logs (NAME.out per daemon), DIR/run (pid files), DIR/ports.
 #
 # Environment: AURUM_CACHE, AURUM_HDFS_USER, AURUM_HDFS_BLOCKSIZE (bytes or 128m
-# style, default 128m), AURUM_HDFS_BASE_PORT (first port tried, default 59100),
+# style, default 128m), AURUM_HDFS_BASE_PORT (first port tried, default 29100),
 # AURUM_HDFS_JVM_OPTS (default -XX:TieredStopAtLevel=1), JAVA (default: java on
 # PATH), MVN (default: mvn on PATH).
 #
@@ -170,9 +170,11 @@ stop_proc() {
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # pick_ports: NN rpc, NN http, then dfs.datanode.{address,http.address,ipc.address}
-# for each DataNode; free now and distinct
+# for each DataNode; free now and distinct. They are taken seconds later, when the
+# JVMs are up, so they lie below Linux's ephemeral range (32768-60999 by default),
+# where no outgoing connection can take one in between.
 pick_ports() {
-  local p=${AURUM_HDFS_BASE_PORT:-59100} n=0 want=$((2 + 3 * 2))
+  local p=${AURUM_HDFS_BASE_PORT:-29100} n=0 want=$((2 + 3 * 2))
   local picked=()
   while [ "$n" -lt "$want" ]; do
     [ "$p" -lt 65000 ] || die "no free ports found"

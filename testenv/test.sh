@@ -17,23 +17,29 @@ cleanup() {
 trap cleanup EXIT
 
 started=$SECONDS
-eval "$(testenv/postgres.sh start "$state/postgres")"
+# Each service's settings go through a variable first: `eval "$(cmd)"` would go on
+# silently when cmd fails, and every test would then fail for want of the service.
+service_env=$(testenv/postgres.sh start "$state/postgres")
+eval "$service_env"
 export DATABASE_URL
 echo "test.sh: PostgreSQL ready after $((SECONDS - started)) s" >&2
 
-eval "$(testenv/hdfs.sh start "$state/hdfs")"
+service_env=$(testenv/hdfs.sh start "$state/hdfs")
+eval "$service_env"
 export HADOOP_CONF_DIR AURUM_HDFS_URL
 export AURUM_HDFS_DIR=$state/hdfs
 echo "test.sh: HDFS ready after $((SECONDS - started)) s" >&2
 
 # The Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager),
 # built once from Go modules into ~/.cache/aurum/kube.
-eval "$(testenv/kube.sh start "$state/kube")"
+service_env=$(testenv/kube.sh start "$state/kube")
+eval "$service_env"
 export KUBECONFIG AURUM_KUBE_BIN
 echo "test.sh: control plane ready after $((SECONDS - started)) s" >&2
 
 # Chromium for the dashboard's end-to-end test (Debian's package, installed when absent).
-eval "$(testenv/chromium.sh)"
+service_env=$(testenv/chromium.sh)
+eval "$service_env"
 export AURUM_CHROMIUM_BIN
 echo "test.sh: Chromium ready after $((SECONDS - started)) s" >&2
 
@@ -59,7 +65,8 @@ api/tests/flight_jdbc.sh || status=$?
 # The Helm chart on the same control plane (helm built once into
 # ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
 # operator, API and dashboard run with the chart's environment.
-eval "$(testenv/helm.sh)"
+service_env=$(testenv/helm.sh)
+eval "$service_env"
 export AURUM_HELM_BIN
 AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator \
 AURUM_DASHBOARD_BIN=$CARGO_TARGET_DIR/debug/aurum-dashboard \
