@@ -13,7 +13,8 @@
 #
 # Installs Debian's PostgreSQL when no server binaries are found. The server runs
 # as the unprivileged `postgres` user (PostgreSQL refuses to run as root), listens
-# on 127.0.0.1 only, on the first free port from 55432 up, with password auth.
+# on 127.0.0.1 only, on the first free port from 25432 up (below the ephemeral
+# port range, so no outgoing connection takes it meanwhile), with password auth.
 set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -86,7 +87,7 @@ start() {
   if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "already running"
   else
-    local port=55432
+    local port=25432
     while ! port_free "$port"; do port=$((port + 1)); done
     echo "$port" > "$dir/port"
     as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
