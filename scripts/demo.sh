@@ -33,36 +33,38 @@ for s in report["stages"]:
     print(f"{s['stage']:<11}{s['table']:<31}{s['rows_read']:>9}{s['rows_written']:>9}{s['rows_rejected']:>9}  {rejects}")
 PY
 
+# run_service NAME HEALTH_URL COMMAND...: stops the previous demo's NAME, runs
+# COMMAND in the background (log: $state/NAME.log, pid: $state/NAME.pid) and waits
+# up to 10 s for HEALTH_URL to answer.
+run_service() {
+  local name=$1 health=$2
+  shift 2
+  if [ -f "$state/$name.pid" ] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
+    kill "$(cat "$state/$name.pid")"; sleep 1
+  fi
+  nohup "$@" > "$state/$name.log" 2>&1 &
+  echo $! > "$state/$name.pid"
+  for _ in $(seq 1 50); do
+    curl -fsS "$health" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+}
+
 echo "==> starting the gold API"
 api_port=${AURUM_DEMO_API_PORT:-8000}
-if [ -f "$state/api.pid" ] && kill -0 "$(cat "$state/api.pid")" 2>/dev/null; then
-  kill "$(cat "$state/api.pid")"; sleep 1
-fi
 umask 077
 [ -s "$state/jwt-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$state/jwt-secret"
 password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
 printf %s "$password" | "$api" hash-password --username demo --role admin > "$state/users"
 flight_port=${AURUM_DEMO_FLIGHT_PORT:-50051}
-AURUM_LISTEN=127.0.0.1:$api_port AURUM_FLIGHT_LISTEN=127.0.0.1:$flight_port AURUM_JWT_SECRET_FILE=$state/jwt-secret AURUM_USERS_FILE=$state/users \
-  nohup "$api" > "$state/api.log" 2>&1 &
-echo $! > "$state/api.pid"
-for _ in $(seq 1 50); do
-  curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+run_service api "http://127.0.0.1:$api_port/readyz" env AURUM_LISTEN="127.0.0.1:$api_port" \
+  AURUM_FLIGHT_LISTEN="127.0.0.1:$flight_port" AURUM_JWT_SECRET_FILE="$state/jwt-secret" \
+  AURUM_USERS_FILE="$state/users" "$api"
 
 echo "==> starting the dashboard"
 dashboard_port=${AURUM_DEMO_DASHBOARD_PORT:-8050}
-if [ -f "$state/dashboard.pid" ] && kill -0 "$(cat "$state/dashboard.pid")" 2>/dev/null; then
-  kill "$(cat "$state/dashboard.pid")"; sleep 1
-fi
-AURUM_LISTEN=127.0.0.1:$dashboard_port AURUM_API_URL=http://127.0.0.1:$api_port \
-  nohup "$dashboard" > "$state/dashboard.log" 2>&1 &
-echo $! > "$state/dashboard.pid"
-for _ in $(seq 1 50); do
-  curl -fsS "http://127.0.0.1:$dashboard_port/healthz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+run_service dashboard "http://127.0.0.1:$dashboard_port/healthz" env \
+  AURUM_LISTEN="127.0.0.1:$dashboard_port" AURUM_API_URL="http://127.0.0.1:$api_port" "$dashboard"
 
 cat <<MSG
 

@@ -71,11 +71,11 @@ pub fn primary_keys(
     db_schema: &str,
     visible: impl IntoIterator<Item = GoldTable>,
 ) -> Result<RecordBatch, ArrowError> {
-    let matches = request.catalog.is_none_or(|c| c == CATALOG)
+    let in_scope = request.catalog.is_none_or(|c| c == CATALOG)
         && request.db_schema.is_none_or(|s| s == db_schema);
-    let table = visible
-        .into_iter()
-        .find(|t| matches && t.name() == request.table);
+    let table = in_scope
+        .then(|| visible.into_iter().find(|t| t.name() == request.table))
+        .flatten();
     let columns = table.map_or(&[][..], GoldTable::primary_key);
     let mut catalogs = StringBuilder::new();
     let mut schemas = StringBuilder::new();

@@ -133,8 +133,8 @@ impl Stack {
         Self::start_with(ApiOptions::default(), dashboard_args).await
     }
 
-    /// [`Stack::start`] with the API started as `api` says.
-    pub async fn start_with(api: ApiOptions<'_>, dashboard_args: &[&str]) -> Option<Stack> {
+    /// [`Stack::start`] with the API started as `options` say.
+    pub async fn start_with(options: ApiOptions<'_>, dashboard_args: &[&str]) -> Option<Stack> {
         let p = Prerequisites::from_env()?;
         let db_url = gold_database(&p).await;
         let dir = tempfile::tempdir().unwrap();
@@ -169,14 +169,13 @@ impl Stack {
         )
         .unwrap();
         let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-        let tls = api.tls.then(|| TestCertificates::issue(dir.path()));
+        let tls = options.tls.then(|| TestCertificates::issue(dir.path()));
         if let Some(certs) = &tls {
             http = http.add_root_certificate(
                 reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap(),
             );
         }
         let http = http.build().unwrap();
-        let api_options = api;
 
         let api_port = free_port();
         let mut cmd = Command::new(&p.api);
@@ -191,7 +190,7 @@ impl Stack {
         .arg("--jwt-secret-file")
         .arg(dir.path().join("secret"))
         .args(["--refresh-interval-ms", "200"])
-        .args(api_options.args);
+        .args(options.args);
         if let Some(certs) = &tls {
             cmd.arg("--tls-cert-file")
                 .arg(&certs.server_cert)
