@@ -5,27 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{GOLD_TABLES, path_arg, reference};
-
-async fn assert_gold_matches(url: &str, expected: &reference::Gold) {
-    let actual = support::gold_tables(url).await;
-    let wanted = [
-        &expected.sales_country_year,
-        &expected.top_products,
-        &expected.monthly_sales,
-        &expected.customer_lifetime_value,
-    ];
-    for ((table, actual), wanted) in GOLD_TABLES.iter().zip(&actual).zip(wanted) {
-        assert!(
-            !wanted.is_empty(),
-            "the reference computed no rows for {table}"
-        );
-        assert_eq!(actual.len(), wanted.len(), "{table}: row count");
-        for (a, w) in actual.iter().zip(wanted.iter()) {
-            assert_eq!(a, w, "{table}: first differing row");
-        }
-    }
-}
+use support::{assert_gold_matches, path_arg, reference};
 
 #[tokio::test]
 async fn full_run_on_dirty_data_matches_the_reference() {

@@ -46,6 +46,12 @@ pub struct Browser {
 impl Browser {
     /// Starts Chromium with a fresh profile; downloads go to `downloads`.
     pub async fn launch(bin: &Path, downloads: &Path) -> Browser {
+        Self::launch_with_args(bin, downloads, &[]).await
+    }
+
+    /// [`Browser::launch`] with extra command-line switches, e.g.
+    /// `--host-resolver-rules` to reach an ingress by its host names.
+    pub async fn launch_with_args(bin: &Path, downloads: &Path, extra: &[String]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         // The flags the machine notes call for: no sandbox as root, and no background
         // networking (this machine has no internet; those connections only fail).
@@ -64,6 +70,7 @@ impl Browser {
                 "--hide-scrollbars",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())

@@ -313,20 +313,7 @@ impl Stack {
 
     /// PostgreSQL's own CSV of `query` (header line, `\n` line ends).
     pub async fn pg_csv(&self, query: &str) -> String {
-        use futures::StreamExt;
-        let client = self.db().await;
-        let stream = client
-            .copy_out(&format!(
-                "COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)"
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e}"));
-        let mut stream = std::pin::pin!(stream);
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk.unwrap());
-        }
-        String::from_utf8(out).unwrap()
+        copy_csv(&self.db().await, query).await
     }
 
     /// The country with the most sales and the latest year: the filters the tests use.
@@ -435,7 +422,24 @@ pub fn count_in_svg(html: &str, svg_id: &str, needle: &str) -> usize {
     svg_of(html, svg_id).matches(needle).count()
 }
 
-/// `s` as an SQL string literal.
+/// PostgreSQL's own CSV of `query` on `client` (header line, `\n` line ends).
+pub async fn copy_csv(client: &Client, query: &str) -> String {
+    use futures::StreamExt;
+    let stream = client
+        .copy_out(&format!(
+            "COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// `s` as a PostgreSQL string literal.
 pub fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

@@ -236,3 +236,24 @@ pub fn assert_rows_accounted(report: &serde_json::Value) {
         assert_eq!(rejected, by_reason, "stage {stage}");
     }
 }
+
+/// Asserts that the gold tables at `url` hold exactly the reference's rows.
+pub async fn assert_gold_matches(url: &str, expected: &reference::Gold) {
+    let actual = gold_tables(url).await;
+    let wanted = [
+        &expected.sales_country_year,
+        &expected.top_products,
+        &expected.monthly_sales,
+        &expected.customer_lifetime_value,
+    ];
+    for ((table, actual), wanted) in GOLD_TABLES.iter().zip(&actual).zip(wanted) {
+        assert!(
+            !wanted.is_empty(),
+            "the reference computed no rows for {table}"
+        );
+        assert_eq!(actual.len(), wanted.len(), "{table}: row count");
+        for (a, w) in actual.iter().zip(wanted.iter()) {
+            assert_eq!(a, w, "{table}: first differing row");
+        }
+    }
+}

@@ -172,12 +172,56 @@ fn job_condition<'a>(
         .find(|c| c.type_ == type_ && c.status == "True")
 }
 
-/// Termination messages of the job's newest pod: (main container, feed init container).
-async fn termination_messages(
+/// How a container of the run's pod ended, as the kubelet reported it.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Termination {
+    /// The termination message: the job-runner's report, or the log tail.
+    message: Option<String>,
+    /// The kubelet's reason, e.g. `Error`, `Completed` or `OOMKilled`.
+    reason: Option<String>,
+    exit_code: i32,
+}
+
+impl Termination {
+    fn of(
+        statuses: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>,
+        name: &str,
+    ) -> Option<Self> {
+        let t = statuses
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == name)?
+            .state
+            .as_ref()?
+            .terminated
+            .as_ref()?;
+        Some(Self {
+            message: t.message.clone(),
+            reason: t.reason.clone(),
+            exit_code: t.exit_code,
+        })
+    }
+
+    /// The message for a container the kernel killed at its memory limit: the
+    /// log tail of such a container says nothing about why it stopped.
+    fn oom_message(&self, container: &str, limit: Option<&str>) -> Option<String> {
+        (self.reason.as_deref() == Some("OOMKilled")).then(|| {
+            format!(
+                "OOMKilled: container {container} was killed at its memory limit ({}) with exit code {}; \
+                 raise spec.resources.limits.memory",
+                limit.unwrap_or("none set: the node ran out of memory"),
+                self.exit_code
+            )
+        })
+    }
+}
+
+/// How the job's newest pod ended: (main container, feed init container).
+async fn terminations(
     client: &Client,
     ns: &str,
     job: &str,
-) -> Result<(Option<String>, Option<String>)> {
+) -> Result<(Option<Termination>, Option<Termination>)> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let list = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
@@ -187,28 +231,12 @@ async fn termination_messages(
         .items
         .into_iter()
         .max_by_key(|p| p.metadata.creation_timestamp.clone());
-    let Some(pod) = newest else {
+    let Some(status) = newest.and_then(|p| p.status) else {
         return Ok((None, None));
-    };
-    let Some(status) = pod.status else {
-        return Ok((None, None));
-    };
-    let message = |statuses: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>,
-                   name: &str| {
-        statuses
-            .as_ref()?
-            .iter()
-            .find(|c| c.name == name)?
-            .state
-            .as_ref()?
-            .terminated
-            .as_ref()?
-            .message
-            .clone()
     };
     Ok((
-        message(&status.container_statuses, MAIN_CONTAINER),
-        message(&status.init_container_statuses, FEED_CONTAINER),
+        Termination::of(&status.container_statuses, MAIN_CONTAINER),
+        Termination::of(&status.init_container_statuses, FEED_CONTAINER),
     ))
 }
 
@@ -268,7 +296,9 @@ pub async fn observe_job(
             feed: Box::new(None),
         });
     }
-    let (main_msg, feed_msg) = termination_messages(client, ns, &active.job_name).await?;
+    let (main_end, feed_end) = terminations(client, ns, &active.job_name).await?;
+    let main_msg = main_end.as_ref().and_then(|t| t.message.clone());
+    let feed_msg = feed_end.as_ref().and_then(|t| t.message.clone());
     let main = main_msg.as_deref().and_then(RunReport::parse);
     let feed = feed_msg.as_deref().and_then(RunReport::parse);
     let completion = job
@@ -289,6 +319,20 @@ pub async fn observe_job(
         record.message = None;
     } else {
         record.outcome = Some(RunOutcome::Failed);
+        let memory_limit = policy
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .map(|q| q.0.as_str());
+        let oom = main_end
+            .as_ref()
+            .and_then(|t| t.oom_message(MAIN_CONTAINER, memory_limit))
+            .or_else(|| {
+                feed_end
+                    .as_ref()
+                    .and_then(|t| t.oom_message(FEED_CONTAINER, memory_limit))
+            });
         let from_reports = main
             .as_ref()
             .and_then(RunReport::failure_message)
@@ -307,7 +351,7 @@ pub async fn observe_job(
             )
         });
         record.message = Some(
-            from_reports
+            oom.or(from_reports)
                 .or(raw)
                 .or(from_job)
                 .unwrap_or_else(|| "the Job failed without a report".into()),
@@ -658,4 +702,47 @@ pub async fn run_controllers(
         let _ = tx.send(true);
     });
     tokio::join!(lake_ctl, mart_ctl);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Termination;
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus};
+
+    fn status(name: &str, reason: &str, exit_code: i32, message: &str) -> ContainerStatus {
+        ContainerStatus {
+            name: name.into(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    reason: Some(reason.into()),
+                    exit_code,
+                    message: Some(message.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_oom_killed_container_is_named_with_its_limit() {
+        let statuses = Some(vec![status("job-runner", "OOMKilled", 137, "log tail")]);
+        let t = Termination::of(&statuses, "job-runner").unwrap();
+        assert_eq!(t.message.as_deref(), Some("log tail"));
+        let msg = t.oom_message("job-runner", Some("64Mi")).unwrap();
+        assert!(msg.starts_with("OOMKilled: container job-runner"), "{msg}");
+        assert!(
+            msg.contains("(64Mi)") && msg.contains("exit code 137"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn other_failures_keep_their_own_message() {
+        let statuses = Some(vec![status("job-runner", "Error", 1, "{}")]);
+        let t = Termination::of(&statuses, "job-runner").unwrap();
+        assert_eq!(t.oom_message("job-runner", Some("64Mi")), None);
+        assert_eq!(Termination::of(&statuses, "feed"), None);
+    }
 }
