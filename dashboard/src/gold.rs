@@ -1,5 +1,6 @@
 //! The rows of the API's gold endpoints, as the dashboard reads them. Field names
-//! and order follow the gold tables (DATA_CONTRACT.md §4), so a CSV written from
+//! and order follow the gold tables (docs/data-format.md, "Gold tables"), so a
+//! CSV written from
 //! these rows has the table's columns in the table's order.
 
 use chrono::{DateTime, NaiveDate, Utc};

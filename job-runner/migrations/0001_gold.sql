@@ -1,4 +1,4 @@
--- The gold datamarts and their run log, exactly as DATA_CONTRACT.md §4 defines them.
+-- The gold datamarts and their run log, exactly as docs/data-format.md ("Gold tables") defines them.
 -- Applied idempotently by the job-runner before every gold load.
 
 CREATE TABLE IF NOT EXISTS gold_sales_country_year (

@@ -1,4 +1,4 @@
-//! Stage `datamart`: the four gold datamarts of DATA_CONTRACT.md §4, computed
+//! Stage `datamart`: the four gold datamarts (docs/data-format.md, "Gold tables"), computed
 //! with DataFusion over one silver snapshot, then checked before publishing.
 //!
 //! DataFusion does the heavy part (joins, grouping, distinct counts over all

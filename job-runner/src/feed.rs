@@ -1,4 +1,4 @@
-//! Stage `feed`: source CSVs into the raw layer (DATA_CONTRACT.md §2).
+//! Stage `feed`: source CSVs into the raw layer (docs/data-format.md, "Raw layer").
 //!
 //! Each source file becomes one Parquet file per ingest date,
 //! `raw/<table>/ingest_date=YYYY-MM-DD/data.parquet`, written under `_staging/`

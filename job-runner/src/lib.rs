@@ -1,5 +1,5 @@
 //! Aurum's batch engine: source CSVs into the lake's raw layer, raw into silver,
-//! silver into the gold datamarts in PostgreSQL, exactly as DATA_CONTRACT.md says.
+//! silver into the gold datamarts in PostgreSQL, exactly as docs/data-format.md says.
 //!
 //! The modules follow the data: [`generate`] makes source files, [`source_csv`]
 //! reads them, [`feed`] writes the raw layer, [`silver`] applies the contract's

@@ -1,4 +1,5 @@
-//! The field-level rules of DATA_CONTRACT.md §1 and §3, as pure functions.
+//! The field-level rules of docs/data-format.md ("Field formats" and "Rules and
+//! reject reasons"), as pure functions.
 //!
 //! Every function takes a value that is already trimmed (the raw layer stores
 //! trimmed text) and answers exactly what the contract says, nothing more.

@@ -1,4 +1,5 @@
-//! Stage `preprocess`: the raw layer refined into silver (DATA_CONTRACT.md §3).
+//! Stage `preprocess`: the raw layer refined into silver (docs/data-format.md,
+//! "Silver layer").
 //!
 //! Keyed tables (countries, customers, products) are small: they are gathered
 //! whole, then the rules run in the contract's order. Transactions stream
@@ -27,7 +28,7 @@ use crate::snapshot::{Snapshot, SnapshotError, TableFiles};
 use crate::storage::{ParquetFileWriter, Storage, StorageError};
 use crate::tables::{LINE_COLUMN, SOURCE_FILE_COLUMN, Table};
 
-/// Reject reasons of DATA_CONTRACT.md §3.
+/// Reject reasons of silver (docs/data-format.md, "Rules and reject reasons").
 pub mod reason {
     /// A required column is NULL.
     pub const MISSING_REQUIRED: &str = "missing_required";

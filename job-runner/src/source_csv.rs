@@ -1,4 +1,4 @@
-//! Reading source CSV files the contract's way (DATA_CONTRACT.md §1).
+//! Reading source CSV files (docs/data-format.md, "Source files").
 //!
 //! Records are physical lines: a line that is not one well-formed RFC 4180
 //! record with as many fields as the header is quarantined, never fatal. Fields

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-/// A table of the lake, one per source file (DATA_CONTRACT.md §1).
+/// A table of the lake, one per source file (docs/data-format.md, "Source files").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
     /// `countries.csv`: CountryID, CountryName.

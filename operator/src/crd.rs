@@ -119,7 +119,7 @@ impl DatamartKind {
         }
     }
 
-    /// The PostgreSQL table the datamart writes (DATA_CONTRACT.md).
+    /// The PostgreSQL table the datamart writes (docs/data-format.md, "Gold tables").
     pub fn table(self) -> &'static str {
         match self {
             DatamartKind::SalesCountryYear => "gold_sales_country_year",

@@ -1,6 +1,6 @@
 //! The tables Flight SQL clients see: the four gold datamarts, and `gold_runs` for
-//! admins, with their Arrow schemas (DATA_CONTRACT.md §4, as created by the
-//! job-runner's migrations).
+//! admins, with their Arrow schemas (docs/data-format.md, "Gold tables", as
+//! created by the job-runner's migrations).
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! An independent, deliberately plain implementation of DATA_CONTRACT.md, used
+//! An independent, deliberately plain implementation of docs/data-format.md, used
 //! only to check the job-runner's gold tables value by value. It shares no code
 //! with the job-runner: its own CSV reading, rules and aggregation.
 
