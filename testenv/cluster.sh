@@ -276,7 +276,10 @@ current-context: aurum-test
 EOF
 }
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# PID 1 here is no init that reaps orphans: a killed daemon can stay a zombie,
+# which kill -0 takes for alive.
+alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+running() { [ -f "$1" ] && alive "$(cat "$1")"; }
 
 # wait_for WHAT SECONDS PIDFILE CMD...: poll CMD every 0.25 s.
 wait_for() {
@@ -844,16 +847,22 @@ import_images() {
 
 # --- stop --------------------------------------------------------------------------
 
-stop_pid() {
-  local f=$1 pid i
-  [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
+# stop_pids PIDFILE...: SIGTERM to all at once, SIGKILL to those alive after 10 s.
+stop_pids() {
+  local f pids=() pid i some
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  for i in $(seq 1 100); do
+    some=0
+    for pid in "${pids[@]}"; do alive "$pid" && some=1; done
+    [ $some = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -f "$@"
 }
 
 # Unmount everything below $1, deepest first (kubelet bind-mounts its root
@@ -875,7 +884,7 @@ drop_chains() {
   save=$("$ipt-save" -t "$t" 2>/dev/null) || return 0
   chains=$(echo "$save" | sed -n "s/^:\\($re[^ ]*\\) .*/\\1/p")
   [ -z "$chains" ] && return 0
-  echo "$save" | grep -E "^-A .* -j $re" | grep -vE "^-A $re" | while read -r rule; do
+  { echo "$save" | grep -E "^-A .* -j $re" | grep -vE "^-A $re" || true; } | while read -r rule; do
     eval "$ipt -w -t $t -D ${rule#-A }" 2>/dev/null || true
   done
   for c in $chains; do "$ipt" -w -t "$t" -F "$c" 2>/dev/null || true; done
@@ -887,8 +896,7 @@ stop() {
   [ -d "$dir" ] || return 0
   dir=$(cd "$dir" && pwd)
   t0=$SECONDS
-  stop_pid "$dir/run/local-path-provisioner.pid"
-  stop_pid "$dir/run/kubelet.pid"
+  stop_pids "$dir/run/local-path-provisioner.pid" "$dir/run/kubelet.pid"
   step "kubelet stopped"
   # Pods down through the CRI, so that the CNI plugins undo their work.
   if running "$dir/run/containerd.pid"; then
@@ -899,10 +907,8 @@ stop() {
     fi
   fi
   step "pods stopped and removed"
-  stop_pid "$dir/run/coredns.pid"
-  stop_pid "$dir/run/kube-proxy.pid"
-  stop_pid "$dir/run/kube-scheduler.pid"
-  stop_pid "$dir/run/containerd.pid"
+  stop_pids "$dir/run/coredns.pid" "$dir/run/kube-proxy.pid" "$dir/run/kube-scheduler.pid" \
+    "$dir/run/containerd.pid" "$dir/cp/controller-manager.pid"
   # Shims (and their containers) that outlived containerd.
   local pid
   for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $dir/containerd/containerd.sock" || true); do
@@ -984,7 +990,17 @@ stop() {
     rm -rf --one-file-system "$dir/containerd" "$dir/kubelet" "$dir/cni" "$dir/local-path"
   fi
   rm -f "$dir/env"
-  [ -f "$marker" ] && [ "$(cat "$marker")" = "$dir" ] && rm -f "$marker"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$dir" ]; then rm -f "$marker"; fi
+  # What must not be left behind.
+  local left=()
+  findmnt -rn -o TARGET | grep -q "^$dir/" && left+=("mounts under $dir")
+  ip link show "$BRIDGE" > /dev/null 2>&1 && left+=("bridge $BRIDGE")
+  iptables-save 2>/dev/null | grep -qE "^:($GUARD|KUBE-|CNI-)" && left+=("iptables chains")
+  ls -d /sys/fs/cgroup/*/kubepods > /dev/null 2>&1 && left+=("kubepods cgroups")
+  if [ ${#left[@]} -gt 0 ]; then
+    log "stopped in $((SECONDS - t0))s, but left: ${left[*]}"
+    return 1
+  fi
   log "stopped in $((SECONDS - t0))s"
 }
 
@@ -993,7 +1009,8 @@ case "${1:-}" in
   start) [ $# = 2 ] || die "usage: $0 start DIR"; start "$2" ;;
   env) [ $# = 2 ] || die "usage: $0 env DIR"; [ -f "$2/env" ] || die "not running in $2"; print_env "$2" ;;
   import) [ $# -ge 3 ] || die "usage: $0 import DIR ARCHIVE..."; shift; import_images "$@" ;;
-  stop) [ $# = 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
+  # (Called in a condition, stop goes on past a failing step; it checks at the end.)
+  stop) [ $# = 2 ] || die "usage: $0 stop DIR"; stop "$2" || exit 1 ;;
   image-busybox) echo "$(busybox_archive)" ;;
   *) echo "usage: $0 build | start DIR | env DIR | import DIR ARCHIVE... | stop DIR | image-busybox" >&2; exit 2 ;;
 esac
