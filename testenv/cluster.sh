@@ -22,7 +22,8 @@
 #
 # Built from the Go module proxy like kube.sh (GOTOOLCHAIN=local): kubelet,
 # kube-proxy and kube-scheduler from testenv/kube (next to kube.sh's binaries),
-# CoreDNS, local-path-provisioner and crictl from the wrapper modules in
+# CoreDNS (only the plugins it uses), local-path-provisioner and crictl from the
+# wrapper modules in
 # testenv/cluster/ (into $AURUM_CACHE/cluster/bin). Debian packages (containerd,
 # runc, containernetworking-plugins, iptables, conntrack, gcc, busybox-static...)
 # are installed with apt-get when absent. Nothing is pulled from a registry: the
@@ -71,7 +72,8 @@ kube_sh=$here/kube.sh
 toolbin=$cache/cluster/bin
 imgdir=$cache/cluster/images
 
-COREDNS_VERSION=v1.15.0
+# CoreDNS with the plugins testenv/cluster/coredns/main.go names (hence the suffix).
+COREDNS_VERSION=v1.15.0-slim
 LPP_VERSION=v0.0.30
 CRICTL_VERSION=v1.34.0
 SERVICE_CIDR=10.0.0.0/24
@@ -201,7 +203,7 @@ build_images() {
 build() {
   ensure_packages
   "$kube_sh" build kubelet kube-proxy kube-scheduler
-  go_tool coredns "$COREDNS_VERSION" coredns github.com/coredns/coredns
+  go_tool coredns "$COREDNS_VERSION" coredns .
   go_tool local-path-provisioner "$LPP_VERSION" local-path-provisioner \
     github.com/rancher/local-path-provisioner
   go_tool crictl "$CRICTL_VERSION" crictl sigs.k8s.io/cri-tools/cmd/crictl
