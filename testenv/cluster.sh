@@ -283,6 +283,19 @@ EOF
 alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 running() { [ -f "$1" ] && alive "$(cat "$1")"; }
 
+# Whether anything is mounted below $1 (an rm -rf must never cross a mount: a bind
+# mount of the same file system would take the machine's files with it).
+mounts_under() { findmnt -rn -o TARGET | awk -v r="$1" 'index($0, r "/") == 1' | grep -q .; }
+
+# wipe DIR...: rm -rf, refused while anything is mounted below.
+wipe() {
+  local d
+  for d in "$@"; do
+    mounts_under "$d" && die "mounts remain below $d: not removing it (run stop)"
+    rm -rf --one-file-system "$d"
+  done
+}
+
 # wait_for WHAT SECONDS PIDFILE CMD...: poll CMD every 0.25 s.
 wait_for() {
   local what=$1 secs=$2 pidfile=$3 i
@@ -421,7 +434,7 @@ guard_first() {
 
 start_containerd() {
   local c=$dir/containerd snapshotter=overlayfs
-  rm -rf "$c"
+  wipe "$c"
   mkdir -p "$c/root" "$c/state" "$c/opt" "$c/runc" "$dir/cni/net.d" "$dir/cni/ipam"
   # overlayfs where this disk takes it, else the (slower, copying) native snapshotter.
   local t=$dir/overlay-test
@@ -603,7 +616,7 @@ EOF
 
 start_kubelet() {
   local k=$dir/kubelet port hp
-  rm -rf "$k"
+  wipe "$k"
   mkdir -p "$k/root" "$k/pki" "$k/pod-logs" "$k/volume-plugins"
   port=$(free_port 10250)
   hp=$(free_port 20248)
@@ -781,6 +794,7 @@ start() {
   fi
   build
   stop "$dir" 2>/dev/null || true
+  mounts_under "$dir" && die "mounts remain below $dir after cleaning up: $(findmnt -rn -o TARGET | grep -F "$dir/" | tr '\n' ' ')"
   t0=$SECONDS
   # A failed start takes down what it started (the logs stay in DIR/logs), unless
   # AURUM_CLUSTER_KEEP=1 (to look at it; stop it afterwards).
@@ -930,7 +944,7 @@ stop() {
   "$kube_sh" stop "$dir/cp"
   step "processes stopped"
 
-  unmount_under "$dir" || log "some mounts under $dir remain: $(findmnt -rn -o TARGET | grep "^$dir" | tr '\n' ' ')"
+  unmount_under "$dir" || log "some mounts under $dir remain: $(findmnt -rn -o TARGET | grep -F "$dir/" | tr '\n' ' ')"
 
   # Network: veths on the bridge (their peers went with the pods' netns), the bridge.
   local l
@@ -973,7 +987,7 @@ stop() {
     for p in $OUTSIDE; do
       grep -qx "$p" "$dir/outside.saved" && continue
       [ -e "$p" ] || continue
-      if findmnt -rn -o TARGET | grep -q "^$p"; then log "$p has mounts: left in place"; continue; fi
+      if mounts_under "$p"; then log "$p has mounts: left in place"; continue; fi
       rm -rf --one-file-system "$p"
     done
     rm -f "$dir/outside.saved"
@@ -988,14 +1002,14 @@ stop() {
     done
   fi
   # Volumes and pod state (root-owned files of pods), never through a mount.
-  if ! findmnt -rn -o TARGET | grep -q "^$dir/"; then
+  if ! mounts_under "$dir"; then
     rm -rf --one-file-system "$dir/containerd" "$dir/kubelet" "$dir/cni" "$dir/local-path"
   fi
   rm -f "$dir/env"
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$dir" ]; then rm -f "$marker"; fi
   # What must not be left behind.
   local left=()
-  findmnt -rn -o TARGET | grep -q "^$dir/" && left+=("mounts under $dir")
+  mounts_under "$dir" && left+=("mounts under $dir")
   ip link show "$BRIDGE" > /dev/null 2>&1 && left+=("bridge $BRIDGE")
   iptables-save 2>/dev/null | grep -qE "^:($GUARD|KUBE-|CNI-)" && left+=("iptables chains")
   ls -d /sys/fs/cgroup/*/kubepods > /dev/null 2>&1 && left+=("kubepods cgroups")
