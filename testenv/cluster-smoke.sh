@@ -11,8 +11,11 @@
 #   - a failing liveness probe restarts a container;
 #   - a PersistentVolumeClaim of the default StorageClass binds and is writable by
 #     a non-root pod (uid 999, fsGroup 999), and its volume goes with the claim;
+#   - from the host: a hostPort (on the node address and 127.0.0.1), a NodePort
+#     and a ClusterIP reach a pod;
 #   - the safety net: a ClusterIP nobody serves is refused on this machine.
-# All pods run in a namespace that enforces Pod Security `restricted`.
+# All pods but the one with a hostPort run in a namespace that enforces Pod
+# Security `restricted`.
 #
 #   testenv/cluster-smoke.sh DIR   against the cluster running in DIR; if none runs
 #                                  there, start one and stop it at the end
@@ -36,7 +39,7 @@ ns=aurum-smoke
 img=$AURUM_BUSYBOX_IMAGE
 
 cleanup() {
-  kc delete namespace "$ns" --ignore-not-found --wait=false > /dev/null 2>&1 || true
+  kc delete namespace "$ns" "$ns-host" --ignore-not-found --wait=false > /dev/null 2>&1 || true
   if [ $started = 1 ]; then "$here/cluster.sh" stop "$dir" || true; fi
 }
 trap cleanup EXIT
@@ -72,18 +75,24 @@ restricted='{"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]
 pod_restricted='{"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}}'
 
 setup() {
-  kc delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s > /dev/null
+  kc delete namespace "$ns" "$ns-host" --ignore-not-found --wait=true --timeout=120s > /dev/null
   kc apply -f - > /dev/null <<EOF
 apiVersion: v1
 kind: Namespace
 metadata:
   name: $ns
   labels: {pod-security.kubernetes.io/enforce: restricted}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ns-host}
 EOF
-  # The namespace's default ServiceAccount comes from the controller-manager.
-  local i
-  for i in $(seq 1 60); do kc -n "$ns" get serviceaccount default > /dev/null 2>&1 && return 0; sleep 0.5; done
-  die "no default ServiceAccount in $ns"
+  # A namespace's default ServiceAccount comes from the controller-manager.
+  local i n
+  for n in "$ns" "$ns-host"; do
+    for i in $(seq 1 60); do kc -n "$n" get serviceaccount default > /dev/null 2>&1 && break; sleep 0.5; done
+    kc -n "$n" get serviceaccount default > /dev/null 2>&1 || die "no default ServiceAccount in $n"
+  done
 }
 
 pod_with_volumes() {
@@ -187,8 +196,12 @@ spec:
     - sh
     - -c
     - |
-      # (Debian's busybox wget crashes with -T: timeout instead.)
-      full=\$(timeout 10 wget -qO- http://web.$ns.svc.cluster.local/index.html)
+      # (Debian's busybox wget crashes with -T: timeout instead.) A few tries:
+      # kube-proxy programs a new Service within a sync period.
+      for i in 1 2 3 4 5 6 7 8 9 10; do
+        full=\$(timeout 10 wget -qO- http://web.$ns.svc.cluster.local/index.html) && break
+        sleep 1
+      done
       short=\$(timeout 10 wget -qO- http://web/index.html)
       # The apiserver through the kubernetes Service, as the operator reaches it.
       api=no
@@ -325,6 +338,54 @@ EOF
   return 1
 }
 
+# In a namespace of its own: Pod Security `restricted` forbids hostPorts.
+host_ports() {
+  local hp=18080 ns=$ns-host used
+  # Free on the machine, and no pod's hostPort (those are iptables rules, not listeners).
+  used=" $(kc get pods -A -o jsonpath='{..hostPort}') "
+  while [ -n "$(ss -Htuln "sport = :$hp")" ] || [[ $used == *" $hp "* ]]; do hp=$((hp + 1)); done
+  kc -n "$ns" apply -f - > /dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: exposed, labels: {app: exposed}}
+spec:
+  securityContext: $pod_restricted
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: $img
+    imagePullPolicy: Never
+    command: [sh, -c, 'mkdir -p /tmp/www && echo exposed > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www']
+    ports: [{containerPort: 8080, hostPort: $hp}]
+    securityContext: $restricted
+    volumeMounts: [{name: tmp, mountPath: /tmp}]
+  volumes: [{name: tmp, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: exposed}
+spec:
+  type: NodePort
+  selector: {app: exposed}
+  ports: [{port: 80, targetPort: 8080}]
+EOF
+  kc -n "$ns" wait --for=condition=Ready pod/exposed --timeout=120s > /dev/null || return 1
+  local np cip a b c d i
+  np=$(kc -n "$ns" get service exposed -o jsonpath='{.spec.ports[0].nodePort}')
+  cip=$(kc -n "$ns" get service exposed -o jsonpath='{.spec.clusterIP}')
+  # kube-proxy programs the Service within a sync period of the endpoint's readiness.
+  for i in $(seq 1 30); do
+    a=$(curl -s --max-time 5 "http://$AURUM_NODE_IP:$hp/index.html" || true)
+    b=$(curl -s --max-time 5 "http://127.0.0.1:$hp/index.html" || true)
+    c=$(curl -s --max-time 5 "http://$AURUM_NODE_IP:$np/index.html" || true)
+    d=$(curl -s --max-time 5 "http://$cip/index.html" || true)
+    [ "$a$b$c$d" = exposedexposedexposedexposed ] && break
+    sleep 0.5
+  done
+  log "  hostPort $hp on $AURUM_NODE_IP: ${a:-nothing}, on 127.0.0.1: ${b:-nothing}; NodePort $np: ${c:-nothing}; ClusterIP from the host: ${d:-nothing}"
+  [ "$a" = exposed ] && [ "$b" = exposed ] && [ "$c" = exposed ] && [ "$d" = exposed ]
+}
+
 safety_net() {
   local c first
   for c in OUTPUT FORWARD; do
@@ -346,6 +407,7 @@ check "kubectl exec (and stdin)" exec_and_logs
 check "32Mi memory limit: OOMKilled" oom_killed
 check "liveness probe failure restarts the container" liveness_restart
 check "default StorageClass: PVC bound, writable by uid 999, removed with the claim" pvc_writable
+check "hostPort, NodePort and ClusterIP reach a pod from the host" host_ports
 check "safety net: unserved ClusterIP refused" safety_net
 if [ ${#failures[@]} -gt 0 ]; then
   log "${#failures[@]} check(s) failed in $((SECONDS - t0))s: ${failures[*]}"
