@@ -9,7 +9,8 @@
 #                                          that prints the settings if it runs); prints
 #                                          KUBECONFIG=..., AURUM_KUBE_BIN=... (kubectl),
 #                                          AURUM_NODE_NAME=... and more on stdout
-#   testenv/cluster.sh env DIR             print the settings again
+#   testenv/cluster.sh env DIR             print the settings again (fails if any
+#                                          of its processes is gone)
 #   testenv/cluster.sh import DIR ARCHIVE.. import OCI archives into containerd's k8s.io
 #                                          namespace (names from the archives, e.g.
 #                                          localhost/aurum-api:0.1.0)
@@ -46,7 +47,7 @@
 #   without selector and an EndpointSlice of ours), and kubelet's clusterDNS is
 #   10.0.0.10. A host process needs no image, starts before kubelet and does not
 #   depend on the pod network it serves; the Service keeps the address pods and
-#   charts expect. It has no `forward`: names outside cluster.local do not resolve,
+#   charts expect. It has no `forward`: names outside cluster.local are NXDOMAIN,
 #   so no query leaves the machine.
 # - Storage: kube-controller-manager's hostpath provisioner does not fit (it makes
 #   0750 root-owned directories under /tmp and hostPath ignores fsGroup, so non-root
@@ -72,8 +73,9 @@ kube_sh=$here/kube.sh
 toolbin=$cache/cluster/bin
 imgdir=$cache/cluster/images
 
-# CoreDNS with the plugins testenv/cluster/coredns/main.go names (hence the suffix).
-COREDNS_VERSION=v1.15.0-slim
+# The versions the wrapper modules in testenv/cluster/ require (for the names of
+# the cached binaries; the go.mod files decide).
+COREDNS_VERSION=v1.15.0
 LPP_VERSION=v0.0.30
 CRICTL_VERSION=v1.34.0
 SERVICE_CIDR=10.0.0.0/24
@@ -120,9 +122,19 @@ ensure_packages() {
     { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
 }
 
-# go_tool NAME VERSION MODULE_DIR PACKAGE: build a command from a wrapper module.
+# tool NAME VERSION: the cached binary of a wrapper module (testenv/cluster/NAME),
+# named after the module's files, so that a change to them builds it anew.
+tool() {
+  local sum
+  sum=$(cat "$here/cluster/$1"/go.mod "$here/cluster/$1"/go.sum "$here/cluster/$1"/*.go |
+    sha256sum | cut -c1-12)
+  echo "$toolbin/$1-$2-$sum"
+}
+
+# go_tool NAME VERSION PACKAGE: build a command from the wrapper module NAME.
 go_tool() {
-  local name=$1 version=$2 moddir=$here/cluster/$3 pkg=$4 out=$toolbin/$1-$2 t0=$SECONDS
+  local name=$1 version=$2 moddir=$here/cluster/$1 pkg=$3 out t0=$SECONDS
+  out=$(tool "$1" "$2")
   [ -x "$out" ] && return 0
   command -v go >/dev/null || die "go not found; install Go >= 1.26 and retry"
   mkdir -p "$toolbin"
@@ -167,7 +179,7 @@ oci_archive() {
 busybox_version() { dpkg-query -W -f '${Version}' busybox-static | sed 's/^[0-9]*://; s/-.*//'; }
 busybox_image() { echo "localhost/aurum-busybox:$(busybox_version)"; }
 busybox_archive() { echo "$imgdir/aurum-busybox-$(busybox_version).tar"; }
-pause_archive() { echo "$imgdir/aurum-pause-1.0.tar"; }
+pause_archive() { echo "$imgdir/aurum-pause-1.0-$(cat "$here/cluster/pause.c" | sha256sum | cut -c1-12).tar"; }
 
 build_images() {
   local r
@@ -203,10 +215,9 @@ build_images() {
 build() {
   ensure_packages
   "$kube_sh" build kubelet kube-proxy kube-scheduler
-  go_tool coredns "$COREDNS_VERSION" coredns .
-  go_tool local-path-provisioner "$LPP_VERSION" local-path-provisioner \
-    github.com/rancher/local-path-provisioner
-  go_tool crictl "$CRICTL_VERSION" crictl sigs.k8s.io/cri-tools/cmd/crictl
+  go_tool coredns "$COREDNS_VERSION" .
+  go_tool local-path-provisioner "$LPP_VERSION" github.com/rancher/local-path-provisioner
+  go_tool crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
   build_images
 }
 
@@ -561,8 +572,10 @@ start_coredns() {
   hp=$(free_port 20180)
   rp=$(free_port $((hp + 1)))
   mkdir -p "$dir/coredns"
+  # No upstream: the kubernetes plugin answers for cluster.local and the reverse
+  # zones (NXDOMAIN for what it does not know), every other name is NXDOMAIN.
   cat > "$dir/coredns/Corefile" <<EOF
-.:$port {
+cluster.local:$port in-addr.arpa:$port ip6.arpa:$port {
     bind $ip
     errors
     health 127.0.0.1:$hp
@@ -570,14 +583,20 @@ start_coredns() {
     kubernetes cluster.local in-addr.arpa ip6.arpa {
         kubeconfig $dir/coredns.kubeconfig aurum-test
         pods insecure
-        fallthrough in-addr.arpa ip6.arpa
         ttl 5
     }
     cache 5
     loadbalance
 }
+.:$port {
+    bind $ip
+    errors
+    template ANY ANY {
+        rcode NXDOMAIN
+    }
+}
 EOF
-  (cd "$dir/coredns" && exec "$toolbin/coredns-$COREDNS_VERSION" -conf "$dir/coredns/Corefile") \
+  (cd "$dir/coredns" && exec "$(tool coredns "$COREDNS_VERSION")" -conf "$dir/coredns/Corefile") \
     > "$dir/logs/coredns.log" 2>&1 &
   echo $! > "$dir/run/coredns.pid"
   kc apply -f - > /dev/null <<EOF
@@ -767,7 +786,7 @@ provisioner: rancher.io/local-path
 volumeBindingMode: WaitForFirstConsumer
 reclaimPolicy: Delete
 EOF
-  "$toolbin/local-path-provisioner-$LPP_VERSION" --debug start \
+  "$(tool local-path-provisioner "$LPP_VERSION")" --debug start \
     --config "$l/config.json" --kubeconfig "$dir/local-path-provisioner.kubeconfig" \
     --namespace local-path-storage --configmap-name local-path-config \
     --service-account-name local-path-provisioner-service-account \
@@ -833,7 +852,7 @@ AURUM_KUBE_BIN=$bindir
 AURUM_NODE_NAME=$node_name
 AURUM_NODE_IP=$ip
 AURUM_CONTAINERD_SOCK=$dir/containerd/containerd.sock
-AURUM_CRICTL=$toolbin/crictl-$CRICTL_VERSION
+AURUM_CRICTL=$(tool crictl "$CRICTL_VERSION")
 AURUM_BUSYBOX_IMAGE=$(busybox_image)
 AURUM_STORAGE_CLASS=standard
 AURUM_CLUSTER_DNS=$DNS_IP
@@ -916,7 +935,7 @@ stop() {
   step "kubelet stopped"
   # Pods down through the CRI, so that the CNI plugins undo their work.
   if running "$dir/run/containerd.pid"; then
-    local crictl=("$toolbin/crictl-$CRICTL_VERSION" --runtime-endpoint "unix://$dir/containerd/containerd.sock" --timeout 20s)
+    local crictl=("$(tool crictl "$CRICTL_VERSION")" --runtime-endpoint "unix://$dir/containerd/containerd.sock" --timeout 20s)
     if [ -x "${crictl[0]}" ]; then
       "${crictl[@]}" stopp $("${crictl[@]}" pods -q 2>/dev/null) > /dev/null 2>&1 || true
       "${crictl[@]}" rmp -a -f > /dev/null 2>&1 || true
@@ -1023,7 +1042,9 @@ stop() {
 case "${1:-}" in
   build) build ;;
   start) [ $# = 2 ] || die "usage: $0 start DIR"; start "$2" ;;
-  env) [ $# = 2 ] || die "usage: $0 env DIR"; [ -f "$2/env" ] || die "not running in $2"; print_env "$2" ;;
+  env) [ $# = 2 ] || die "usage: $0 env DIR"
+    { [ -f "$2/env" ] && all_running "$2"; } || die "not running in $2"
+    print_env "$2" ;;
   import) [ $# -ge 3 ] || die "usage: $0 import DIR ARCHIVE..."; shift; import_images "$@" ;;
   # (Called in a condition, stop goes on past a failing step; it checks at the end.)
   stop) [ $# = 2 ] || die "usage: $0 stop DIR"; stop "$2" || exit 1 ;;
