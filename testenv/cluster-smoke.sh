@@ -58,8 +58,8 @@ check() {
 
 # wait_phase POD PHASE SECONDS: until the pod reaches PHASE (fails early on Failed).
 wait_phase() {
-  local pod=$1 want=$2 secs=$3 i phase=
-  for i in $(seq 1 $((secs * 2))); do
+  local pod=$1 want=$2 secs=$3 phase=
+  for _ in $(seq 1 $((secs * 2))); do
     phase=$(kc -n "$ns" get pod "$pod" -o jsonpath='{.status.phase}' 2>/dev/null || true)
     [ "$phase" = "$want" ] && return 0
     [ "$phase" = Failed ] && [ "$want" != Failed ] && break
@@ -88,9 +88,9 @@ kind: Namespace
 metadata: {name: $ns-host}
 EOF
   # A namespace's default ServiceAccount comes from the controller-manager.
-  local i n
+  local n
   for n in "$ns" "$ns-host"; do
-    for i in $(seq 1 60); do kc -n "$n" get serviceaccount default > /dev/null 2>&1 && break; sleep 0.5; done
+    for _ in $(seq 1 60); do kc -n "$n" get serviceaccount default > /dev/null 2>&1 && break; sleep 0.5; done
     kc -n "$n" get serviceaccount default > /dev/null 2>&1 || die "no default ServiceAccount in $n"
   done
 }
@@ -280,8 +280,8 @@ spec:
     volumeMounts: [{name: tmp, mountPath: /tmp}]
   volumes: [{name: tmp, emptyDir: {}}]
 EOF
-  local i n=0
-  for i in $(seq 1 120); do
+  local n=0
+  for _ in $(seq 1 120); do
     n=$(kc -n "$ns" get pod unhealthy -o jsonpath='{.status.containerStatuses[0].restartCount}' 2>/dev/null || echo 0)
     [ "${n:-0}" -ge 1 ] && break
     sleep 0.5
@@ -329,8 +329,7 @@ EOF
   [ "$msg" = "999 kept" ] && [ "$sc" = standard ] && [ -f "$path/file" ] || return 1
   kc -n "$ns" delete pod writer --wait=true > /dev/null
   kc -n "$ns" delete pvc data --wait=true > /dev/null
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     if ! kc get pv "$pv" > /dev/null 2>&1 && [ ! -e "$path" ]; then return 0; fi
     sleep 0.5
   done
@@ -370,11 +369,11 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 EOF
   kc -n "$ns" wait --for=condition=Ready pod/exposed --timeout=120s > /dev/null || return 1
-  local np cip a b c d i
+  local np cip a b c d
   np=$(kc -n "$ns" get service exposed -o jsonpath='{.spec.ports[0].nodePort}')
   cip=$(kc -n "$ns" get service exposed -o jsonpath='{.spec.clusterIP}')
   # kube-proxy programs the Service within a sync period of the endpoint's readiness.
-  for i in $(seq 1 30); do
+  for _ in $(seq 1 30); do
     a=$(curl -s --max-time 5 "http://$AURUM_NODE_IP:$hp/index.html" || true)
     b=$(curl -s --max-time 5 "http://127.0.0.1:$hp/index.html" || true)
     c=$(curl -s --max-time 5 "http://$AURUM_NODE_IP:$np/index.html" || true)

@@ -307,11 +307,11 @@ wipe() {
   done
 }
 
-# wait_for WHAT SECONDS PIDFILE CMD...: poll CMD every 0.25 s.
+# wait_for WHAT SECONDS PIDFILE CMD...: poll CMD every 0.25 s (WHAT: for the reader).
 wait_for() {
-  local what=$1 secs=$2 pidfile=$3 i
+  local secs=$2 pidfile=$3
   shift 3
-  for i in $(seq 1 $((secs * 4))); do
+  for _ in $(seq 1 $((secs * 4))); do
     if "$@" >/dev/null 2>&1; then return 0; fi
     if [ -n "$pidfile" ] && ! running "$pidfile"; then break; fi
     sleep 0.25
@@ -360,7 +360,7 @@ start_control_plane() {
   # node's range) stay off.
   AURUM_KUBE_ADDRESS=$ip \
     AURUM_KUBE_AUTHORIZATION_MODE=Node,RBAC \
-    AURUM_KUBE_DISABLE_ADMISSION= \
+    AURUM_KUBE_DISABLE_ADMISSION='' \
     AURUM_KUBE_CONTROLLERS='*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route' \
     AURUM_KUBE_APISERVER_ARGS="--enable-admission-plugins NodeRestriction --kubelet-client-certificate $pki/apiserver-kubelet-client.crt --kubelet-client-key $pki/apiserver-kubelet-client.key --kubelet-certificate-authority $pki/ca.crt --kubelet-preferred-address-types InternalIP" \
     "$kube_sh" start "$dir/cp" > /dev/null
@@ -817,8 +817,10 @@ start() {
   t0=$SECONDS
   # A failed start takes down what it started (the logs stay in DIR/logs), unless
   # AURUM_CLUSTER_KEEP=1 (to look at it; stop it afterwards).
-  [ "${AURUM_CLUSTER_KEEP:-}" = 1 ] ||
+  if [ "${AURUM_CLUSTER_KEEP:-}" != 1 ]; then
+    # shellcheck disable=SC2154 # rc is assigned in the trap itself
     trap 'rc=$?; if [ $rc != 0 ]; then log "start failed; stopping what it started"; stop "$dir" || true; fi' EXIT
+  fi
   echo "$dir" > "$marker"
   mkdir -p "$dir/run" "$dir/logs"
   rm -f "$dir/env"
@@ -884,13 +886,13 @@ import_images() {
 
 # stop_pids PIDFILE...: SIGTERM to all at once, SIGKILL to those alive after 10 s.
 stop_pids() {
-  local f pids=() pid i some
+  local f pids=() pid some
   for f in "$@"; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill "$pid" 2>/dev/null && pids+=("$pid")
   done
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     some=0
     for pid in "${pids[@]}"; do alive "$pid" && some=1; done
     [ $some = 0 ] && break
@@ -903,8 +905,8 @@ stop_pids() {
 # Unmount everything below $1, deepest first (kubelet bind-mounts its root
 # onto itself; pod volumes, sandbox shm, overlay rootfs and netns are mounts too).
 unmount_under() {
-  local root=$1 i m ms
-  for i in 1 2 3 4 5 6; do
+  local root=$1 m ms
+  for _ in 1 2 3 4 5 6; do
     ms=$(findmnt -rn -o TARGET | awk -v r="$root" 'index($0, r "/") == 1' | sort -r)
     [ -z "$ms" ] && return 0
     for m in $ms; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
@@ -917,7 +919,7 @@ unmount_under() {
 drop_chains() {
   local t=$1 re=$2 ipt=$3 save rule c chains
   save=$("$ipt-save" -t "$t" 2>/dev/null) || return 0
-  chains=$(echo "$save" | sed -n "s/^:\\($re[^ ]*\\) .*/\\1/p")
+  chains=$(echo "$save" | sed -n "s/^:\\(${re}[^ ]*\\) .*/\\1/p")
   [ -z "$chains" ] && return 0
   { echo "$save" | grep -E "^-A .* -j $re" | grep -vE "^-A $re" || true; } | while read -r rule; do
     eval "$ipt -w -t $t -D ${rule#-A }" 2>/dev/null || true
@@ -937,7 +939,10 @@ stop() {
   if running "$dir/run/containerd.pid"; then
     local crictl=("$(tool crictl "$CRICTL_VERSION")" --runtime-endpoint "unix://$dir/containerd/containerd.sock" --timeout 20s)
     if [ -x "${crictl[0]}" ]; then
-      "${crictl[@]}" stopp $("${crictl[@]}" pods -q 2>/dev/null) > /dev/null 2>&1 || true
+      local pods
+      pods=$("${crictl[@]}" pods -q 2>/dev/null || true)
+      # shellcheck disable=SC2086 # one argument per pod
+      [ -n "$pods" ] && "${crictl[@]}" stopp $pods > /dev/null 2>&1 || true
       "${crictl[@]}" rmp -a -f > /dev/null 2>&1 || true
     fi
   fi
@@ -954,11 +959,12 @@ stop() {
   for h in /sys/fs/cgroup/*/kubepods; do
     [ -d "$h" ] || continue
     pids=$(find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
-    [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+    # shellcheck disable=SC2086 # one argument per process
+    if [ -n "$pids" ]; then kill -9 $pids 2>/dev/null || true; fi
   done
   sleep 0.2
   for h in /sys/fs/cgroup/*/kubepods; do
-    [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    if [ -d "$h" ]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
   "$kube_sh" stop "$dir/cp"
   step "processes stopped"
