@@ -2,14 +2,31 @@
 # A throwaway Kubernetes control plane on loopback (etcd, kube-apiserver,
 # kube-controller-manager; no kubelet), for the operator's integration tests.
 #
-#   testenv/kube.sh build         build (once) etcd, kube-apiserver,
-#                                 kube-controller-manager and kubectl into
+#   testenv/kube.sh build [CMD..] build (once) etcd, kube-apiserver,
+#                                 kube-controller-manager and kubectl (and the
+#                                 named k8s.io/kubernetes/cmd commands) into
 #                                 ~/.cache/aurum/kube/<version>/bin
 #   testenv/kube.sh start DIR     build if needed, then start the control plane
 #                                 with its state in DIR; prints KUBECONFIG=... and
 #                                 AURUM_KUBE_BIN=... on stdout
 #   testenv/kube.sh stop DIR      stop it (DIR stays, a new start wipes etcd)
 #   testenv/kube.sh bin           print the directory holding the binaries
+#   testenv/kube.sh pki DIR       create (once) the certificate authority and the
+#                                 control plane's certificates in DIR/pki, so that a
+#                                 caller can sign more with DIR/pki/ca.{crt,key}
+#                                 before start (testenv/cluster.sh does)
+#
+# Environment, all optional; the defaults are the operator tests' control plane
+# (testenv/cluster.sh sets them for a control plane with a real node):
+#   AURUM_KUBE_ADDRESS            address the apiserver binds to and advertises
+#                                 (default 127.0.0.1; pods need a non-loopback one)
+#   AURUM_KUBE_AUTHORIZATION_MODE --authorization-mode (default RBAC)
+#   AURUM_KUBE_DISABLE_ADMISSION  --disable-admission-plugins (default
+#                                 ServiceAccount; empty: none disabled)
+#   AURUM_KUBE_CONTROLLERS        kube-controller-manager --controllers (default:
+#                                 all but the node, cloud and volume controllers)
+#   AURUM_KUBE_APISERVER_ARGS, AURUM_KUBE_CONTROLLER_MANAGER_ARGS
+#                                 extra flags, split on blanks
 #
 # Built from the Go module proxy with the local Go toolchain: testenv/kube/ is a
 # module requiring k8s.io/kubernetes (with a replace line per staging module),
@@ -23,6 +40,12 @@ ETCD_VERSION=v3.6.16
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${AURUM_KUBE_CACHE:-$HOME/.cache/aurum/kube}
 bindir="$cache/$K8S_VERSION-etcd-$ETCD_VERSION/bin"
+address=${AURUM_KUBE_ADDRESS:-127.0.0.1}
+authz_mode=${AURUM_KUBE_AUTHORIZATION_MODE:-RBAC}
+disable_admission=${AURUM_KUBE_DISABLE_ADMISSION-ServiceAccount}
+controllers=${AURUM_KUBE_CONTROLLERS:-'*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume,-pv-protection,-pvc-protection'}
+read -r -a apiserver_args <<< "${AURUM_KUBE_APISERVER_ARGS:-}"
+read -r -a kcm_args <<< "${AURUM_KUBE_CONTROLLER_MANAGER_ARGS:-}"
 
 log() { echo "kube.sh: $*" >&2; }
 die() { echo "kube.sh: $*" >&2; exit 1; }
@@ -30,8 +53,10 @@ die() { echo "kube.sh: $*" >&2; exit 1; }
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 export GONOSUMDB=${GONOSUMDB:-k8s.io,sigs.k8s.io}
 
+# build [CMD...]: the control plane's binaries, plus the named commands of
+# k8s.io/kubernetes/cmd (testenv/cluster.sh adds kubelet, kube-proxy, kube-scheduler).
 build() {
-  local want=(etcd kube-apiserver kube-controller-manager kubectl) b missing=0
+  local want=(etcd kube-apiserver kube-controller-manager kubectl "$@") b missing=0
   for b in "${want[@]}"; do [ -x "$bindir/$b" ] || missing=1; done
   [ $missing = 0 ] && return 0
   command -v go >/dev/null || die "go not found; install Go >= 1.25 and retry"
@@ -47,7 +72,7 @@ build() {
     (cd "$here/kube/etcd" && nice -n 10 go build -trimpath -ldflags "-s -w" -o "$bindir/etcd.tmp" .) >&2
     mv "$bindir/etcd.tmp" "$bindir/etcd"
   fi
-  for b in kube-apiserver kube-controller-manager kubectl; do
+  for b in kube-apiserver kube-controller-manager kubectl "$@"; do
     [ -x "$bindir/$b" ] && continue
     log "building $b $K8S_VERSION (once; several minutes on 2 cores)"
     (cd "$here/kube" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$bindir/$b.tmp" "k8s.io/kubernetes/cmd/$b") >&2
@@ -87,12 +112,21 @@ gen_cert() {
 
 gen_pki() {
   local pki=$1
-  [ -f "$pki/done-v2" ] && return 0
+  local san="DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+  san="$san,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.0.0.1"
+  [ "$address" = 127.0.0.1 ] || san="$san,IP:$address"
+  if [ -f "$pki/done-v2" ]; then
+    # Made for another address: only the apiserver's certificate changes.
+    [ "$(cat "$pki/apiserver.san" 2>/dev/null || echo "$san")" = "$san" ] && return 0
+    gen_cert "$pki" apiserver kube-apiserver "" "$san"
+    echo "$san" > "$pki/apiserver.san"
+    return 0
+  fi
   mkdir -p "$pki"
   openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -days 365 \
     -subj "/CN=aurum-test-ca" -out "$pki/ca.crt" 2>/dev/null
-  gen_cert "$pki" apiserver kube-apiserver "" \
-    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1"
+  gen_cert "$pki" apiserver kube-apiserver "" "$san"
+  echo "$san" > "$pki/apiserver.san"
   gen_cert "$pki" admin aurum-admin system:masters ""
   # Without kubelets and service-account credentials the controller-manager
   # acts for every controller: give it admin rights, as a throwaway cluster.
@@ -166,22 +200,25 @@ start() {
     > "$dir/logs/etcd.log" 2>&1 &
   echo $! > "$dir/etcd.pid"
 
+  local admission=()
+  [ -n "$disable_admission" ] && admission=(--disable-admission-plugins "$disable_admission")
   "$bindir/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$address" --advertise-address "$address" --secure-port "$api_port" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
-    --authorization-mode RBAC \
+    --authorization-mode "$authz_mode" \
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 \
-    --disable-admission-plugins ServiceAccount \
+    "${admission[@]}" \
     --allow-privileged=true \
+    "${apiserver_args[@]}" \
     > "$dir/logs/kube-apiserver.log" 2>&1 &
   echo $! > "$dir/apiserver.pid"
 
-  local server="https://127.0.0.1:$api_port"
+  local server="https://$address:$api_port"
   kubeconfig "$dir/admin.kubeconfig" "$server" "$pki" admin
   kubeconfig "$dir/controller-manager.kubeconfig" "$server" "$pki" controller-manager
   echo "$server" > "$dir/server"
@@ -208,7 +245,8 @@ start() {
     --service-account-private-key-file "$pki/sa.key" \
     --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume,-pv-protection,-pvc-protection' \
+    --controllers "$controllers" \
+    "${kcm_args[@]}" \
     > "$dir/logs/kube-controller-manager.log" 2>&1 &
   echo $! > "$dir/controller-manager.pid"
 
@@ -247,9 +285,10 @@ stop() {
 }
 
 case "${1:-}" in
-  build) build ;;
+  build) shift; build "$@" ;;
   bin) echo "$bindir" ;;
+  pki) [ $# = 2 ] || die "usage: $0 pki DIR"; mkdir -p "$2"; gen_pki "$2/pki" ;;
   start) [ $# = 2 ] || die "usage: $0 start DIR"; start "$2" ;;
   stop) [ $# = 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
-  *) echo "usage: $0 build | bin | start DIR | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 build | bin | pki DIR | start DIR | stop DIR" >&2; exit 2 ;;
 esac

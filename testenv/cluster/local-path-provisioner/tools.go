@@ -1,0 +1,7 @@
+//go:build tools
+
+// Package tools records the command cluster.sh builds, so that go.mod and go.sum
+// keep every module it needs.
+package tools
+
+import _ "github.com/rancher/local-path-provisioner"
