@@ -136,6 +136,25 @@ check_aurum() {
   grep -qi "usage" "$nb/out" || fail "aurum-$c --help printed no usage: $(head -c 300 "$nb/out")"
   [ "$(jq -c '.process.user' "$nb/config.json")" = '{"uid":65532,"gid":65532}' ] || fail "aurum-$c: not run as 65532"
   ok "aurum-$c: \`aurum-$c --help\` as uid 65532 on a read-only root: $(head -n 1 "$nb/out")"
+  if [ "$c" = api ]; then
+    # api-deployment.yaml's users-file init container: /bin/sh and the binary.
+    mkdir -p "$work/api-admin" "$work/api-users"
+    printf 'check-admin-password' > "$work/api-admin/password"
+    chmod 0644 "$work/api-admin/password"
+    volume "$work/api-users" 65532
+    nb=$work/aurum-$c/users-file
+    spec "$b" "$nb" '.process.args = ["/bin/sh", "-ec", "aurum-api hash-password --username \"$ADMIN_USERNAME\" --role admin < /etc/aurum/admin/password > /var/run/aurum/users/users"]
+      | .process.user = {uid: 65532, gid: 65532, additionalGids: [65532]}
+      | .process.env += ["ADMIN_USERNAME=admin"]
+      | .mounts += [$admin, $users, $tmp]' \
+      --argjson admin "$(bind_json "$work/api-admin" /etc/aurum/admin ro)" \
+      --argjson users "$(bind_json "$work/api-users" /var/run/aurum/users)" \
+      --argjson tmp "$(tmpfs_json /tmp)"
+    run_fg "$nb" "check-users-file" || { cat "$nb/err" >&2; fail "the API's users-file init container failed"; }
+    grep -q '^admin:\$argon2id\$.*:admin$' "$work/api-users/users" ||
+      fail "the users file is not 'admin:<argon2id hash>:admin': $(cut -c1-40 "$work/api-users/users")"
+    ok "aurum-api: the chart's users-file init container (/bin/sh -ec 'aurum-api hash-password ...') wrote admin:\$argon2id...:admin"
+  fi
   if [ "$c" = job-runner ]; then
     # The quickstart source loader's init container (source-loader-job.yaml).
     volume "$work/loader-source" 1000
