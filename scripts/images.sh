@@ -34,7 +34,8 @@
 # AURUM_IMAGE_CARGO=0 skips cargo and packages what is there. CARGO_TARGET_DIR
 # defaults to $AURUM_CACHE/target, as in the Makefile.
 #
-# Other settings: AURUM_IMAGE_STORAGE_DRIVER (default overlay when an overlay
+# Other settings: AURUM_IMAGE_COMPONENTS (a subset of the four, e.g. "operator"),
+# AURUM_IMAGE_STORAGE_DRIVER (default overlay when an overlay
 # mount works under DIR, else vfs), AURUM_IMAGE_REGISTRY (default localhost: the name prefix;
 # the chart then takes --set image.registry=localhost), AURUM_DEBIAN_MIRROR and
 # AURUM_DEBIAN_SECURITY_MIRROR (default: the ones in this machine's apt sources).
@@ -52,7 +53,8 @@ profile=${AURUM_IMAGE_PROFILE:-release}
 target_dir=${CARGO_TARGET_DIR:-$cache/target}
 registry=${AURUM_IMAGE_REGISTRY:-localhost}
 suite=trixie
-components=(operator job-runner api dashboard)
+# AURUM_IMAGE_COMPONENTS: a subset, e.g. "operator api" (default: all four)
+read -r -a components <<< "${AURUM_IMAGE_COMPONENTS:-operator job-runner api dashboard}"
 
 log() { echo "images.sh: $*" >&2; }
 die() { echo "images.sh: $*" >&2; exit 1; }
@@ -127,6 +129,7 @@ mkdir -p "$dir/etc"
 printf 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n' > "$dir/etc/registries.conf"
 printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' > "$dir/etc/policy.json"
 export CONTAINERS_REGISTRIES_CONF=$dir/etc/registries.conf
+policy=(--signature-policy "$dir/etc/policy.json")
 export BUILDAH_ISOLATION=chroot
 bah() {
   buildah --root "$storage" --runroot "$dir/runroot" --storage-driver "$driver" "$@"
@@ -180,13 +183,16 @@ apt_opts=(
 )
 
 base_image=""
+base_sum=""
 ensure_base() {
   [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources; set AURUM_DEBIAN_MIRROR"
   local key tar
   key=$(base_recipe | sha256sum | cut -c1-16)
   tar=$dir/base/debian-$suite-$key.tar
-  base_image=$registry/aurum-base:$suite-$key
-  if bah inspect --type image "$base_image" >/dev/null 2>&1; then
+  # A name of buildah's storage only: never pushed.
+  base_image=localhost/aurum-base:$suite-$key
+  if [ -s "$tar" ] && [ -s "$tar.sha256" ] && bah inspect --type image "$base_image" >/dev/null 2>&1; then
+    base_sum=$(cat "$tar.sha256")
     return 0
   fi
   if [ ! -s "$tar" ]; then
@@ -206,21 +212,27 @@ deb $security $suite-security main"
       die "mmdebstrap failed (log: $dir/base/mmdebstrap.log)"
     fi
     mv "$tar.tmp" "$tar"
+    rm -f "$tar.sha256"
     log "base root made in $((SECONDS - t0)) s: $tar ($(du -h "$tar" | cut -f1))"
   fi
+  # The archives' keys name the base by its contents, so that a base made
+  # again (newer packages) rebuilds them and a storage made again does not.
+  [ -s "$tar.sha256" ] || sha256sum < "$tar" | cut -d' ' -f1 > "$tar.sha256"
+  base_sum=$(cat "$tar.sha256")
   log "importing the base root as $base_image"
+  bah rmi "$base_image" >/dev/null 2>&1 || true
   local c
-  c=$(bah from --pull=never scratch)
+  c=$(bah from "${policy[@]}" --pull=never scratch)
   bah add "$c" "$tar" / >/dev/null
   bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --cmd bash "$c"
   bah commit --quiet --rm "$c" "$base_image" >/dev/null
   # Older bases (another recipe) are of no further use.
   local old
-  for old in $(bah images --format '{{.Name}}:{{.Tag}}' | grep "^$registry/aurum-base:" | grep -vxF "$base_image" || true); do
+  for old in $(bah images --format '{{.Name}}:{{.Tag}}' | grep "^localhost/aurum-base:" | grep -vxF "$base_image" || true); do
     bah rmi "$old" >/dev/null 2>&1 || true
   done
-  find "$dir/base" -mindepth 1 -maxdepth 1 -name "debian-*" ! -name "$(basename "$tar")" -exec rm -rf {} +
+  find "$dir/base" -mindepth 1 -maxdepth 1 -name "debian-*" ! -name "$(basename "$tar")*" -exec rm -rf {} +
 }
 
 # --- building ------------------------------------------------------------------------
@@ -256,13 +268,13 @@ build() {
   else
     local t0=$SECONDS
     log "building $image"
-    if ! bah bud --isolation chroot --layers --pull=never \
+    if ! bah bud "${policy[@]}" --isolation chroot --layers --pull=never \
         --build-arg BASE_IMAGE="$base_image" -t "$image" "$@" >"$dir/logs/$name.log" 2>&1; then
       tail -n 30 "$dir/logs/$name.log" >&2
       die "building $image failed (log: $dir/logs/$name.log)"
     fi
     rm -f "$archive" "$stamp" "$archive.unpacked"
-    bah push --quiet "$image" "oci-archive:$archive.tmp:$image" >>"$dir/logs/$name.log" 2>&1 ||
+    bah push "${policy[@]}" --quiet "$image" "oci-archive:$archive.tmp:$image" >>"$dir/logs/$name.log" 2>&1 ||
       die "writing $archive failed (log: $dir/logs/$name.log)"
     mv "$archive.tmp" "$archive"
     unpacked_size "$archive" > "$archive.unpacked"
@@ -311,11 +323,12 @@ build_aurum() {
   version=$(app_version)
   [ -n "$version" ] || die "no appVersion in charts/aurum/Chart.yaml"
   stage_binaries
-  for c in "${components[@]}"; do contexts+=(--build-context "build-$c=$stage"); done
+  # Every build-* stage the Dockerfile has is replaced, whichever is built.
+  for c in operator job-runner api dashboard; do contexts+=(--build-context "build-$c=$stage"); done
   for c in "${components[@]}"; do
     image=$registry/aurum-$c:$version
     archive=$dir/oci/aurum-$c-$version.tar
-    extra="$image $base_image $(bah inspect --type image --format '{{.FromImageID}}' "$base_image") target=$c"
+    extra="$image $base_sum target=$c"
     local files=("$repo/Dockerfile" "$repo/.dockerignore" "$stage/out/aurum-$c")
     [ "$c" = job-runner ] && files+=("$repo/source")
     key=$(inputs_key "${files[@]}")
@@ -332,7 +345,7 @@ build_test() {
   local image archive key lib_env lib
   image=$registry/aurum-test-postgres:17
   archive=$dir/oci/aurum-test-postgres-17.tar
-  extra="$image $base_image $(bah inspect --type image --format '{{.FromImageID}}' "$base_image")"
+  extra="$image $base_sum"
   key=$(inputs_key "$repo/testenv/images/postgres")
   build test-postgres "$image" "$key" "$archive" \
     -f "$repo/testenv/images/postgres/Dockerfile" "$repo/testenv"
@@ -346,7 +359,7 @@ build_test() {
   version=$(hadoop_version)
   image=$registry/aurum-test-hadoop:$version
   archive=$dir/oci/aurum-test-hadoop-$version.tar
-  extra="$image $base_image $(bah inspect --type image --format '{{.FromImageID}}' "$base_image")"
+  extra="$image $base_sum"
   key=$(inputs_key "$repo/testenv/images/hadoop" "$lib/.aurum-pom-sha256" "$(dirname "$lib")/web")
   build test-hadoop "$image" "$key" "$archive" \
     --build-context "jars=$(dirname "$lib")" \
