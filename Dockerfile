@@ -12,9 +12,18 @@
 # (charts/aurum) expects these names, tagged with its appVersion. BuildKit (the
 # default builder of current Docker) caches the cargo registry and target
 # directory between builds.
+#
+# The same runtime stages also build without Docker (`make images`, i.e.
+# scripts/images.sh, with buildah): it replaces each build-<component> stage
+# with a directory holding out/aurum-<component> built by cargo on the host
+# (`--build-context build-<component>=DIR`, so the build stages never run) and
+# sets BASE_IMAGE to a Debian root made by mmdebstrap. Everything from the
+# runtime stage on is the same for both paths; see docs/images.md.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=trixie
+# The runtime base: Debian's slim image, or a local equivalent (scripts/images.sh).
+ARG BASE_IMAGE=debian:${DEBIAN_RELEASE}-slim
 
 # --- build ------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
@@ -58,7 +67,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D target/release/aurum-dashboard /out/aurum-dashboard
 
 # --- runtime ----------------------------------------------------------------
-FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 # A named user, so HDFS clients see a user name (not a bare uid).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \

@@ -1,7 +1,7 @@
 # Aurum: the commands README.md documents.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/aurum/target
 
-.PHONY: demo test lint bench crds chart
+.PHONY: demo test lint bench crds chart images test-images
 
 ## Run the whole pipeline on source/ into a throwaway PostgreSQL under .aurum/
 demo:
@@ -28,3 +28,12 @@ chart:
 crds:
 	cargo run -q -p aurum-operator -- crdgen > crds/aurum.dev.yaml
 	cp crds/aurum.dev.yaml charts/aurum/crds/aurum.dev.yaml
+
+## Build the four images without Docker (buildah) as OCI archives under ~/.cache/aurum/images
+## (AURUM_IMAGE_PROFILE=debug packages the debug binaries `make test` built; see docs/images.md)
+images:
+	scripts/images.sh aurum
+
+## Build the test-only PostgreSQL and Hadoop images of the Helm quickstart (testenv/images)
+test-images:
+	scripts/images.sh test

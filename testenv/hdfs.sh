@@ -9,6 +9,9 @@
 #   testenv/hdfs.sh stop DIR              stop all three (the data stays in DIR until
 #                                         the next start, which formats afresh)
 #   testenv/hdfs.sh env DIR               print the two lines again
+#   testenv/hdfs.sh jars                  fetch the jars only (once); prints
+#                                         AURUM_HDFS_LIB=... and AURUM_HDFS_WEB=...
+#                                         (scripts/images.sh puts them in an image)
 #   testenv/hdfs.sh kill-datanode DIR N   SIGKILL DataNode N (1 or 2), as a crash would
 #   testenv/hdfs.sh start-datanode DIR N  start DataNode N again (a no-op if it runs)
 #                                         and wait until it heartbeats to the NameNode
@@ -519,14 +522,25 @@ wait_datanode_dead() {
   done
 }
 
+jars() {
+  mkdir -p "$cache/hdfs"
+  exec 9>"$cache/hdfs/.start.lock"
+  flock 9
+  ensure_jars
+  ensure_webapps
+  echo "AURUM_HDFS_LIB=$lib"
+  echo "AURUM_HDFS_WEB=$web"
+}
+
 usage() {
-  echo "usage: testenv/hdfs.sh start|stop|env DIR | kill-datanode|start-datanode|wait-datanode-dead DIR N" >&2
+  echo "usage: testenv/hdfs.sh start|stop|env DIR | kill-datanode|start-datanode|wait-datanode-dead DIR N | jars" >&2
   exit 2
 }
 
 cmd=${1:-}
 case "$cmd" in
   start|stop|env) [ $# -eq 2 ] || usage ;;
+  jars) [ $# -eq 1 ] || usage ;;
   kill-datanode|start-datanode|wait-datanode-dead) [ $# -eq 3 ] || usage ;;
   *) usage ;;
 esac
@@ -534,6 +548,7 @@ case "$cmd" in
   start) start "$2" ;;
   stop) stop "$2" ;;
   env) print_env "$(cd "$2" && pwd)" ;;
+  jars) jars ;;
   kill-datanode) kill_datanode "$2" "$3" ;;
   start-datanode) start_datanode "$2" "$3" ;;
   wait-datanode-dead) wait_datanode_dead "$2" "$3" ;;
