@@ -27,9 +27,9 @@ DIR=$(cd "$DIR" && pwd)
 started_kube=0
 backend_pid=""
 cleanup() {
-  [ -n "$backend_pid" ] && kill "$backend_pid" 2>/dev/null || true
+  if [ -n "$backend_pid" ]; then kill "$backend_pid" 2>/dev/null || true; fi
   testenv/ingress.sh stop "$DIR/ingress" >&2 || true
-  [ $started_kube = 1 ] && testenv/kube.sh stop "$DIR/kube" >&2 || true
+  if [ $started_kube = 1 ]; then testenv/kube.sh stop "$DIR/kube" >&2 || true; fi
 }
 trap cleanup EXIT
 
@@ -104,8 +104,11 @@ PY
 backend_pid=$!
 for _ in $(seq 1 100); do [ -f "$ports_file" ] && break; sleep 0.1; done
 [ -f "$ports_file" ] || { cat "$DIR/backend.log" >&2; log "backends did not start"; exit 1; }
-# shellcheck disable=SC1090
-. "$ports_file"
+port_of() { sed -n "s/^$1=//p" "$ports_file"; }
+api=$(port_of api)
+api2=$(port_of api2)
+dashboard=$(port_of dashboard)
+flight=$(port_of flight)
 
 pass=0
 fail=0
@@ -206,8 +209,7 @@ get() {
   if [ "$out" = 200 ]; then cat "$DIR/body"; else echo "$out"; fi
 }
 wait_for() { # wait_for HOST PATH PATTERN
-  local i
-  for i in $(seq 1 80); do
+  for _ in $(seq 1 80); do
     get "$1" "$2" | grep -q "$3" && return 0
     sleep 0.25
   done
@@ -254,8 +256,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.aurum.local \
   --show-only templates/ingress.yaml | "$kubectl" apply -f - >&2
 https_port=${AURUM_INGRESS_HTTPS_URL##*:}
 https_get() {
-  local i
-  for i in $(seq 1 80); do
+  for _ in $(seq 1 80); do
     curl -s --cacert "$DIR/tls.crt" --resolve "api.aurum.local:$https_port:127.0.0.1" \
       "https://api.aurum.local:$https_port/tls" | grep -q '"backend": "api2", "path": "/tls"' && return 0
     sleep 0.25

@@ -141,7 +141,7 @@ EOF
 # A kubeconfig for Traefik's ServiceAccount: the cluster of $KUBECONFIG, a token
 # from the TokenRequest API (so the RBAC above is what Traefik really has).
 sa_kubeconfig() {
-  local dir=$1 kubectl=$2 server ca token
+  local dir=$1 kubectl=$2 server token
   server=$("$kubectl" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
   "$kubectl" config view --minify --raw --flatten \
     -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > "$dir/ca.crt"
@@ -221,8 +221,8 @@ start() {
 
   # Up when /ping answers and the Kubernetes provider has sent its first
   # configuration (Traefik's API lists the internal routers before that).
-  local i ok=0
-  for i in $(seq 1 240); do
+  local ok=0
+  for _ in $(seq 1 240); do
     if curl -sf "http://127.0.0.1:$api_port/ping" >/dev/null 2>&1 &&
       grep -q 'providerName=kubernetes' "$dir/logs/traefik.log" 2>/dev/null &&
       ! grep -q 'Error watching kubernetes events' "$dir/logs/traefik.log"; then
@@ -241,12 +241,12 @@ start() {
 }
 
 stop_pid() {
-  local f=$1 pid i
+  local f=$1 pid
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
