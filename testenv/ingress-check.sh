@@ -176,13 +176,19 @@ EOF
 "$helm" template aurum charts/aurum -n "$NS" -f charts/aurum/values-quickstart.yaml \
   --show-only templates/ingress.yaml > "$DIR/chart-ingress.yaml"
 "$kubectl" apply -f "$DIR/chart-ingress.yaml" >&2
-cat <<EOF | "$kubectl" apply -f - >&2
+# flight_ingress [SECRET]: an Ingress for Flight SQL, with a `tls` section when
+# SECRET is given.
+flight_ingress() {
+  local tls=""
+  [ -n "${1:-}" ] && tls="tls: [{hosts: [flight.aurum.local], secretName: $1}]"
+  cat <<EOF | "$kubectl" apply -f - >&2
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: aurum-flight
   namespace: $NS
 spec:
+  $tls
   rules:
     - host: flight.aurum.local
       http:
@@ -195,6 +201,8 @@ spec:
                 port:
                   name: flight-sql
 EOF
+}
+flight_ingress
 
 check "the chart renders the api and dashboard Ingresses" \
   test "$(grep -c '^kind: Ingress' "$DIR/chart-ingress.yaml")" = 2
@@ -247,13 +255,14 @@ check "no serving endpoint gives 503" wait_for api.aurum.local /x '^503$'
 # TLS, as the chart renders it with api.ingress.tls.enabled and a certificate in
 # the Secret it names.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.aurum.local \
-  -addext subjectAltName=DNS:api.aurum.local -keyout "$DIR/tls.key" -out "$DIR/tls.crt" 2>/dev/null
+  -addext subjectAltName=DNS:api.aurum.local,DNS:flight.aurum.local -keyout "$DIR/tls.key" -out "$DIR/tls.crt" 2>/dev/null
 "$kubectl" -n "$NS" create secret tls aurum-api-tls --cert "$DIR/tls.crt" --key "$DIR/tls.key" >&2
 "$kubectl" -n "$NS" patch endpointslice aurum-api-manual --type=json \
   -p '[{"op":"replace","path":"/endpoints/0/conditions","value":{"ready":true}}]' >&2
 "$helm" template aurum charts/aurum -n "$NS" -f charts/aurum/values-quickstart.yaml \
   --set api.ingress.tls.enabled=true --set api.ingress.tls.secretName=aurum-api-tls \
   --show-only templates/ingress.yaml | "$kubectl" apply -f - >&2
+flight_ingress aurum-api-tls
 https_port=${AURUM_INGRESS_HTTPS_URL##*:}
 https_get() {
   for _ in $(seq 1 80); do
@@ -265,21 +274,39 @@ https_get() {
 }
 check "TLS with the chart's tls values and the Secret's certificate" https_get
 
-# gRPC: an Arrow Flight DoGet through the controller (h2c both sides), the
-# :authority naming the Ingress host.
-flight_get() {
-  FLIGHT_URI="grpc://127.0.0.1:${url##*:}" "$VENV/bin/python" - <<'PY'
-import os, sys
+# gRPC: an Arrow Flight DoGet through the controller to the h2c backend: over
+# h2c with the :authority naming the Ingress host, and over TLS (ALPN h2) on the
+# HTTPS entry point with the Ingress's certificate.
+flight_get() { # flight_get URI [CA]
+  FLIGHT_URI=$1 FLIGHT_CA=${2:-} "$VENV/bin/python" - <<'PY'
+import os, sys, time
 import pyarrow.flight as fl
-c = fl.FlightClient(os.environ["FLIGHT_URI"],
-                    generic_options=[("grpc.default_authority", "flight.aurum.local")])
-t = c.do_get(fl.Ticket(b"through-the-ingress")).read_all()
+uri, ca = os.environ["FLIGHT_URI"], os.environ["FLIGHT_CA"]
+if ca:
+    c = fl.FlightClient(uri, tls_root_certs=open(ca, "rb").read(),
+                        override_hostname="flight.aurum.local")
+else:
+    c = fl.FlightClient(uri, generic_options=[("grpc.default_authority", "flight.aurum.local")])
+err = None
+for attempt in range(40):
+    try:
+        t = c.do_get(fl.Ticket(b"through-the-ingress")).read_all()
+        break
+    except fl.FlightError as e:
+        err = e
+        time.sleep(0.25)
+else:
+    print(f"flight: {err}", file=sys.stderr)
+    sys.exit(1)
 ok = t.num_rows == 1000 and t.column("ticket")[0].as_py() == "through-the-ingress"
 print(f"flight: {t.num_rows} rows", file=sys.stderr)
 sys.exit(0 if ok else 1)
 PY
 }
-check "gRPC (Arrow Flight DoGet, h2c) through the Ingress host flight.aurum.local" flight_get
+check "gRPC (Arrow Flight DoGet) over h2c through the Ingress host flight.aurum.local" \
+  flight_get "grpc://127.0.0.1:${url##*:}"
+check "gRPC (Arrow Flight DoGet) over TLS through the Ingress host flight.aurum.local" \
+  flight_get "grpc+tls://127.0.0.1:$https_port" "$DIR/tls.crt"
 
 pid=$(cat "$DIR/ingress/traefik.pid")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")

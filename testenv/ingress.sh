@@ -49,7 +49,7 @@ build() {
     die "testenv/ingress/go.mod does not require traefik $TRAEFIK_VERSION; update both together"
   mkdir -p "$bindir"
   local t0=$SECONDS v="github.com/traefik/traefik/v3/pkg/version"
-  log "building traefik $TRAEFIK_VERSION (once; about ten minutes on 2 cores)"
+  log "building traefik $TRAEFIK_VERSION (once; 2.4 GB of modules, 10-20 minutes on 2 busy cores)"
   (cd "$here/ingress" && nice -n 10 go build -trimpath \
     -ldflags "-s -w -X $v.Version=$TRAEFIK_VERSION -X $v.Codename=aurum-testenv" \
     -o "$bindir/traefik.tmp" github.com/traefik/traefik/v3/cmd/traefik) >&2
