@@ -72,4 +72,16 @@ AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator \
 AURUM_DASHBOARD_BIN=$CARGO_TARGET_DIR/debug/aurum-dashboard \
   charts/tests/validate.sh || status=$?
 
+# The ingress controller (Traefik, built from its Go module) routes the chart's
+# Ingresses, TLS and gRPC, on the control plane above.
+testenv/ingress-check.sh "$state/ingress-check" || status=$?
+
+# The Helm quickstart end to end as real pods on a real node (containerd, runc,
+# CNI, kubelet, kube-proxy, CoreDNS; its own control plane): the images built
+# here, helm install, Ready DataLake and Datamarts, gold against the reference,
+# the API and the dashboard through the ingress, the failure paths, upgrade and
+# uninstall. The kube.sh control plane is not needed any more.
+testenv/kube.sh stop "$state/kube" >/dev/null 2>&1 || true
+AURUM_QUICKSTART_STATE=$state/quickstart charts/tests/quickstart.sh || status=$?
+
 exit "$status"
