@@ -54,6 +54,9 @@
 #   pods cannot write); local-path-provisioner (what kind uses) runs as a host
 #   process and makes each volume 0777 under DIR/local-path through a busybox helper
 #   pod. StorageClass `standard` (default, WaitForFirstConsumer, Delete).
+# - Nothing is pulled: containerd's registry requests go to a proxy on a closed
+#   loopback port (127.0.0.1:9) and fail at once; Go never proxies localhost, so a
+#   missing localhost/... image fails on 127.0.0.1:80/443 instead. Import images.
 # - Safety net: chain AURUM-GUARD, first in filter OUTPUT and FORWARD, REJECTs
 #   packets still addressed to the Service CIDR (not translated by kube-proxy),
 #   service traffic translated to an address that is neither ours nor a pod's,
@@ -519,7 +522,11 @@ EOF
   ]
 }
 EOF
-  containerd --config "$c/config.toml" > "$dir/logs/containerd.log" 2>&1 &
+  # Nothing may be pulled: a pull of a missing image goes to a proxy on a closed
+  # loopback port and fails at once, with no name lookup or connection elsewhere.
+  HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy= \
+    containerd --config "$c/config.toml" > "$dir/logs/containerd.log" 2>&1 &
   echo $! > "$dir/run/containerd.pid"
   wait_for containerd 30 "$dir/run/containerd.pid" ctr_ version ||
     fail "containerd did not start" "$dir/logs/containerd.log"
