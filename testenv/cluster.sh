@@ -21,13 +21,16 @@
 # cluster per machine (the bridge, the iptables chains and the kubepods cgroups
 # are global); a start with another DIR while one runs fails.
 #
+# testenv/cluster-smoke.sh DIR proves that the node runs pods as a node does.
+#
 # Built from the Go module proxy like kube.sh (GOTOOLCHAIN=local): kubelet,
 # kube-proxy and kube-scheduler from testenv/kube (next to kube.sh's binaries),
 # CoreDNS (only the plugins it uses), local-path-provisioner and crictl from the
-# wrapper modules in
-# testenv/cluster/ (into $AURUM_CACHE/cluster/bin). Debian packages (containerd,
-# runc, containernetworking-plugins, iptables, conntrack, gcc, busybox-static...)
-# are installed with apt-get when absent. Nothing is pulled from a registry: the
+# wrapper modules in testenv/cluster/ (into $AURUM_CACHE/cluster/bin, named after
+# their sources; the OCI archives into $AURUM_CACHE/cluster/images). Debian
+# packages (containerd, runc, containernetworking-plugins, iptables, conntrack,
+# gcc, busybox-static...) are installed with apt-get when absent. Nothing is
+# pulled from a registry: the
 # sandbox (pause) image is a static C program (testenv/cluster/pause.c) and the
 # helper image is Debian's busybox-static, both written here as OCI archives.
 #
