@@ -30,9 +30,9 @@
 # their sources; the OCI archives into $AURUM_CACHE/cluster/images). Debian
 # packages (containerd, runc, containernetworking-plugins, iptables, conntrack,
 # gcc, busybox-static...) are installed with apt-get when absent. Nothing is
-# pulled from a registry: the
-# sandbox (pause) image is a static C program (testenv/cluster/pause.c) and the
-# helper image is Debian's busybox-static, both written here as OCI archives.
+# pulled from a registry: the sandbox (pause) image is a static C program
+# (testenv/cluster/pause.c) and the helper image is Debian's busybox-static, both
+# written here as OCI archives.
 #
 # What the node looks like (the facts behind it: ../shared/STACK_NOTES.md, "A real
 # node on this machine"):
