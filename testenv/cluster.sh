@@ -527,8 +527,8 @@ EOF
 EOF
   # Nothing may be pulled: a pull of a missing image goes to a proxy on a closed
   # loopback port and fails at once, with no name lookup or connection elsewhere.
-  HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
-    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy= \
+  HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY='' \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy='' \
     containerd --config "$c/config.toml" > "$dir/logs/containerd.log" 2>&1 &
   echo $! > "$dir/run/containerd.pid"
   wait_for containerd 30 "$dir/run/containerd.pid" ctr_ version ||
@@ -943,6 +943,13 @@ stop() {
   [ -d "$dir" ] || return 0
   dir=$(cd "$dir" && pwd)
   t0=$SECONDS
+  # The bridge, iptables chains, cgroups and sysctls belong to the machine's one
+  # cluster: when that runs from another DIR, leave them alone.
+  local other=
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$dir" ] && all_running "$(cat "$marker")"; then
+    other=$(cat "$marker")
+    log "the machine's cluster runs from $other: stopping only what runs from $dir"
+  fi
   stop_pids "$dir/run/local-path-provisioner.pid" "$dir/run/kubelet.pid"
   step "kubelet stopped"
   # Pods down through the CRI, so that the CNI plugins undo their work.
@@ -964,6 +971,13 @@ stop() {
   for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $dir/containerd/containerd.sock" || true); do
     kill -9 "$pid" 2>/dev/null || true
   done
+  if [ -n "$other" ]; then
+    "$kube_sh" stop "$dir/cp"
+    unmount_under "$dir" || { log "mounts remain under $dir"; return 1; }
+    rm -f "$dir/env"
+    log "stopped in $((SECONDS - t0))s"
+    return 0
+  fi
   # Processes left in the pods' cgroups, then the cgroups, depth first.
   local h pids
   for h in /sys/fs/cgroup/*/kubepods; do
