@@ -13,6 +13,7 @@
 #     a non-root pod (uid 999, fsGroup 999), and its volume goes with the claim;
 #   - from the host: a hostPort (on the node address and 127.0.0.1), a NodePort
 #     and a ClusterIP reach a pod;
+#   - a missing image is not pulled: containerd's pulls end at a closed loopback port;
 #   - the safety net: a ClusterIP nobody serves is refused on this machine.
 # All pods but the one with a hostPort run in a namespace that enforces Pod
 # Security `restricted`.
@@ -385,16 +386,42 @@ EOF
   [ "$a" = exposed ] && [ "$b" = exposed ] && [ "$c" = exposed ] && [ "$d" = exposed ]
 }
 
+no_pull() {
+  kc -n "$ns" apply -f - > /dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: missing-image}
+spec:
+  securityContext: $pod_restricted
+  containers:
+  - name: main
+    image: docker.io/library/busybox:1.36.1
+    imagePullPolicy: IfNotPresent
+    securityContext: $restricted
+EOF
+  local msg=
+  for _ in $(seq 1 60); do
+    msg=$(kc -n "$ns" get events --field-selector involvedObject.name=missing-image,reason=Failed \
+      -o jsonpath='{.items[0].message}' 2>/dev/null || true)
+    [ -n "$msg" ] && break
+    sleep 0.5
+  done
+  log "  ${msg:-no pull failure reported}"
+  [[ $msg == *"proxyconnect tcp: dial tcp 127.0.0.1:9: connect: connection refused"* ]]
+}
+
 safety_net() {
   local c first
   for c in OUTPUT FORWARD; do
     first=$(iptables -w -S "$c" | sed -n 2p)
     [ "$first" = "-A $c -j AURUM-GUARD" ] || { log "  $c starts with: $first"; return 1; }
   done
-  # 10.0.0.99 is in the Service CIDR and no Service has it: rejected here.
-  local rc=0
-  curl -s --max-time 3 http://10.0.0.99/ > /dev/null 2>&1 || rc=$?
-  log "  curl to an unserved ClusterIP: exit $rc (7: refused)"
+  # An address of the Service CIDR that no Service has: rejected here.
+  local used ip=250 rc=0
+  used=" $(kc get services -A -o jsonpath='{..clusterIP}') "
+  while [[ $used == *" 10.0.0.$ip "* ]]; do ip=$((ip - 1)); done
+  curl -s --max-time 3 "http://10.0.0.$ip/" > /dev/null 2>&1 || rc=$?
+  log "  curl to the unserved ClusterIP 10.0.0.$ip: exit $rc (7: refused)"
   [ $rc = 7 ]
 }
 
@@ -407,6 +434,7 @@ check "32Mi memory limit: OOMKilled" oom_killed
 check "liveness probe failure restarts the container" liveness_restart
 check "default StorageClass: PVC bound, writable by uid 999, removed with the claim" pvc_writable
 check "hostPort, NodePort and ClusterIP reach a pod from the host" host_ports
+check "a missing image is not pulled from anywhere" no_pull
 check "safety net: unserved ClusterIP refused" safety_net
 if [ ${#failures[@]} -gt 0 ]; then
   log "${#failures[@]} check(s) failed in $((SECONDS - t0))s: ${failures[*]}"

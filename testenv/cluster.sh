@@ -21,15 +21,18 @@
 # cluster per machine (the bridge, the iptables chains and the kubepods cgroups
 # are global); a start with another DIR while one runs fails.
 #
+# testenv/cluster-smoke.sh DIR proves that the node runs pods as a node does.
+#
 # Built from the Go module proxy like kube.sh (GOTOOLCHAIN=local): kubelet,
 # kube-proxy and kube-scheduler from testenv/kube (next to kube.sh's binaries),
 # CoreDNS (only the plugins it uses), local-path-provisioner and crictl from the
-# wrapper modules in
-# testenv/cluster/ (into $AURUM_CACHE/cluster/bin). Debian packages (containerd,
-# runc, containernetworking-plugins, iptables, conntrack, gcc, busybox-static...)
-# are installed with apt-get when absent. Nothing is pulled from a registry: the
-# sandbox (pause) image is a static C program (testenv/cluster/pause.c) and the
-# helper image is Debian's busybox-static, both written here as OCI archives.
+# wrapper modules in testenv/cluster/ (into $AURUM_CACHE/cluster/bin, named after
+# their sources; the OCI archives into $AURUM_CACHE/cluster/images). Debian
+# packages (containerd, runc, containernetworking-plugins, iptables, conntrack,
+# gcc, busybox-static...) are installed with apt-get when absent. Nothing is
+# pulled from a registry: the sandbox (pause) image is a static C program
+# (testenv/cluster/pause.c) and the helper image is Debian's busybox-static, both
+# written here as OCI archives.
 #
 # What the node looks like (the facts behind it: ../shared/STACK_NOTES.md, "A real
 # node on this machine"):
@@ -54,6 +57,9 @@
 #   pods cannot write); local-path-provisioner (what kind uses) runs as a host
 #   process and makes each volume 0777 under DIR/local-path through a busybox helper
 #   pod. StorageClass `standard` (default, WaitForFirstConsumer, Delete).
+# - Nothing is pulled: containerd's registry requests go to a proxy on a closed
+#   loopback port (127.0.0.1:9) and fail at once; Go never proxies localhost, so a
+#   missing localhost/... image fails on 127.0.0.1:80/443 instead. Import images.
 # - Safety net: chain AURUM-GUARD, first in filter OUTPUT and FORWARD, REJECTs
 #   packets still addressed to the Service CIDR (not translated by kube-proxy),
 #   service traffic translated to an address that is neither ours nor a pod's,
@@ -519,7 +525,11 @@ EOF
   ]
 }
 EOF
-  containerd --config "$c/config.toml" > "$dir/logs/containerd.log" 2>&1 &
+  # Nothing may be pulled: a pull of a missing image goes to a proxy on a closed
+  # loopback port and fails at once, with no name lookup or connection elsewhere.
+  HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY='' \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy='' \
+    containerd --config "$c/config.toml" > "$dir/logs/containerd.log" 2>&1 &
   echo $! > "$dir/run/containerd.pid"
   wait_for containerd 30 "$dir/run/containerd.pid" ctr_ version ||
     fail "containerd did not start" "$dir/logs/containerd.log"
@@ -933,6 +943,13 @@ stop() {
   [ -d "$dir" ] || return 0
   dir=$(cd "$dir" && pwd)
   t0=$SECONDS
+  # The bridge, iptables chains, cgroups and sysctls belong to the machine's one
+  # cluster: when that runs from another DIR, leave them alone.
+  local other=
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$dir" ] && all_running "$(cat "$marker")"; then
+    other=$(cat "$marker")
+    log "the machine's cluster runs from $other: stopping only what runs from $dir"
+  fi
   stop_pids "$dir/run/local-path-provisioner.pid" "$dir/run/kubelet.pid"
   step "kubelet stopped"
   # Pods down through the CRI, so that the CNI plugins undo their work.
@@ -954,6 +971,13 @@ stop() {
   for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $dir/containerd/containerd.sock" || true); do
     kill -9 "$pid" 2>/dev/null || true
   done
+  if [ -n "$other" ]; then
+    "$kube_sh" stop "$dir/cp"
+    unmount_under "$dir" || { log "mounts remain under $dir"; return 1; }
+    rm -f "$dir/env"
+    log "stopped in $((SECONDS - t0))s"
+    return 0
+  fi
   # Processes left in the pods' cgroups, then the cgroups, depth first.
   local h pids
   for h in /sys/fs/cgroup/*/kubepods; do

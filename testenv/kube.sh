@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway Kubernetes control plane on loopback (etcd, kube-apiserver,
+# A throwaway Kubernetes control plane, on loopback by default (etcd, kube-apiserver,
 # kube-controller-manager; no kubelet), for the operator's integration tests.
 #
 #   testenv/kube.sh build [CMD..] build (once) etcd, kube-apiserver,
