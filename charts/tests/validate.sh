@@ -481,8 +481,9 @@ PY
     '$kubectl' -n '$ns_quick' get jobs -l aurum.dev/datalake=lake,app.kubernetes.io/managed-by=aurum-operator -o name | grep -q ingest"
   waits "it wrote the DataLake's status (phase Running)" 60 bash -c "
     [ \"\$('$kubectl' -n '$ns_quick' get datalake lake -o jsonpath='{.status.phase}')\" = Running ]"
-  waits "it wrote the Datamarts' status and finalizer" 60 bash -c "
-    [ \"\$('$kubectl' -n '$ns_quick' get datamart top-products -o jsonpath='{.status.phase}/{.metadata.finalizers[0]}')\" = Pending/aurum.dev/gold-table ]"
+  waits "it wrote the Datamarts' status, and the finalizer of the Delete-policy one only" 60 bash -c "
+    [ \"\$('$kubectl' -n '$ns_quick' get datamart top-products -o jsonpath='{.status.phase}/{.metadata.finalizers}')\" = Pending/ ] &&
+    [ \"\$('$kubectl' -n '$ns_quick' get datamart monthly-sales -o jsonpath='{.metadata.finalizers[0]}')\" = aurum.dev/gold-table ]"
   waits "it recorded a RunStarted event (events.k8s.io)" 60 bash -c "
     '$kubectl' -n '$ns_quick' get events.events.k8s.io -o jsonpath='{range .items[*]}{.reportingController}/{.reason}{\"\\n\"}{end}' | grep -q '^aurum-operator/RunStarted'"
   "$kubectl" -n "$ns_quick" delete datamart monthly-sales --wait=false >/dev/null

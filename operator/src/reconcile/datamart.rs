@@ -15,7 +15,7 @@ use crate::status::{finish_run, fmt_time};
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -30,6 +30,18 @@ pub async fn reconcile(dm: Arc<Datamart>, ctx: Arc<Context>) -> Result<Action> {
         name: dm.name_any(),
     })?;
     let api: Api<Datamart> = Api::namespaced(ctx.client.clone(), &ns);
+    if dm.spec.deletion_policy == DeletionPolicy::Retain {
+        // Keeping the table needs nothing at deletion, so such a Datamart carries
+        // no finalizer: deleting it (or `helm uninstall`, which removes the
+        // operator at the same time) never waits for an operator that is gone.
+        if dm.finalizers().iter().any(|f| f == GOLD_FINALIZER) {
+            remove_gold_finalizer(&api, &dm).await?;
+        }
+        if dm.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::await_change());
+        }
+        return apply(dm, ctx, ns).await;
+    }
     finalizer(&api, GOLD_FINALIZER, dm, |event| async {
         match event {
             Finalizer::Apply(dm) => apply(dm, ctx.clone(), ns.clone()).await,
@@ -42,6 +54,31 @@ pub async fn reconcile(dm: Arc<Datamart>, ctx: Arc<Context>) -> Result<Action> {
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     })
+}
+
+/// Removes the gold-table finalizer (left by `deletionPolicy: Delete`, or by an
+/// operator that added it to every Datamart), keeping any other finalizer. The
+/// resourceVersion makes it a no-op conflict if the object changed meanwhile.
+async fn remove_gold_finalizer(api: &Api<Datamart>, dm: &Datamart) -> Result<()> {
+    let others: Vec<&String> = dm
+        .finalizers()
+        .iter()
+        .filter(|f| *f != GOLD_FINALIZER)
+        .collect();
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": others, "resourceVersion": dm.resource_version()}
+    });
+    api.patch(
+        &dm.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err(format!(
+        "remove finalizer {GOLD_FINALIZER} from Datamart {}",
+        dm.name_any()
+    )))?;
+    Ok(())
 }
 
 /// Applies a finished datamart run to the status.
@@ -236,33 +273,24 @@ async fn drop_gold_table(ctx: &Context, ns: &str, dm: &Datamart) -> Result<Strin
 }
 
 async fn cleanup(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Action> {
-    match dm.spec.deletion_policy {
-        DeletionPolicy::Retain => {
-            let note = format!(
-                "deletionPolicy Retain: gold table {} kept",
-                dm.spec.datamart.table()
-            );
-            ctx.event(&*dm, EventType::Normal, "GoldTableRetained", "Delete", note)
+    // Only Datamarts with deletionPolicy Delete carry the finalizer (see `reconcile`).
+    match drop_gold_table(&ctx, &ns, &dm).await {
+        Ok(table) => {
+            let note = format!("deletionPolicy Delete: gold table {table} dropped");
+            ctx.event(&*dm, EventType::Normal, "GoldTableDropped", "Delete", note)
                 .await;
         }
-        DeletionPolicy::Delete => match drop_gold_table(&ctx, &ns, &dm).await {
-            Ok(table) => {
-                let note = format!("deletionPolicy Delete: gold table {table} dropped");
-                ctx.event(&*dm, EventType::Normal, "GoldTableDropped", "Delete", note)
-                    .await;
-            }
-            Err(e) => {
-                ctx.event(
-                    &*dm,
-                    EventType::Warning,
-                    "GoldTableDropFailed",
-                    "Delete",
-                    e.to_string(),
-                )
-                .await;
-                return Err(e);
-            }
-        },
+        Err(e) => {
+            ctx.event(
+                &*dm,
+                EventType::Warning,
+                "GoldTableDropFailed",
+                "Delete",
+                e.to_string(),
+            )
+            .await;
+            return Err(e);
+        }
     }
     Ok(Action::await_change())
 }
