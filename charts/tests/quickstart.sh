@@ -22,6 +22,8 @@
 #   6. figures: node start, image build, helm install to all Ready, a new
 #      Datamart to its gold table, the pods' memory.
 #
+# The two Rust tests it runs (--ignored in a plain cargo test) are built with the
+# workspace's features, as `cargo test --workspace` in make test built them.
 # Env: CARGO_TARGET_DIR (the workspace's debug build, packaged into the images:
 # AURUM_IMAGE_PROFILE, default debug), AURUM_HELM_BIN (else testenv/helm.sh),
 # AURUM_TEST_ARTIFACTS, AURUM_QUICKSTART_STATE (default ~/.cache/aurum/quickstart).
@@ -72,6 +74,9 @@ figure "node start (s)" $((SECONDS - t))
 kubectl=$AURUM_KUBE_BIN/kubectl
 k() { "$kubectl" -n "$ns" "$@"; }
 
+# What any node must do (pods, probes, DNS, volumes, OOM kills, exec, logs).
+check "the node's smoke test (testenv/cluster-smoke.sh)" testenv/cluster-smoke.sh "$state/cluster"
+
 t=$SECONDS
 service_env=$(testenv/ingress.sh start "$state/ingress")
 eval "$service_env"
@@ -105,7 +110,7 @@ overrides=(
 install_args=(charts/aurum -n "$ns" -f charts/aurum/values-quickstart.yaml "${overrides[@]}")
 
 t=$SECONDS
-"$helm" uninstall "$release" -n "$ns" --wait >/dev/null 2>&1 || true
+"$helm" uninstall "$release" -n "$ns" --wait --timeout 2m >/dev/null 2>&1 || true
 "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 "$kubectl" label namespace "$ns" --overwrite \
   pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
@@ -125,8 +130,8 @@ wait_for() {
     sleep 2
   done
 }
-ready() { # ready KIND NAME: the Ready condition is True
-  [ "$(k get "$1" "$2" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+ready() { # ready KIND NAME: phase Ready (its last run succeeded and none is due)
+  [ "$(k get "$1" "$2" -o jsonpath='{.status.phase}')" = Ready ]
 }
 datamarts=(sales-country-year top-products monthly-sales customer-lifetime-value)
 check "DataLake lake Ready" wait_for 900 "DataLake lake Ready" ready datalake lake
@@ -158,7 +163,7 @@ read -r pg_name pg_db <<<"$pg_user"
 export AURUM_QUICKSTART_DATABASE_URL="postgres://$pg_name:$pg_password@127.0.0.1:$pg_port/$pg_db"
 wait_for 30 "the port-forward to PostgreSQL" psql "$AURUM_QUICKSTART_DATABASE_URL" -c 'SELECT 1' || true
 check "gold equals the reference for source/" \
-  cargo test -q -p aurum-job-runner --test quickstart -- --ignored
+  cargo test -q --workspace --test quickstart -- --ignored the_quickstart_gold
 
 # --- 4. through the ingress -----------------------------------------------------
 api() { # api METHOD PATH [curl args...]: through the ingress, by the API's host name
@@ -192,7 +197,7 @@ export AURUM_QUICKSTART_RESOLVE="dashboard.aurum.local:80 $ingress_hostport"
 export AURUM_QUICKSTART_USER=admin AURUM_QUICKSTART_PASSWORD=$admin_password
 export AURUM_TEST_ARTIFACTS=$artifacts
 check "the dashboard through the ingress in Chromium (login, overview, CSV)" \
-  cargo test -q -p aurum-dashboard --test quickstart -- --ignored --nocapture
+  cargo test -q --workspace --test quickstart -- --ignored --nocapture the_quickstart_dashboard
 
 # --- 5. failure paths ----------------------------------------------------------
 condition() { # condition KIND NAME TYPE: "status|reason|message"
