@@ -87,7 +87,14 @@ async fn a_missing_snapshot_file_fails_the_datamart_and_publishes_nothing() {
         .unwrap()
         .to_owned();
     std::fs::remove_file(lake.join(&customers)).unwrap();
-    for datamart in DATAMARTS {
+    // top-products first: read with an empty customers table, it used to
+    // publish only its ALL scope and report success.
+    for datamart in [
+        "top-products",
+        "sales-country-year",
+        "monthly-sales",
+        "customer-lifetime-value",
+    ] {
         let output = support::job_runner(
             &[
                 "datamart",
