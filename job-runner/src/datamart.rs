@@ -116,9 +116,9 @@ pub enum DatamartError {
     Storage {
         /// The snapshot read.
         snapshot_id: String,
-        /// The lake's error.
+        /// The lake's error (boxed: it is large, and rare).
         #[source]
-        source: StorageError,
+        source: Box<StorageError>,
     },
     /// A silver table read does not have the rows its snapshot recorded.
     #[error(
@@ -490,7 +490,7 @@ impl Silver {
                         .await
                         .map_err(|source| DatamartError::Storage {
                             snapshot_id: snapshot.snapshot_id.clone(),
-                            source,
+                            source: Box::new(source),
                         })?
                         .ok_or_else(|| DatamartError::MissingFile {
                             file: lake.object_url(&path),
