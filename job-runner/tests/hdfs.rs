@@ -1,7 +1,7 @@
 //! The job-runner on a real HDFS (a NameNode and two DataNodes started by the
 //! test command, see testenv/hdfs.sh): the same gold as on a local lake, atomic
-//! publication seen by a concurrent reader, a DataNode dying in the middle of a
-//! large write, and clear failures.
+//! publication seen by a concurrent reader, datamarts racing preprocess, a
+//! DataNode dying in the middle of a large write, and clear failures.
 //!
 //! Needs AURUM_HDFS_URL, HADOOP_CONF_DIR (the cluster's client configuration),
 //! AURUM_HDFS_DIR (the cluster's folder, for killing a DataNode) and DATABASE_URL.
@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdfs_native::{Client, ClientBuilder, WriteOptions};
-use support::{gold_tables, last_error_line, path_arg};
+use support::race::{expected, race};
+use support::{GOLD_TABLES, gold_tables, last_error_line, path_arg, reference};
 
 static CLUSTER: RwLock<()> = RwLock::new(());
 
@@ -371,6 +372,39 @@ async fn a_concurrent_reader_never_sees_a_missing_or_partial_file() {
         snapshots >= 2,
         "the reader saw snapshots change ({snapshots})"
     );
+    let _ = client.delete(&root, true).await;
+}
+
+#[tokio::test]
+async fn datamarts_racing_preprocess_on_hdfs_publish_only_right_tables() {
+    let _cluster = shared_cluster();
+    let client = client();
+    let url = support::fresh_database("hdfs_race").await;
+    let (_dir, source) = support::generated_source(10_000, 26);
+    let root = fresh_lake(&client, "race").await;
+    let lake_url = format!("{}{root}/lake", hdfs_url());
+    support::run(path_arg(&source), &lake_url, &url, "2024-03-01");
+    let gold = reference::gold(&[&source], 10);
+    for (index, table) in gold_tables(&url).await.iter().enumerate() {
+        assert_eq!(table, expected(&gold, index), "{}", GOLD_TABLES[index]);
+    }
+    // As deployed: every run reads a whole snapshot.
+    let deployed = race(&lake_url, &url, &gold, &[], 5, Duration::from_secs(120)).await;
+    eprintln!("HDFS, default grace period: {deployed:?}");
+    assert!(deployed.publishes >= 2, "{deployed:?}");
+    assert_eq!(deployed.failed_cleanly, 0, "{deployed:?}");
+    // Without a grace period a run may lose its files, and must then fail cleanly.
+    let tight = race(
+        &lake_url,
+        &url,
+        &gold,
+        &["--snapshot-grace-secs", "0"],
+        5,
+        Duration::from_secs(120),
+    )
+    .await;
+    eprintln!("HDFS, no grace period: {tight:?}");
+    assert!(tight.publishes >= 2, "{tight:?}");
     let _ = client.delete(&root, true).await;
 }
 

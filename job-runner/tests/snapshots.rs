@@ -6,21 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{DATAMARTS, GOLD_TABLES, path_arg, reference};
-
-/// The reference rows of the `index`th gold table (in [`GOLD_TABLES`] order).
-fn expected(gold: &reference::Gold, index: usize) -> &Vec<Vec<String>> {
-    [
-        &gold.sales_country_year,
-        &gold.top_products,
-        &gold.monthly_sales,
-        &gold.customer_lifetime_value,
-    ][index]
-}
+use support::race::{expected, race};
+use support::{GOLD_TABLES, path_arg, reference};
 
 /// The silver snapshot manifest of a local lake.
 fn manifest(lake: &Path) -> serde_json::Value {
@@ -208,82 +197,6 @@ async fn replaced_snapshots_are_kept_two_publishes_and_the_grace_period() {
     assert_eq!(manifest(&lake)["retained"][0]["snapshot_id"], third);
 }
 
-/// Outcomes of the datamart runs of one stress round.
-#[derive(Default, Debug)]
-struct Outcomes {
-    succeeded: usize,
-    failed_cleanly: usize,
-    publishes: usize,
-}
-
-/// Runs the four datamarts over and over while `preprocess` (with
-/// `preprocess_args`) publishes `publishes` new snapshots of the same data, for
-/// at most `limit`. After every datamart run its table must equal the
-/// reference: a run that succeeded published the right table, one that failed
-/// (exit 1) kept the previous, right one.
-async fn race(
-    lake: &Path,
-    url: &str,
-    gold: &reference::Gold,
-    preprocess_args: &'static [&'static str],
-    publishes: usize,
-    limit: Duration,
-) -> Outcomes {
-    let done = Arc::new(AtomicBool::new(false));
-    let published = Arc::new(AtomicUsize::new(0));
-    let publisher = {
-        let (lake, done, published) = (lake.to_owned(), done.clone(), published.clone());
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            while published.load(Ordering::SeqCst) < publishes && started.elapsed() < limit {
-                preprocess(&lake, preprocess_args);
-                published.fetch_add(1, Ordering::SeqCst);
-            }
-            done.store(true, Ordering::SeqCst);
-        })
-    };
-    let client = support::connect(url).await;
-    let mut outcomes = Outcomes::default();
-    let mut round = 0;
-    // At least one full round, and on until the publisher is done.
-    while round == 0 || !done.load(Ordering::SeqCst) {
-        for (index, datamart) in DATAMARTS.iter().enumerate() {
-            let args = [
-                "datamart",
-                datamart,
-                "--lake",
-                path_arg(lake),
-                "--database-url",
-                url,
-            ];
-            // Blocking is fine here: the publisher is a thread of its own.
-            let output = support::job_runner(&args, &[]);
-            let table = support::table_as_text(&client, GOLD_TABLES[index]).await;
-            let line = support::last_error_line(&output);
-            match output.status.code() {
-                Some(0) => outcomes.succeeded += 1,
-                Some(1) => {
-                    outcomes.failed_cleanly += 1;
-                    eprintln!("{datamart} failed cleanly: {line}");
-                }
-                other => panic!("{datamart}: exit {other:?}: {line}"),
-            }
-            assert!(
-                &table == expected(gold, index),
-                "{datamart} (exit {:?}) left {} with {} rows, the reference has {}: {line}",
-                output.status.code(),
-                GOLD_TABLES[index],
-                table.len(),
-                expected(gold, index).len()
-            );
-        }
-        round += 1;
-    }
-    publisher.join().unwrap();
-    outcomes.publishes = published.load(Ordering::SeqCst);
-    outcomes
-}
-
 #[tokio::test]
 async fn datamarts_racing_preprocess_publish_only_right_tables() {
     let url = support::fresh_database("race").await;
@@ -296,7 +209,15 @@ async fn datamarts_racing_preprocess_publish_only_right_tables() {
     }
 
     // As deployed (the default grace period): every run reads a whole snapshot.
-    let deployed = race(&lake, &url, &gold, &[], 8, Duration::from_secs(120)).await;
+    let deployed = race(
+        path_arg(&lake),
+        &url,
+        &gold,
+        &[],
+        8,
+        Duration::from_secs(120),
+    )
+    .await;
     eprintln!("default grace period: {deployed:?}");
     assert!(deployed.publishes >= 2, "{deployed:?}");
     assert_eq!(deployed.failed_cleanly, 0, "{deployed:?}");
@@ -304,7 +225,7 @@ async fn datamarts_racing_preprocess_publish_only_right_tables() {
     // Without a grace period, files go while runs read them: such a run must
     // fail cleanly, never publish what it could not read.
     let tight = race(
-        &lake,
+        path_arg(&lake),
         &url,
         &gold,
         &["--snapshot-grace-secs", "0"],
