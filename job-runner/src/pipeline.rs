@@ -178,7 +178,10 @@ impl Run {
         warehouse.migrate().await?;
         let snapshot = Snapshot::require(lake).await?;
         self.report.silver_snapshot_id = Some(snapshot.snapshot_id.clone());
-        let silver = Silver::open(lake, &snapshot).await?;
+        let mut silver = Silver::open(lake, &snapshot).await?;
+        if datamarts.contains(&Datamart::TopProducts) {
+            silver.count_products_per_country().await?;
+        }
         let record = RunRecord {
             run_id: self.id().to_owned(),
             started_at: self.started_at,
