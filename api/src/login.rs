@@ -44,6 +44,10 @@ pub struct IssuedToken {
 
 /// Checks `username`/`password` from `ip` against the users, under the failed-login
 /// limits, and issues an access token. Counts the outcome in the login metrics.
+///
+/// The attempt is counted against the user name and the address before the
+/// password check and refunded only when the password is right, so requests in
+/// flight at once get no more checks than the limits allow.
 pub async fn login(
     state: &AppState,
     username: &str,
@@ -51,44 +55,50 @@ pub async fn login(
     ip: IpAddr,
 ) -> Result<IssuedToken, LoginError> {
     let now = Instant::now();
-    let blocked = [
-        state
-            .login_user_limiter
-            .blocked_for(&username.to_string(), now),
-        state.login_ip_limiter.blocked_for(&ip, now),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(wait) = blocked {
-        state
-            .metrics
-            .login_rate_limited
-            .fetch_add(1, Ordering::Relaxed);
-        return Err(LoginError::RateLimited(wait));
-    }
-    // argon2 is CPU-heavy: bounded concurrency, on blocking threads.
-    let permit = state
-        .hash_permits
-        .acquire()
-        .await
-        .map_err(|_| LoginError::Unavailable)?;
+    let user_key = username.to_string();
+    let (user_attempt, ip_attempt) = match (
+        state.login_user_limiter.attempt(&user_key, now),
+        state.login_ip_limiter.attempt(&ip, now),
+    ) {
+        (Ok(user), Ok(ip)) => (user, ip),
+        (user, ip) => {
+            // Refused: no password check, so whichever was counted is refunded.
+            let waits = [
+                user.map(crate::ratelimit::Attempt::refund).err(),
+                ip.map(crate::ratelimit::Attempt::refund).err(),
+            ];
+            let wait = waits.into_iter().flatten().max().unwrap_or_default();
+            state
+                .metrics
+                .login_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(LoginError::RateLimited(wait));
+        }
+    };
+    // argon2 is CPU-heavy: bounded concurrency, on blocking threads. No check
+    // made (shutting down) refunds the attempts; a request abandoned while its
+    // check runs keeps them counted (dropped unrefunded), as a wrong password.
+    let Ok(permit) = state.hash_permits.acquire().await else {
+        user_attempt.refund();
+        ip_attempt.refund();
+        return Err(LoginError::Unavailable);
+    };
     let users = state.users();
-    let user = username.to_string();
+    let user = user_key.clone();
     let role = tokio::task::spawn_blocking(move || users.verify(&user, &password))
         .await
         .map_err(|_| LoginError::Unavailable)?;
     drop(permit);
     let Some(role) = role else {
-        state
-            .login_user_limiter
-            .record_failure(&username.to_string(), Instant::now());
-        state.login_ip_limiter.record_failure(&ip, Instant::now());
+        // The attempts stay counted as failures.
+        drop((user_attempt, ip_attempt));
         state.metrics.login_failures.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%ip, "failed login");
         return Err(LoginError::WrongCredentials);
     };
-    state.login_user_limiter.clear(&username.to_string());
+    user_attempt.refund();
+    ip_attempt.refund();
+    state.login_user_limiter.clear_failures(&user_key);
     let (token, expires_in) = state.keys.issue(username, role).map_err(|e| {
         tracing::error!(error = %e, "cannot issue token");
         LoginError::CannotIssue

@@ -418,6 +418,68 @@ async fn failed_logins_are_rate_limited_per_user_and_per_address() {
     );
 }
 
+/// The value of a counter series in `/metrics`.
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_wrong_logins_get_no_more_checks_than_the_limit() {
+    // The default limits: 5 failures per user name, 20 per address.
+    let env = Env::start(&[]).await;
+    let api = &env.api;
+    let attempts = (0..40).map(|_| try_login(api, VIEWER.name, "wrong"));
+    let responses = futures::future::join_all(attempts).await;
+    let mut checked = 0;
+    let mut limited = 0;
+    for r in responses {
+        match r.status().as_u16() {
+            401 => checked += 1,
+            429 => {
+                limited += 1;
+                assert_eq!(r.headers()["content-type"], "application/problem+json");
+                let retry: u64 = r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=300).contains(&retry), "{retry}");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    eprintln!(
+        "40 simultaneous wrong logins: {checked} password checks (401), {limited} refused (429)"
+    );
+    assert_eq!(
+        checked, 5,
+        "{checked} of 40 simultaneous wrong logins got a password check, the limit is 5"
+    );
+    assert_eq!(checked + limited, 40);
+    let metrics = api.get_public_text("/metrics").await;
+    assert_eq!(
+        metric(&metrics, "aurum_api_login_failures_total"),
+        checked as u64
+    );
+    assert_eq!(
+        metric(&metrics, "aurum_api_login_rate_limited_total"),
+        limited as u64
+    );
+    // The user stays blocked, even with the right password...
+    assert_eq!(
+        try_login(api, VIEWER.name, VIEWER.password).await.status(),
+        429
+    );
+    // ...and another user from the same address is not (5 failures < 20).
+    assert_eq!(
+        try_login(api, ADMIN.name, ADMIN.password).await.status(),
+        200
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_for_names_the_client_only_behind_trusted_proxies() {
     let limits = [

@@ -216,6 +216,53 @@ async fn handshakes_behind_a_trusted_proxy_are_limited_per_forwarded_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_wrong_handshakes_get_no_more_checks_than_the_limit() {
+    // The default limits: 5 failures per user name, 20 per address.
+    let env = start(&[]).await;
+    let channel = channel(&env.api).await;
+    let attempts = (0..40).map(|_| {
+        let mut c = FlightSqlServiceClient::new(channel.clone());
+        async move {
+            c.handshake(VIEWER.name, "wrong")
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    });
+    let errors = futures::future::join_all(attempts).await;
+    let checked = errors
+        .iter()
+        .filter(|e| e.contains("wrong user name or password"))
+        .count();
+    let limited = errors
+        .iter()
+        .filter(|e| e.contains("too many failed logins"))
+        .count();
+    eprintln!(
+        "40 simultaneous wrong handshakes: {checked} password checks, {limited} refused as rate limited"
+    );
+    assert_eq!(checked + limited, 40, "{errors:?}");
+    assert_eq!(
+        checked, 5,
+        "{checked} of 40 simultaneous wrong handshakes got a password check, the limit is 5"
+    );
+    // The limit is shared with REST /login: the user is blocked there too.
+    let r = env
+        .api
+        .http
+        .post(env.api.url("/login"))
+        .json(&serde_json::json!({"username": VIEWER.name, "password": VIEWER.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let mut c = client(&env.api).await;
+    let e = c.handshake(VIEWER.name, VIEWER.password).await.unwrap_err();
+    assert!(e.to_string().contains("too many failed logins"), "{e}");
+    logged_in(&env.api, &ADMIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_calls_are_refused() {
     let env = start(&[]).await;
     // Wrong password, unknown user: Unauthenticated, nothing issued.

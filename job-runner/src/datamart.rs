@@ -13,13 +13,20 @@ use datafusion::arrow::array::{
     Array, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::datasource::MemTable;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use postgres_types::{ToSql, Type};
 
@@ -28,7 +35,7 @@ use crate::report::CheckReport;
 use crate::rules::from_date32;
 use crate::silver::{keyed_silver_schema, transactions_schema};
 use crate::snapshot::Snapshot;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::tables::Table;
 
 /// The gold datamarts.
@@ -91,6 +98,42 @@ pub enum DatamartError {
         /// DataFusion's error.
         #[source]
         source: DataFusionError,
+    },
+    /// A file the snapshot names is gone: read as empty, its table would make
+    /// a wrong gold table.
+    #[error(
+        "silver file {file} of snapshot {snapshot_id} is missing (deleted while this run \
+         read it, or the lake was changed by hand); nothing was published: run the datamart again"
+    )]
+    MissingFile {
+        /// The file's URL.
+        file: String,
+        /// The snapshot naming it.
+        snapshot_id: String,
+    },
+    /// A file the snapshot names could not be looked up.
+    #[error("reading silver snapshot {snapshot_id}: {source}")]
+    Storage {
+        /// The snapshot read.
+        snapshot_id: String,
+        /// The lake's error (boxed: it is large, and rare).
+        #[source]
+        source: Box<StorageError>,
+    },
+    /// A silver table read does not have the rows its snapshot recorded.
+    #[error(
+        "silver table {table} of snapshot {snapshot_id} reads {read} rows, its snapshot recorded \
+         {recorded}; nothing was published"
+    )]
+    RowsDiffer {
+        /// The silver table.
+        table: String,
+        /// The snapshot read.
+        snapshot_id: String,
+        /// Rows read.
+        read: u64,
+        /// Rows the manifest recorded.
+        recorded: u64,
     },
 }
 
@@ -325,6 +368,22 @@ pub struct SilverTotals {
     pub products: i64,
 }
 
+/// Totals of the silver transactions of one country's customers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CountryTotals {
+    /// Transaction lines.
+    pub lines: i64,
+    /// Sum of `amount`.
+    pub amount: Cents,
+    /// Sum of `quantity`.
+    pub quantity: i64,
+    /// Distinct customers with a transaction.
+    pub customers: i64,
+    /// Distinct products sold; only known after
+    /// [`Silver::count_products_per_country`] (the top-products check needs it).
+    pub products: i64,
+}
+
 /// A DataFusion session over one silver snapshot.
 pub struct Silver {
     ctx: SessionContext,
@@ -332,9 +391,70 @@ pub struct Silver {
     pub snapshot_id: String,
     /// Silver totals.
     pub totals: SilverTotals,
+    /// Silver totals per country name, over the contract's base join
+    /// (transactions → customers → countries).
+    pub by_country: BTreeMap<String, CountryTotals>,
     country_names: HashSet<String>,
     product_nos: HashSet<String>,
     customer_nos: HashSet<String>,
+}
+
+/// One silver table: exactly the files its snapshot names, looked up when the
+/// snapshot is opened.
+///
+/// DataFusion's `ListingTable` lists a path that is not found as a (then empty)
+/// folder, so a file deleted under a run would read as an empty table; here a
+/// missing file is an error when the snapshot is opened, and a read error if it
+/// goes later.
+#[derive(Debug)]
+struct SnapshotTable {
+    schema: SchemaRef,
+    store: ObjectStoreUrl,
+    files: Vec<PartitionedFile>,
+    /// Rows the snapshot recorded, for the planner (hash joins build on the
+    /// smaller side). Inexact, so that `COUNT(*)` still reads the files.
+    rows: u64,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for SnapshotTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let partitions = state
+            .config()
+            .target_partitions()
+            .clamp(1, self.files.len().max(1));
+        let mut groups = vec![Vec::new(); partitions];
+        for (index, file) in self.files.iter().enumerate() {
+            groups[index % partitions].push(file.clone());
+        }
+        let format = ParquetFormat::default();
+        let source = format.file_source(TableSchema::from(Arc::clone(&self.schema)));
+        let bytes: u64 = self.files.iter().map(|f| f.object_meta.size).sum();
+        let statistics = Statistics::new_unknown(&self.schema)
+            .with_num_rows(Precision::Inexact(self.rows as usize))
+            .with_total_byte_size(Precision::Inexact(bytes as usize));
+        let config = FileScanConfigBuilder::new(self.store.clone(), source)
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_statistics(statistics)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
 }
 
 fn query_error(what: &str) -> impl Fn(DataFusionError) -> DatamartError + '_ {
@@ -360,20 +480,34 @@ impl Silver {
                 keyed => keyed_silver_schema(keyed),
             };
             let files = snapshot.table(table.name());
-            let provider: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
+            let provider: Arc<dyn TableProvider> = if files.is_empty() {
                 Arc::new(MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(&err)?)
             } else {
-                let urls = files
-                    .iter()
-                    .map(|f| ListingTableUrl::parse(lake.object_url(&lake.path(f))))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(&err)?;
-                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                    .with_file_extension(".parquet");
-                let config = ListingTableConfig::new_with_multi_paths(urls)
-                    .with_listing_options(options)
-                    .with_schema(schema);
-                Arc::new(ListingTable::try_new(config).map_err(&err)?)
+                let mut parts = Vec::with_capacity(files.len());
+                for file in files {
+                    let path = lake.path(file);
+                    let size = lake
+                        .size(&path)
+                        .await
+                        .map_err(|source| DatamartError::Storage {
+                            snapshot_id: snapshot.snapshot_id.clone(),
+                            source: Box::new(source),
+                        })?
+                        .ok_or_else(|| DatamartError::MissingFile {
+                            file: lake.object_url(&path),
+                            snapshot_id: snapshot.snapshot_id.clone(),
+                        })?;
+                    parts.push(PartitionedFile::new(path.to_string(), size));
+                }
+                let store = ListingTableUrl::parse(lake.object_url(&lake.path(&files[0])))
+                    .map_err(&err)?
+                    .object_store();
+                Arc::new(SnapshotTable {
+                    schema,
+                    store,
+                    files: parts,
+                    rows: snapshot.tables.get(table.name()).map_or(0, |t| t.rows),
+                })
             };
             ctx.register_table(table.name(), provider).map_err(&err)?;
         }
@@ -396,6 +530,7 @@ impl Silver {
             ctx,
             snapshot_id: snapshot.snapshot_id.clone(),
             totals: SilverTotals::default(),
+            by_country: BTreeMap::new(),
             country_names: HashSet::new(),
             product_nos: HashSet::new(),
             customer_nos: HashSet::new(),
@@ -419,6 +554,67 @@ impl Silver {
                 };
             }
         }
+        // Per country, from per-customer sums: the join then only sees one row
+        // per customer, so this costs about one pass over the transactions.
+        for batch in &silver
+            .query(
+                "silver totals per country",
+                "SELECT co.country_name, SUM(t.lines), SUM(t.amount), SUM(t.quantity), COUNT(*) \
+                 FROM (SELECT customer_no, COUNT(*) AS lines, SUM(amount) AS amount, \
+                              SUM(CAST(quantity AS BIGINT)) AS quantity \
+                       FROM transactions GROUP BY customer_no) t \
+                 JOIN customers c ON t.customer_no = c.customer_no \
+                 JOIN countries co ON c.country_id = co.country_id \
+                 GROUP BY co.country_name",
+            )
+            .await?
+        {
+            let c = Columns(batch);
+            for row in 0..batch.num_rows() {
+                silver.by_country.insert(
+                    c.string(0, row),
+                    CountryTotals {
+                        lines: c.i64(1, row),
+                        amount: c.cents(2, row),
+                        quantity: c.i64(3, row),
+                        customers: c.i64(4, row),
+                        products: 0,
+                    },
+                );
+            }
+        }
+        // Each table must read as many rows as the snapshot recorded: a file
+        // that reads short would make a gold table that looks whole.
+        for table in Table::ALL {
+            let Some(recorded) = snapshot.tables.get(table.name()).map(|t| t.rows) else {
+                continue;
+            };
+            // The transactions were just counted with their totals.
+            let read = if table == Table::Transactions {
+                silver.totals.lines
+            } else {
+                let mut read = 0;
+                for batch in &silver
+                    .query(
+                        "silver row counts",
+                        &format!("SELECT COUNT(*) FROM {}", table.name()),
+                    )
+                    .await?
+                {
+                    let c = Columns(batch);
+                    read += (0..batch.num_rows()).map(|row| c.i64(0, row)).sum::<i64>();
+                }
+                read
+            };
+            if read != recorded as i64 {
+                return Err(DatamartError::RowsDiffer {
+                    table: table.name().to_owned(),
+                    snapshot_id: snapshot.snapshot_id.clone(),
+                    read: read.max(0) as u64,
+                    recorded,
+                });
+            }
+        }
         silver.country_names = silver
             .distinct("SELECT country_name FROM countries")
             .await?;
@@ -436,6 +632,29 @@ impl Silver {
             .collect()
             .await
             .map_err(&err)
+    }
+
+    /// Fills [`CountryTotals::products`]: how many distinct products each
+    /// country's customers bought (a pass over the join, so only for the
+    /// top-products check, which needs it).
+    pub async fn count_products_per_country(&mut self) -> Result<(), DatamartError> {
+        let batches = self
+            .query(
+                "silver products per country",
+                "SELECT country_name, COUNT(*) FROM \
+                 (SELECT country_name, product_no FROM sales GROUP BY country_name, product_no) \
+                 GROUP BY country_name",
+            )
+            .await?;
+        for batch in &batches {
+            let c = Columns(batch);
+            for row in 0..batch.num_rows() {
+                if let Some(country) = self.by_country.get_mut(&c.string(0, row)) {
+                    country.products = c.i64(1, row);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn distinct(&self, sql: &str) -> Result<HashSet<String>, DatamartError> {
@@ -694,6 +913,30 @@ impl<'a> Checks<'a> {
             .filter(|k| !seen.insert(k.clone()))
             .collect();
         checks.record("primary_key_unique", duplicates);
+        // The base every datamart stands on: each silver transaction lands in
+        // exactly one country through its customer (none lost to a dimension
+        // that read short, none doubled by a duplicate key).
+        let countries = silver.by_country.values().fold(
+            (0i64, Cents(0), 0i64),
+            |(lines, amount, quantity), c| {
+                (
+                    lines + c.lines,
+                    Cents(amount.0 + c.amount.0),
+                    quantity + c.quantity,
+                )
+            },
+        );
+        let totals = &silver.totals;
+        let unresolved = if countries == (totals.lines, totals.amount, totals.quantity) {
+            vec![]
+        } else {
+            vec![format!(
+                "{} transaction lines (amount {}, quantity {}) in silver, {} (amount {}, quantity {}) \
+                 in its countries",
+                totals.lines, totals.amount, totals.quantity, countries.0, countries.1, countries.2
+            )]
+        };
+        checks.record("transactions_resolve_to_one_country", unresolved);
         specific(&mut checks);
         checks
     }
@@ -725,6 +968,11 @@ pub fn check_sales_country_year<'a>(silver: &'a Silver, rows: &[SalesCountryYear
         totals(
             checks,
             rows.iter().map(|r| (r.total_sales, r.total_quantity)),
+        );
+        countries_reconcile(
+            checks,
+            rows.iter()
+                .map(|r| (r.country.as_str(), r.total_sales, r.total_quantity, None)),
         );
         fits(checks, rows.iter().map(|r| (r.key(), r.total_sales, 18)));
     })
@@ -763,6 +1011,10 @@ pub fn check_top_products<'a>(silver: &'a Silver, rows: &[TopProduct], top_n: u3
             .map(|pair| pair[1].key())
             .collect();
         checks.record("ranks_ordered", out_of_order);
+        checks.record(
+            "scopes_reconcile",
+            top_products_scopes(silver, &by_scope, top_n),
+        );
         fits(checks, rows.iter().map(|r| (r.key(), r.total_sales, 18)));
     })
 }
@@ -820,6 +1072,17 @@ pub fn check_customer_lifetime_value<'a>(
             )]
         };
         checks.record("customers_reconcile", wrong);
+        countries_reconcile(
+            checks,
+            rows.iter().map(|r| {
+                (
+                    r.country.as_str(),
+                    r.lifetime_value,
+                    r.total_quantity,
+                    Some(1),
+                )
+            }),
+        );
         fits(
             checks,
             rows.iter().flat_map(|r| {
@@ -830,6 +1093,103 @@ pub fn check_customer_lifetime_value<'a>(
             }),
         );
     })
+}
+
+/// Every country scope of `gold_top_products` is there, for each country whose
+/// customers bought something in silver, with `min(top_n, products sold there)`
+/// ranks, and its ranked sales add up to no more than the country's silver
+/// sales (exactly to them when every product sold there is ranked); `ALL` the
+/// same over all of silver.
+fn top_products_scopes(
+    silver: &Silver,
+    by_scope: &BTreeMap<&str, Vec<&TopProduct>>,
+    top_n: u32,
+) -> Vec<String> {
+    let all = (
+        "ALL",
+        silver.totals.products,
+        silver.totals.amount,
+        silver.totals.quantity,
+    );
+    let expected = std::iter::once(all).chain(
+        silver
+            .by_country
+            .iter()
+            .map(|(name, c)| (name.as_str(), c.products, c.amount, c.quantity)),
+    );
+    let mut offending = Vec::new();
+    for (scope, products, amount, quantity) in expected {
+        let ranked = by_scope.get(scope).map_or(&[][..], Vec::as_slice);
+        let ranks = products.min(i64::from(top_n));
+        if ranked.len() as i64 != ranks {
+            offending.push(format!(
+                "scope {scope} has {} ranks, expected {ranks}",
+                ranked.len()
+            ));
+            continue;
+        }
+        let sales = Cents(ranked.iter().map(|r| r.total_sales.0).sum());
+        let sold: i64 = ranked.iter().map(|r| r.total_quantity).sum();
+        // Silver quantities and prices are positive (DATA_CONTRACT.md §3), so a
+        // part of a scope never adds up to more than the whole.
+        let whole = ranks == products;
+        if (whole && (sales != amount || sold != quantity)) || sales > amount || sold > quantity {
+            offending.push(format!(
+                "scope {scope}: ranked sales {sales} and quantity {sold} do not fit silver's {amount} and {quantity}"
+            ));
+        }
+    }
+    for scope in by_scope.keys() {
+        if *scope != "ALL" && !silver.by_country.contains_key(*scope) {
+            offending.push(format!("scope {scope} has no silver transactions"));
+        }
+    }
+    offending
+}
+
+/// Per country, the gold rows add up to silver's totals of that country
+/// (sales, quantity, and with `Some(n)` per row, customers), and every country
+/// with silver transactions has rows.
+fn countries_reconcile<'r>(
+    checks: &mut Checks<'_>,
+    rows: impl Iterator<Item = (&'r str, Cents, i64, Option<i64>)>,
+) {
+    let mut gold: BTreeMap<&str, (Cents, i64, i64)> = BTreeMap::new();
+    for (country, sales, quantity, customers) in rows {
+        let entry = gold.entry(country).or_insert((Cents(0), 0, 0));
+        entry.0 = Cents(entry.0.0 + sales.0);
+        entry.1 += quantity;
+        entry.2 += customers.unwrap_or(0);
+    }
+    let counts_customers = checks.datamart == Datamart::CustomerLifetimeValue;
+    let mut offending = Vec::new();
+    for (country, silver) in &checks.silver.by_country {
+        let Some(&(sales, quantity, customers)) = gold.get(country.as_str()) else {
+            offending.push(format!(
+                "{country}: no rows, silver has {} lines",
+                silver.lines
+            ));
+            continue;
+        };
+        if sales != silver.amount || quantity != silver.quantity {
+            offending.push(format!(
+                "{country}: sales {sales} and quantity {quantity}, silver has {} and {}",
+                silver.amount, silver.quantity
+            ));
+        }
+        if counts_customers && customers != silver.customers {
+            offending.push(format!(
+                "{country}: {customers} customers, silver has {}",
+                silver.customers
+            ));
+        }
+    }
+    for country in gold.keys() {
+        if !checks.silver.by_country.contains_key(*country) {
+            offending.push(format!("{country}: rows, but no silver transactions"));
+        }
+    }
+    checks.record("countries_reconcile", offending);
 }
 
 /// Sales and quantity summed over gold equal silver's.
@@ -953,6 +1313,128 @@ mod tests {
             total_quantity: 1,
             transactions: 1,
         }
+    }
+
+    /// A silver of two countries: France bought p1 (3 for 3.00) and p2 (2 for
+    /// 2.00), Japan p1 (1 for 1.00), one customer each.
+    fn two_countries() -> Silver {
+        let country = |lines, cents, quantity, products| CountryTotals {
+            lines,
+            amount: Cents(cents),
+            quantity,
+            customers: 1,
+            products,
+        };
+        let by_country = BTreeMap::from([
+            ("France".to_owned(), country(2, 500, 5, 2)),
+            ("Japan".to_owned(), country(1, 100, 1, 1)),
+        ]);
+        Silver {
+            ctx: SessionContext::new(),
+            snapshot_id: "test".into(),
+            totals: SilverTotals {
+                lines: 3,
+                amount: Cents(600),
+                quantity: 6,
+                customers: 2,
+                products: 2,
+            },
+            country_names: by_country.keys().cloned().collect(),
+            by_country,
+            product_nos: ["p1", "p2"].map(str::to_owned).into(),
+            customer_nos: ["c1", "c2"].map(str::to_owned).into(),
+        }
+    }
+
+    fn ranked(scope: &str, rank: i32, no: &str, cents: i128, quantity: i64) -> TopProduct {
+        TopProduct {
+            rank,
+            total_quantity: quantity,
+            ..product(scope, no, cents)
+        }
+    }
+
+    fn failed(checks: &Checks<'_>) -> Vec<String> {
+        checks
+            .results
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {:?}", c.check, c.offending))
+            .collect()
+    }
+
+    #[test]
+    fn top_products_checks_catch_a_missing_scope() {
+        let silver = two_countries();
+        let all = vec![
+            ranked("ALL", 1, "p1", 400, 4),
+            ranked("ALL", 2, "p2", 200, 2),
+            ranked("France", 1, "p1", 300, 3),
+            ranked("France", 2, "p2", 200, 2),
+            ranked("Japan", 1, "p1", 100, 1),
+        ];
+        let checks = check_top_products(&silver, &all, 10);
+        assert!(checks.passed(), "{:?}", failed(&checks));
+        // Only the ALL scope (what a run that read an empty customers table made).
+        let only_all = &all[..2];
+        let checks = check_top_products(&silver, only_all, 10);
+        let failed = failed(&checks);
+        assert!(
+            failed.iter().any(
+                |f| f.starts_with("scopes_reconcile") && f.contains("scope France has 0 ranks")
+            ),
+            "{failed:?}"
+        );
+        // A scope that misses a product it sold, or ranks sales it did not have.
+        let short = [&all[..3], &all[4..]].concat();
+        assert!(!check_top_products(&silver, &short, 10).passed());
+        let mut inflated = all.clone();
+        inflated[4].total_sales = Cents(150);
+        assert!(!check_top_products(&silver, &inflated, 10).passed());
+        // With N = 1, France ranks only p1: part of its sales, and that is right.
+        let top1 = vec![all[0].clone(), all[2].clone(), all[4].clone()];
+        let checks = check_top_products(&silver, &top1, 1);
+        assert!(checks.passed(), "{:?}", self::failed(&checks));
+    }
+
+    #[test]
+    fn per_country_checks_catch_a_missing_or_wrong_country() {
+        let silver = two_countries();
+        let year = |country: &str, cents, quantity| SalesCountryYear {
+            year: 2024,
+            country: country.into(),
+            total_sales: Cents(cents),
+            total_quantity: quantity,
+            transactions: 1,
+            customers: 1,
+        };
+        let right = vec![year("France", 500, 5), year("Japan", 100, 1)];
+        let checks = check_sales_country_year(&silver, &right);
+        assert!(checks.passed(), "{:?}", failed(&checks));
+        // The totals add up, but Japan's sales are booked to France.
+        let moved = vec![year("France", 600, 6)];
+        let failed = failed(&check_sales_country_year(&silver, &moved));
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].starts_with("countries_reconcile"), "{failed:?}");
+        assert!(failed[0].contains("Japan: no rows"), "{failed:?}");
+    }
+
+    #[test]
+    fn every_datamart_checks_that_silver_transactions_resolve() {
+        let mut silver = two_countries();
+        // Japan's line did not join (its customer read as missing).
+        silver.by_country.remove("Japan");
+        let months = vec![MonthlySales {
+            total_quantity: 6,
+            ..month(2024, 1, 600)
+        }];
+        let failed = failed(&check_monthly_sales(&silver, &months));
+        assert!(
+            failed
+                .iter()
+                .any(|f| f.starts_with("transactions_resolve_to_one_country")),
+            "{failed:?}"
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ enum Command {
     Preprocess {
         #[command(flatten)]
         lake: LakeArgs,
+        #[command(flatten)]
+        publish: PublishArgs,
     },
     /// Build one gold datamart from the current silver snapshot into PostgreSQL.
     Datamart {
@@ -64,6 +66,8 @@ enum Command {
         source: SourceArgs,
         #[command(flatten)]
         lake: LakeArgs,
+        #[command(flatten)]
+        publish: PublishArgs,
         #[command(flatten)]
         gold: GoldArgs,
     },
@@ -84,6 +88,22 @@ struct LakeArgs {
     /// The lake's root (a path or file:/// URL).
     #[arg(long, env = "AURUM_LAKE")]
     lake: String,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// How long the files of a replaced silver snapshot are kept, in seconds, for
+    /// datamart runs still reading it (they are also kept until the snapshot is
+    /// two publishes old). At least the longest datamart run: the default is the
+    /// operator's default run deadline.
+    #[arg(long, env = "AURUM_SNAPSHOT_GRACE_SECS", default_value_t = aurum_job_runner::snapshot::DEFAULT_GRACE.as_secs())]
+    snapshot_grace_secs: u64,
+}
+
+impl PublishArgs {
+    fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.snapshot_grace_secs)
+    }
 }
 
 #[derive(Args)]
@@ -122,9 +142,9 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
             let lake = Storage::open(&lake.lake, true)?;
             run.feed(&source.source, &lake, source.ingest_date).await
         }
-        Command::Preprocess { lake } => {
+        Command::Preprocess { lake, publish } => {
             let lake = Storage::open(&lake.lake, true)?;
-            run.preprocess(&lake).await.map(|_| ())
+            run.preprocess(&lake, publish.grace()).await.map(|_| ())
         }
         Command::Datamart { name, lake, gold } => {
             let lake = Storage::open(&lake.lake, false)?;
@@ -137,10 +157,15 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
             )
             .await
         }
-        Command::Run { source, lake, gold } => {
+        Command::Run {
+            source,
+            lake,
+            publish,
+            gold,
+        } => {
             let lake = Storage::open(&lake.lake, true)?;
             run.feed(&source.source, &lake, source.ingest_date).await?;
-            run.preprocess(&lake).await?;
+            run.preprocess(&lake, publish.grace()).await?;
             run.datamarts(
                 &lake,
                 &gold.database_url,

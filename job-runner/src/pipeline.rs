@@ -147,12 +147,17 @@ impl Run {
         Ok(())
     }
 
-    /// `preprocess`: raw into a new silver snapshot.
-    pub async fn preprocess(&mut self, lake: &Storage) -> Result<Snapshot, PipelineError> {
+    /// `preprocess`: raw into a new silver snapshot; earlier snapshots' files
+    /// are kept for `grace` after they are replaced (see [`Snapshot::publish`]).
+    pub async fn preprocess(
+        &mut self,
+        lake: &Storage,
+        grace: std::time::Duration,
+    ) -> Result<Snapshot, PipelineError> {
         self.report.lake = Some(lake.display().to_owned());
         lake.clean_stale().await?;
         let run_id = self.id().to_owned();
-        let outcome = silver::preprocess(lake, &run_id).await?;
+        let outcome = silver::preprocess(lake, &run_id, grace).await?;
         self.report.stages.extend(outcome.reports);
         self.report.silver_snapshot_id = Some(outcome.snapshot.snapshot_id.clone());
         Ok(outcome.snapshot)
@@ -173,7 +178,10 @@ impl Run {
         warehouse.migrate().await?;
         let snapshot = Snapshot::require(lake).await?;
         self.report.silver_snapshot_id = Some(snapshot.snapshot_id.clone());
-        let silver = Silver::open(lake, &snapshot).await?;
+        let mut silver = Silver::open(lake, &snapshot).await?;
+        if datamarts.contains(&Datamart::TopProducts) {
+            silver.count_products_per_country().await?;
+        }
         let record = RunRecord {
             run_id: self.id().to_owned(),
             started_at: self.started_at,

@@ -119,13 +119,19 @@ pub struct SilverOutcome {
     pub reports: Vec<StageReport>,
 }
 
-/// Rebuilds silver from all raw partitions and publishes it as snapshot `run_id`.
-pub async fn preprocess(lake: &Storage, run_id: &str) -> Result<SilverOutcome, SilverError> {
+/// Rebuilds silver from all raw partitions and publishes it as snapshot `run_id`,
+/// keeping earlier snapshots' files for `grace` (see [`Snapshot::publish`]).
+pub async fn preprocess(
+    lake: &Storage,
+    run_id: &str,
+    grace: std::time::Duration,
+) -> Result<SilverOutcome, SilverError> {
     let mut snapshot = Snapshot {
         snapshot_id: run_id.to_owned(),
         created_at: String::new(),
         tables: BTreeMap::new(),
         rejects: BTreeMap::new(),
+        retained: Vec::new(),
     };
     let countries = clean_keyed(lake, Table::Countries, &KeyedRules::countries()).await?;
     let country_ids = countries.keys();
@@ -152,7 +158,7 @@ pub async fn preprocess(lake: &Storage, run_id: &str) -> Result<SilverOutcome, S
     }
 
     snapshot.created_at = timestamp(Utc::now());
-    snapshot.publish(lake).await?;
+    snapshot.publish(lake, grace).await?;
     tracing::info!(snapshot = %snapshot.snapshot_id, "silver snapshot published");
     Ok(SilverOutcome { snapshot, reports })
 }

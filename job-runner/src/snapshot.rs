@@ -3,16 +3,33 @@
 //! A preprocess run writes its files under `silver/` with its snapshot id in
 //! their names, invisible until `silver/_snapshot.json` names them. Replacing
 //! that one file (an atomic rename) publishes all silver tables together, so a
-//! reader never mixes two runs; the previous snapshot's files are deleted after.
+//! reader never mixes two runs.
+//!
+//! A datamart run reads the files of the snapshot that was current when it
+//! started, for as long as it runs (minutes on a large lake), so a publish must
+//! not delete them under it. The rule: a snapshot's files are deleted only once
+//! the snapshot is at least two publishes old (neither current nor the one just
+//! replaced) AND was replaced longer than the grace period ago
+//! (`--snapshot-grace-secs`, by default an hour, the operator's default run
+//! deadline: no run that read it can still be running). The manifest lists the
+//! snapshots it still keeps under `retained`, with when each was replaced. Files
+//! under `silver/` that no manifest names (a run died before publishing, or
+//! another run is still writing) are deleted once older than the grace period.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::storage::{Storage, StorageError};
 
 /// The manifest's path in the lake.
 pub const MANIFEST: &str = "silver/_snapshot.json";
+
+/// How long the files of a replaced snapshot are kept by default: the operator's
+/// default run deadline, so a datamart run that read it has ended (or been stopped).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 
 /// Why a snapshot could not be read or published.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +73,21 @@ pub struct Snapshot {
     pub tables: BTreeMap<String, TableFiles>,
     /// Silver rejects by table name.
     pub rejects: BTreeMap<String, TableFiles>,
+    /// Earlier snapshots whose files are still kept, newest first (set by
+    /// [`Snapshot::publish`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<Retained>,
+}
+
+/// An earlier snapshot whose files are kept for the runs that may still read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retained {
+    /// Its snapshot id.
+    pub snapshot_id: String,
+    /// When the next snapshot replaced it (RFC 3339).
+    pub replaced_at: String,
+    /// Its files, relative to the lake root.
+    pub files: Vec<String>,
 }
 
 impl Snapshot {
@@ -96,10 +128,44 @@ impl Snapshot {
             .collect()
     }
 
-    /// Makes this snapshot the current one, atomically, then deletes every file
-    /// under `silver/` that it does not name (the previous snapshot's, and any
-    /// left by a run that died before publishing).
-    pub async fn publish(&self, lake: &Storage) -> Result<(), SnapshotError> {
+    /// Makes this snapshot the current one, atomically, then deletes the files
+    /// no run can still be reading: those of snapshots at least two publishes
+    /// old replaced more than `grace` ago, and files under `silver/` that no
+    /// snapshot names, once older than `grace` (see the module documentation).
+    pub async fn publish(&mut self, lake: &Storage, grace: Duration) -> Result<(), SnapshotError> {
+        let now = Utc::now();
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let cutoff = now
+            .checked_sub_signed(grace)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // The snapshot being replaced is kept whatever its age: a run may have
+        // read its manifest an instant ago.
+        let previous = match Snapshot::current(lake).await {
+            Ok(previous) => previous,
+            Err(SnapshotError::Corrupt { path, source }) => {
+                tracing::warn!(%path, error = %source, "replacing an unreadable snapshot manifest");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        self.retained.clear();
+        if let Some(previous) = previous.filter(|p| p.snapshot_id != self.snapshot_id) {
+            self.retained.push(Retained {
+                snapshot_id: previous.snapshot_id.clone(),
+                replaced_at: crate::report::timestamp(now),
+                files: previous
+                    .all_files()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            });
+            // Older ones stay until their grace period is over.
+            self.retained
+                .extend(previous.retained.into_iter().filter(|r| {
+                    DateTime::parse_from_rfc3339(&r.replaced_at)
+                        .map_or(true, |replaced| replaced.with_timezone(&Utc) > cutoff)
+                }));
+        }
         let json = serde_json::to_vec_pretty(self).map_err(|source| SnapshotError::Corrupt {
             path: MANIFEST.to_owned(),
             source,
@@ -107,10 +173,18 @@ impl Snapshot {
         let staged = lake.path(&format!("_staging/{}/_snapshot.json", self.snapshot_id));
         lake.write_all(&staged, json).await?;
         lake.publish(&staged, &lake.path(MANIFEST)).await?;
-        let keep = self.all_files();
+        let mut keep = self.all_files();
+        keep.extend(
+            self.retained
+                .iter()
+                .flat_map(|r| r.files.iter().map(String::as_str)),
+        );
         for object in lake.list("silver").await? {
             let relative = lake.relative(&object.location);
-            if relative != MANIFEST && !keep.contains(relative.as_str()) {
+            if relative != MANIFEST
+                && !keep.contains(relative.as_str())
+                && object.last_modified <= cutoff
+            {
                 lake.delete(&object.location).await?;
             }
         }

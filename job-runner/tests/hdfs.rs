@@ -1,7 +1,7 @@
 //! The job-runner on a real HDFS (a NameNode and two DataNodes started by the
 //! test command, see testenv/hdfs.sh): the same gold as on a local lake, atomic
-//! publication seen by a concurrent reader, a DataNode dying in the middle of a
-//! large write, and clear failures.
+//! publication seen by a concurrent reader, datamarts racing preprocess, a
+//! DataNode dying in the middle of a large write, and clear failures.
 //!
 //! Needs AURUM_HDFS_URL, HADOOP_CONF_DIR (the cluster's client configuration),
 //! AURUM_HDFS_DIR (the cluster's folder, for killing a DataNode) and DATABASE_URL.
@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdfs_native::{Client, ClientBuilder, WriteOptions};
-use support::{gold_tables, last_error_line, path_arg};
+use support::race::{expected, race};
+use support::{GOLD_TABLES, gold_tables, last_error_line, path_arg, reference};
 
 static CLUSTER: RwLock<()> = RwLock::new(());
 
@@ -264,10 +265,27 @@ async fn full_run_on_hdfs_gives_the_same_gold_as_on_a_local_lake() {
     assert_ne!(again["silver_snapshot_id"], report["silver_snapshot_id"]);
     support::build_datamarts(&lake_url, &url);
     assert_eq!(gold_tables(&url).await, on_hdfs);
-    // Only the current snapshot's files remain under silver (plus no hidden ones of ours).
-    let silver: Vec<String> = files_under(&client, &format!("{lake}/silver")).await;
+    // The replaced snapshot's files stay (a datamart run may still read them)...
     let old_id = report["silver_snapshot_id"].as_str().unwrap();
-    assert!(silver.iter().all(|f| !f.contains(old_id)), "{silver:?}");
+    let kept = |files: &[String], id: &str| files.iter().filter(|f| f.contains(id)).count();
+    let silver: Vec<String> = files_under(&client, &format!("{lake}/silver")).await;
+    let per_snapshot = kept(&silver, old_id);
+    assert!(per_snapshot >= 8, "{silver:?}");
+    let again_id = again["silver_snapshot_id"].as_str().unwrap();
+    assert_eq!(kept(&silver, again_id), per_snapshot, "{silver:?}");
+    // ...until it is two publishes old and its grace period is over (none here).
+    let third = support::job_runner_ok(&[
+        "preprocess",
+        "--lake",
+        &lake_url,
+        "--snapshot-grace-secs",
+        "0",
+    ]);
+    let silver: Vec<String> = files_under(&client, &format!("{lake}/silver")).await;
+    assert_eq!(kept(&silver, old_id), 0, "{silver:?}");
+    assert_eq!(kept(&silver, again_id), per_snapshot, "{silver:?}");
+    let third_id = third["silver_snapshot_id"].as_str().unwrap();
+    assert_eq!(kept(&silver, third_id), per_snapshot, "{silver:?}");
     let _ = client.delete(&root, true).await;
 }
 
@@ -354,6 +372,39 @@ async fn a_concurrent_reader_never_sees_a_missing_or_partial_file() {
         snapshots >= 2,
         "the reader saw snapshots change ({snapshots})"
     );
+    let _ = client.delete(&root, true).await;
+}
+
+#[tokio::test]
+async fn datamarts_racing_preprocess_on_hdfs_publish_only_right_tables() {
+    let _cluster = shared_cluster();
+    let client = client();
+    let url = support::fresh_database("hdfs_race").await;
+    let (_dir, source) = support::generated_source(10_000, 26);
+    let root = fresh_lake(&client, "race").await;
+    let lake_url = format!("{}{root}/lake", hdfs_url());
+    support::run(path_arg(&source), &lake_url, &url, "2024-03-01");
+    let gold = reference::gold(&[&source], 10);
+    for (index, table) in gold_tables(&url).await.iter().enumerate() {
+        assert_eq!(table, expected(&gold, index), "{}", GOLD_TABLES[index]);
+    }
+    // As deployed: every run reads a whole snapshot.
+    let deployed = race(&lake_url, &url, &gold, &[], 5, Duration::from_secs(120)).await;
+    eprintln!("HDFS, default grace period: {deployed:?}");
+    assert!(deployed.publishes >= 2, "{deployed:?}");
+    assert_eq!(deployed.failed_cleanly, 0, "{deployed:?}");
+    // Without a grace period a run may lose its files, and must then fail cleanly.
+    let tight = race(
+        &lake_url,
+        &url,
+        &gold,
+        &["--snapshot-grace-secs", "0"],
+        5,
+        Duration::from_secs(120),
+    )
+    .await;
+    eprintln!("HDFS, no grace period: {tight:?}");
+    assert!(tight.publishes >= 2, "{tight:?}");
     let _ = client.delete(&root, true).await;
 }
 

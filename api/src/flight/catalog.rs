@@ -154,34 +154,9 @@ impl GoldTable {
     }
 }
 
-/// Matches a Flight SQL filter pattern (`%` any run, `_` any one character, as in
-/// SQL LIKE) against `text`.
-pub fn like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some(('_', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_patterns() {
-        assert!(like("gold_%", "gold_runs"));
-        assert!(like("%lifetime%", "gold_customer_lifetime_value"));
-        assert!(like("gold_run_", "gold_runs"));
-        assert!(!like("gold_run_", "gold_run"));
-        assert!(!like("silver%", "gold_runs"));
-    }
 
     #[test]
     fn runs_are_for_admins() {
