@@ -251,11 +251,22 @@ datamart_manifest e2e-new top-products e2e_new aurum-database | k apply -f - >/d
 check "a new Datamart reaches Ready" wait_for 300 "e2e-new Ready" ready datamart e2e-new
 figure "new Datamart apply to gold table (s)" $((SECONDS - t))
 
-# A job-runner killed at its memory limit.
-datamart_manifest e2e-oom customer-lifetime-value e2e_oom aurum-database 24Mi | k apply -f - >/dev/null
+# A job-runner killed at its memory limit: an ingest of the sample data into a
+# lake of its own (feed and preprocess of the 50,000 sample lines stream in
+# under 24Mi, but not in 10Mi).
+k get datalake lake -o json | python3 -c '
+import json, sys
+lake = json.load(sys.stdin)
+spec = lake["spec"]
+spec["lakeUri"] = spec["lakeUri"].rstrip("/") + "-e2e-oom"
+spec["maxRetries"] = 0
+spec["resources"] = {"requests": {"cpu": "100m", "memory": "10Mi"}, "limits": {"memory": "10Mi"}}
+print(json.dumps({"apiVersion": lake["apiVersion"], "kind": "DataLake",
+                  "metadata": {"name": "e2e-oom", "namespace": lake["metadata"]["namespace"]},
+                  "spec": spec}))' | k apply -f - >/dev/null
 check "a job-runner killed at its memory limit is reported as OOMKilled" \
-  wait_for 300 "e2e-oom OOMKilled" degraded_with datamart e2e-oom OOMKilled
-log "OOM: $(condition datamart e2e-oom Degraded)"
+  wait_for 300 "e2e-oom OOMKilled" degraded_with datalake e2e-oom OOMKilled
+log "OOM: $(condition datalake e2e-oom Degraded)"
 
 # The operator pod deleted mid-run: its successor adopts the running Job.
 jobs_of() { k get jobs -l aurum.dev/datamart="$1" -o name | wc -l; }
@@ -301,13 +312,15 @@ for p in json.load(sys.stdin).get("pods", []):
     if p["podRef"]["namespace"] != "aurum":
         continue
     ws = sum(c.get("memory", {}).get("workingSetBytes", 0) for c in p.get("containers", []))
-    print(f"quickstart.sh: memory {p[\"podRef\"][\"name\"]}: {ws / 2**20:.0f} MiB working set", file=sys.stderr)
+    name = p["podRef"]["name"]
+    print("quickstart.sh: memory %s: %.0f MiB working set" % (name, ws / 2**20), file=sys.stderr)
 ' || log "no kubelet stats summary"
 
 # --- helm uninstall leaves no Jobs or pods ------------------------------------
 kill "$pf_pid" 2>/dev/null || true
 pf_pid=
-k delete datamart e2e-bad-url e2e-new e2e-oom --wait=false >/dev/null 2>&1 || true
+k delete datamart e2e-bad-url e2e-new --wait=false >/dev/null 2>&1 || true
+k delete datalake e2e-oom --wait=false >/dev/null 2>&1 || true
 check "helm uninstall" "$helm" uninstall "$release" -n "$ns" --wait --timeout 5m
 nothing_left() { [ -z "$(k get jobs,pods -o name 2>/dev/null)" ]; }
 check "no Jobs or pods left after helm uninstall" wait_for 180 "an empty namespace" nothing_left
