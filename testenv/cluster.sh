@@ -249,51 +249,9 @@ node_ip() {
   echo "$ip"
 }
 
-# gen_cert PKI NAME CN ORG [SAN]: as kube.sh's, signed by PKI/ca.
-gen_cert() {
-  local pki=$1 name=$2 cn=$3 org=$4 san=${5:-} subj="/CN=$3"
-  [ -f "$pki/$name.crt" ] && return 0
-  [ -n "$org" ] && subj="/O=$org/CN=$cn"
-  openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subj" \
-    -out "$pki/$name.csr" 2>/dev/null
-  {
-    echo "basicConstraints=CA:FALSE"
-    echo "keyUsage=digitalSignature,keyEncipherment"
-    if [ -n "$san" ]; then
-      echo "extendedKeyUsage=serverAuth,clientAuth"
-      echo "subjectAltName=$san"
-    else
-      echo "extendedKeyUsage=clientAuth"
-    fi
-  } > "$pki/$name.ext"
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
-    -CAcreateserial -days 365 -sha256 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null
-  rm -f "$pki/$name.csr" "$pki/$name.ext"
-}
-
-kubeconfig() {
-  local file=$1 server=$2 pki=$3 user=$4
-  cat > "$file" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: aurum-test
-  cluster:
-    server: $server
-    certificate-authority: $pki/ca.crt
-users:
-- name: $user
-  user:
-    client-certificate: $pki/$user.crt
-    client-key: $pki/$user.key
-contexts:
-- name: aurum-test
-  context:
-    cluster: aurum-test
-    user: $user
-current-context: aurum-test
-EOF
-}
+# The control plane's certificates and kubeconfigs come from kube.sh.
+gen_cert() { "$kube_sh" cert "$@"; }   # PKI NAME CN ORG [SAN]
+kubeconfig() { "$kube_sh" kubeconfig "$@"; }   # FILE SERVER PKI USER
 
 # PID 1 here is no init that reaps orphans: a killed daemon can stay a zombie,
 # which kill -0 takes for alive.

@@ -91,7 +91,7 @@ free_port() {
 
 # gen_cert NAME CN ORG SAN: a key and a certificate signed by DIR/pki/ca.
 gen_cert() {
-  local pki=$1 name=$2 cn=$3 org=$4 san=$5 subj="/CN=$3"
+  local pki=$1 name=$2 cn=$3 org=$4 san=${5:-} subj="/CN=$3"
   [ -n "$org" ] && subj="/O=$org/CN=$cn"
   openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subj" \
     -out "$pki/$name.csr" 2>/dev/null
@@ -288,7 +288,12 @@ case "${1:-}" in
   build) shift; build "$@" ;;
   bin) echo "$bindir" ;;
   pki) [ $# = 2 ] || die "usage: $0 pki DIR"; mkdir -p "$2"; gen_pki "$2/pki" ;;
+  # For cluster.sh: one more certificate signed by PKI/ca (kept when it exists),
+  # and a kubeconfig for one of them.
+  cert) [ $# -ge 5 ] || die "usage: $0 cert PKI NAME CN ORG [SAN]"; shift
+    [ -f "$1/$2.crt" ] || gen_cert "$@" ;;
+  kubeconfig) [ $# = 5 ] || die "usage: $0 kubeconfig FILE SERVER PKI USER"; shift; kubeconfig "$@" ;;
   start) [ $# = 2 ] || die "usage: $0 start DIR"; start "$2" ;;
   stop) [ $# = 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
-  *) echo "usage: $0 build | bin | pki DIR | start DIR | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 build | bin | pki DIR | cert PKI NAME CN ORG [SAN] | kubeconfig FILE SERVER PKI USER | start DIR | stop DIR" >&2; exit 2 ;;
 esac
