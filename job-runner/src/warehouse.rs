@@ -18,7 +18,10 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use crate::datamart::{Datamart, GoldRow};
 
-/// The migrations, in order; each is applied once per schema.
+/// The migrations, in order. Each is written to be idempotent (`IF NOT EXISTS`)
+/// and all are applied before every load, so that a gold table dropped by hand
+/// or by a Datamart's `deletionPolicy: Delete` comes back (empty) on the next
+/// run; `aurum_schema_migrations` records when each was first applied.
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_gold.sql"))];
 
 /// Environment variable naming a failpoint, for crash tests: with
@@ -180,24 +183,18 @@ impl Warehouse {
         .await
         .map_err(query_error(format!("creating schema {schema}")))?;
         for (version, sql) in MIGRATIONS {
-            let applied = tx
-                .query_opt(
-                    "SELECT 1 FROM aurum_schema_migrations WHERE version = $1",
-                    &[version],
-                )
+            tx.batch_execute(sql)
                 .await
-                .map_err(query_error("reading applied migrations"))?
-                .is_some();
-            if !applied {
-                tx.batch_execute(sql)
-                    .await
-                    .map_err(query_error(format!("applying migration {version}")))?;
-                tx.execute(
-                    "INSERT INTO aurum_schema_migrations (version) VALUES ($1)",
+                .map_err(query_error(format!("applying migration {version}")))?;
+            let first_time = tx
+                .execute(
+                    "INSERT INTO aurum_schema_migrations (version) VALUES ($1)
+                     ON CONFLICT (version) DO NOTHING",
                     &[version],
                 )
                 .await
                 .map_err(query_error("recording a migration"))?;
+            if first_time == 1 {
                 tracing::info!(version, schema = %schema, "migration applied");
             }
         }

@@ -322,3 +322,46 @@ async fn datamart_without_silver_says_what_to_do() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("has no silver snapshot yet"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_dropped_gold_table_is_created_again_by_the_next_run() {
+    let url = support::fresh_database("dropped_gold").await;
+    let (dir, source) = support::generated_source(400, 2);
+    let lake = dir.path().join("lake");
+    support::job_runner_ok(&[
+        "run",
+        "--source",
+        path_arg(&source),
+        "--lake",
+        path_arg(&lake),
+        "--database-url",
+        &url,
+    ]);
+    let client = support::connect(&url).await;
+    let before = support::table_as_text(&client, "gold_top_products").await;
+    assert!(!before.is_empty());
+
+    // As a Datamart with `deletionPolicy: Delete` does when it is deleted.
+    client
+        .batch_execute("DROP TABLE gold_top_products")
+        .await
+        .unwrap();
+    support::job_runner_ok(&[
+        "datamart",
+        "top-products",
+        "--lake",
+        path_arg(&lake),
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(
+        support::table_as_text(&client, "gold_top_products").await,
+        before
+    );
+    let migrations: i64 = client
+        .query_one("SELECT count(*) FROM aurum_schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(migrations, 1, "one record per migration, however many runs");
+}
