@@ -27,6 +27,12 @@ use crate::storage::{Storage, StorageError};
 /// The manifest's path in the lake.
 pub const MANIFEST: &str = "silver/_snapshot.json";
 
+/// How many times a manifest read is tried before its error is reported.
+const MANIFEST_READ_ATTEMPTS: u32 = 4;
+
+/// The pause after a failed manifest read, times the attempt number.
+const MANIFEST_RETRY_DELAY: Duration = Duration::from_millis(100);
+
 /// How long the files of a replaced snapshot are kept by default: the operator's
 /// default run deadline, so a datamart run that read it has ended (or been stopped).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
@@ -92,7 +98,26 @@ pub struct Retained {
 
 impl Snapshot {
     /// The current snapshot of a lake, if any.
+    ///
+    /// A read that fails, or returns bytes that do not parse, is tried again a
+    /// few times: on HDFS a publish renaming a new manifest over the old one
+    /// can cut off a read of the old one, and the next read sees the new one
+    /// whole. A manifest that is still unreadable after that is an error.
     pub async fn current(lake: &Storage) -> Result<Option<Snapshot>, SnapshotError> {
+        let mut attempt = 1;
+        loop {
+            match Snapshot::read_manifest(lake).await {
+                Err(error) if attempt < MANIFEST_READ_ATTEMPTS => {
+                    tracing::warn!(attempt, %error, "reading the silver manifest again");
+                    tokio::time::sleep(MANIFEST_RETRY_DELAY * attempt).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn read_manifest(lake: &Storage) -> Result<Option<Snapshot>, SnapshotError> {
         let path = lake.path(MANIFEST);
         let Some(bytes) = lake.read_all(&path).await? else {
             return Ok(None);
@@ -189,5 +214,56 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(id: &str) -> Snapshot {
+        Snapshot {
+            snapshot_id: id.to_owned(),
+            created_at: "2026-01-01T00:00:00Z".to_owned(),
+            tables: BTreeMap::new(),
+            rejects: BTreeMap::new(),
+            retained: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_manifest_cut_off_by_a_publish_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Storage::open(dir.path().to_str().unwrap(), true).unwrap();
+        let manifest = lake.path(MANIFEST);
+        // What a reader gets when the rename cuts its read short.
+        lake.write_all(&manifest, br#"{"snapshot_id": "ol"#.to_vec())
+            .await
+            .unwrap();
+        let whole = serde_json::to_vec(&snapshot("new")).unwrap();
+        let writer = {
+            let lake = Storage::open(dir.path().to_str().unwrap(), false).unwrap();
+            tokio::spawn(async move {
+                tokio::time::sleep(MANIFEST_RETRY_DELAY / 2).await;
+                lake.write_all(&lake.path(MANIFEST), whole).await.unwrap();
+            })
+        };
+        let read = Snapshot::current(&lake).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(read.unwrap().snapshot_id, "new");
+    }
+
+    #[tokio::test]
+    async fn a_manifest_that_stays_corrupt_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Storage::open(dir.path().to_str().unwrap(), true).unwrap();
+        lake.write_all(&lake.path(MANIFEST), b"not json".to_vec())
+            .await
+            .unwrap();
+        let error = Snapshot::current(&lake).await.unwrap_err();
+        assert!(
+            error.to_string().contains("not a silver snapshot manifest"),
+            "{error}"
+        );
     }
 }
