@@ -1,4 +1,6 @@
 //! Login, the JWT attack list, roles, rate limiting, users file and key handling.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

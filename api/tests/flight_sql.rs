@@ -1,6 +1,8 @@
 //! Arrow Flight SQL against the real `aurum-api` binary and a real PostgreSQL loaded
 //! by the real job-runner: handshake, listings, full-table reads equal to the gold
 //! tables, prepared statements with parameters, and every rejection.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

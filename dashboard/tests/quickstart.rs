@@ -13,6 +13,8 @@
 //! - `AURUM_QUICKSTART_DATABASE_URL`: the quickstart's PostgreSQL (port-forward).
 //!
 //! A plain `cargo test` has no cluster and ignores it.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod cdp;
 mod common;

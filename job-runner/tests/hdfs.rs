@@ -5,7 +5,8 @@
 //!
 //! Needs AURUM_HDFS_URL, HADOOP_CONF_DIR (the cluster's client configuration),
 //! AURUM_HDFS_DIR (the cluster's folder, for killing a DataNode) and DATABASE_URL.
-
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 // The tests share one cluster: the one that kills a DataNode takes this lock
 // exclusively, the others shared, across awaits (each test has its own runtime).
 #![allow(clippy::await_holding_lock)]

@@ -1,5 +1,7 @@
 //! The whole pipeline through the real binary, against a real PostgreSQL,
 //! checked value by value against the independent reference in `support`.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod support;
 

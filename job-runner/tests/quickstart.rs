@@ -6,6 +6,8 @@
 //! Datamarts are Ready, with `AURUM_QUICKSTART_DATABASE_URL` reaching the
 //! in-cluster PostgreSQL (through a port-forward). It is ignored by a plain
 //! `cargo test`, which has no cluster.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod support;
 

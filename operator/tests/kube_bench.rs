@@ -3,6 +3,8 @@
 //! - apply -> Job latency of a Datamart (p50, p99 over 100 applies), with the
 //!   operator binary as a separate process;
 //! - the operator's memory and reconcile rate with 1,000 Datamarts.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

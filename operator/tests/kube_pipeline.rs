@@ -2,6 +2,8 @@
 //! kube-apiserver + kube-controller-manager, the stand-in kubelet running the
 //! real `aurum-job-runner` (AURUM_JOB_RUNNER_BIN) against a real PostgreSQL
 //! (DATABASE_URL) and a lake on the host.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 
