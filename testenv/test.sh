@@ -64,10 +64,16 @@ api/tests/flight_jdbc.sh || status=$?
 
 # The Helm chart on the same control plane (helm built once into
 # ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
-# operator, API and dashboard run with the chart's environment.
+# operator, API and dashboard run with the chart's environment, the monitoring
+# manifests and alert rules.
 service_env=$(testenv/helm.sh)
 eval "$service_env"
 export AURUM_HELM_BIN
+# promtool and the Prometheus operator's CRDs for the chart's monitoring checks
+# (built and fetched once into ~/.cache/aurum/promtool).
+service_env=$(testenv/promtool.sh)
+eval "$service_env"
+export AURUM_PROMTOOL_BIN AURUM_PROMETHEUS_CRDS
 AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator \
 AURUM_DASHBOARD_BIN=$CARGO_TARGET_DIR/debug/aurum-dashboard \
   charts/tests/validate.sh || status=$?
