@@ -617,6 +617,19 @@ PY
   waits "deleting a Delete-policy Datamart: it read the database Secret and tried PostgreSQL" 60 bash -c "
     '$kubectl' -n '$ns_quick' get events.events.k8s.io -o jsonpath='{range .items[*]}{.reason}: {.note}{\"\\n\"}{end}' |
       grep '^GoldTableDrop' | grep -q 'PostgreSQL'"
+  # A run that ends: a second DataLake whose Jobs may run 10 s. No pod starts
+  # here, so kube-controller-manager's Job controller fails the Job
+  # (DeadlineExceeded) and the operator records a failed run (what the
+  # runs_finished and run_duration series count).
+  "$kubectl" -n "$ns_quick" get datalake lake -o json | python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+spec = dict(o["spec"], runDeadlineSeconds=10, maxRetries=0)
+print(json.dumps({"apiVersion": o["apiVersion"], "kind": o["kind"],
+                  "metadata": {"name": "deadline", "namespace": o["metadata"]["namespace"]}, "spec": spec}))' |
+    "$kubectl" apply -f - >/dev/null
+  waits "a run whose Job the Job controller fails (runDeadlineSeconds 10) is recorded as Failed" 90 bash -c "
+    '$kubectl' -n '$ns_quick' get datalake deadline -o jsonpath='{.status.runs[0].outcome}' | grep -qx Failed"
   # What it exports after that work, for the monitoring names check below.
   check "its /metrics answers" curl -sf -o "$work/metrics-operator.txt" "http://127.0.0.1:$port/metrics"
   kill "$operator_pid" 2>/dev/null || true
