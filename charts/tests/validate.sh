@@ -720,6 +720,41 @@ if [ -n "${AURUM_API_BIN:-}" ] && [ -x "$AURUM_API_BIN" ] && [ -n "${DATABASE_UR
     echo "     (AURUM_DASHBOARD_BIN not set: the dashboard binary is not run)"
   fi
   check "API /metrics answers" curl -sf -o "$work/metrics-api.txt" "http://127.0.0.1:$api_port/metrics"
+  # The API's Ingress names the API's routes one by one (to leave out /metrics
+  # and /docs): every route of the running API's OpenAPI document must be
+  # among them, and every one of them a route the API answers.
+  ingress_covers_api() {
+    curl -sf "http://127.0.0.1:$api_port/openapi.json" > "$work/openapi.json" &&
+      "$kubectl" -n "$ns_quick" get ingress aurum-api -o json > "$work/api-ingress.json" &&
+      python3 - "$work/openapi.json" "$work/api-ingress.json" "http://127.0.0.1:$api_port" <<'PY'
+import json, sys, urllib.error, urllib.request
+api = set(json.load(open(sys.argv[1]))["paths"])
+rules = [(p["path"], p["pathType"]) for r in json.load(open(sys.argv[2]))["spec"]["rules"]
+         for p in r["http"]["paths"]]
+def routed(path):
+    return any(path == rp or (t == "Prefix" and path.startswith(rp.rstrip("/") + "/")) for rp, t in rules)
+def status(path):
+    try:
+        return urllib.request.urlopen(sys.argv[3] + path).status
+    except urllib.error.HTTPError as e:
+        return e.code
+hidden = ("/metrics", "/docs/", "/openapi.json")  # routed only with exposeMetrics/exposeDocs
+bad = [f"{p}: in the OpenAPI document, not routed" for p in sorted(api) if not routed(p) and p not in hidden]
+for rp, t in rules:
+    if t == "Prefix" and not any(p.startswith(rp + "/") for p in api):
+        bad.append(f"{rp}: a Prefix rule without an API path under it")
+    if t == "Exact" and rp not in api and status(rp) != 200:
+        bad.append(f"{rp}: not in the OpenAPI document and GET gives {status(rp)}")
+for p in hidden:
+    if routed(p):
+        bad.append(p + ": routed by default")
+print(len(api), "API paths,", len(rules), "Ingress rules")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+  }
+  check "the API's Ingress routes every path of the API's OpenAPI document, and only routes the API has" \
+    ingress_covers_api
   kill "$api_pid" 2>/dev/null || true
   if [ "$failed" != 0 ]; then tail -5 "$work/api.log" | sed 's/^/     api: /'; fi
 else
