@@ -23,6 +23,7 @@ bench:
 ## Validate the Helm chart against a throwaway kube-apiserver (builds helm once)
 chart:
 	charts/tests/validate.sh
+	charts/tests/upgrade.sh
 
 ## Regenerate the CRD manifests from the Rust types, in crds/ and in the chart
 crds:

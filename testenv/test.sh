@@ -78,6 +78,10 @@ AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator \
 AURUM_DASHBOARD_BIN=$CARGO_TARGET_DIR/debug/aurum-dashboard \
   charts/tests/validate.sh || status=$?
 
+# An upgrade from the chart of an earlier commit: CRDs first, then the release,
+# server-side; the current operator takes over the existing objects.
+AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator charts/tests/upgrade.sh || status=$?
+
 # The ingress controller (Traefik, built from its Go module) routes the chart's
 # Ingresses, TLS and gRPC, on the control plane above.
 testenv/ingress-check.sh "$state/ingress-check" || status=$?
