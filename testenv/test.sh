@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
+# The toolchain rust-toolchain.toml pins, without a download.
+toolchain_env=$(scripts/toolchain.sh)
+eval "$toolchain_env"
+if [ -n "${RUSTUP_TOOLCHAIN:-}" ]; then export RUSTUP_TOOLCHAIN; fi
 state=${AURUM_TEST_STATE:-$HOME/.cache/aurum/test}
 mkdir -p "$state"
 
