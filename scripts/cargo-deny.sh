@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cargo-deny, installed once from crates.io into ~/.cache/aurum/cargo-deny, then
+# cargo-deny, installed once with `cargo install` into ~/.cache/aurum/cargo-deny, then
 # run on the workspace with deny.toml: licences, banned and duplicate crates,
 # crate sources. `make lint` runs it.
 #
