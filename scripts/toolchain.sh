@@ -24,12 +24,17 @@ fi
 # Outside the repository, so that the pin itself does not choose the toolchain.
 cd /
 host=$(rustup show 2>/dev/null | sed -n 's/^Default host: //p')
-if rustup toolchain list | grep -q "^$want-$host\b"; then
+# The list first: `grep -q` would end the pipe early (SIGPIPE under pipefail).
+toolchains_list=$(rustup toolchain list)
+if grep -q "^$want-$host\b" <<< "$toolchains_list"; then
   exit 0
 fi
 stable=$(rustup run stable rustc --version 2>/dev/null | awk '{print $2}') || stable=
 if [ "$stable" = "$want" ]; then
   toolchains=$(rustup show home)/toolchains
+  # Not listed, so nothing of that name is there; -n replaces a dangling link.
+  [ -d "$toolchains/$want-$host" ] && [ ! -L "$toolchains/$want-$host" ] &&
+    { log "$toolchains/$want-$host exists but rustup does not list it"; exit 1; }
   ln -sfn "$toolchains/stable-$host" "$toolchains/$want-$host"
   log "rustup's stable is $want: $want-$host now names it"
   exit 0
