@@ -414,6 +414,20 @@ for p in d[\"panels\"]:
     if p[\"type\"] != \"row\":
         assert p[\"targets\"] and all(t[\"expr\"] for t in p[\"targets\"]), p[\"title\"]
 print(d[\"title\"], d[\"uid\"], len(ids), \"panels\")'"
+# The dashboard's queries as recording rules, Grafana's variables replaced:
+# promtool parses every one as PromQL.
+check "every query of the Grafana dashboard is valid PromQL (promtool check rules)" bash -c "
+  python3 - '$chart/dashboards/aurum.json' > '$work/dashboard-rules.json' <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rules = []
+for p in d[\"panels\"]:
+    for t in p.get(\"targets\", []):
+        expr = t[\"expr\"].replace(\"\$__rate_interval\", \"5m\").replace(\"\$namespace\", \"aurum\")
+        rules.append({\"record\": \"aurum_dashboard:panel_%d_%s\" % (p[\"id\"], t[\"refId\"].lower()), \"expr\": expr})
+print(json.dumps({\"groups\": [{\"name\": \"dashboard\", \"rules\": rules}]}))
+PY
+  '$promtool' check rules '$work/dashboard-rules.json'"
 # The metric names the rules and the dashboard use, checked against the real
 # binaries' /metrics further down (where they run).
 python3 - "$work/rules/rules.json" "$chart/dashboards/aurum.json" > "$work/metric-names" <<'PY'
