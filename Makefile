@@ -11,10 +11,12 @@ demo:
 test:
 	testenv/test.sh
 
-## Formatting and lints, as CI expects them
+## Formatting, lints and dependency checks (licences, duplicates, sources), as CI expects them
 lint:
+	scripts/toolchain.sh
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/cargo-deny.sh check
 
 ## Benchmark the pipeline at 1M and 5M transactions (rows/s per stage, peak RSS)
 bench:
@@ -23,6 +25,7 @@ bench:
 ## Validate the Helm chart against a throwaway kube-apiserver (builds helm once)
 chart:
 	charts/tests/validate.sh
+	charts/tests/upgrade.sh
 
 ## Regenerate the CRD manifests from the Rust types, in crds/ and in the chart
 crds:

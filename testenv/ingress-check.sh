@@ -4,8 +4,10 @@
 # values-quickstart.yaml), routed by host and path to HTTP servers on this
 # machine's own address through Services without selector and hand-written
 # EndpointSlices (what the endpointslice controller writes for pods); the
-# default IngressClass; the Ingress status; a wrong host; endpoint changes
-# followed live; TLS from the chart's `tls` values; gRPC (Arrow Flight) over h2c.
+# default IngressClass; the Ingress status; a wrong host; the API's Ingress
+# leaving out /metrics and /docs unless api.ingress.exposeMetrics/exposeDocs;
+# endpoint changes followed live; TLS from the chart's `tls` values; gRPC
+# (Arrow Flight) over h2c.
 #
 #   testenv/ingress-check.sh [DIR]   state in DIR (default ~/.cache/aurum/test/ingress-check)
 #
@@ -233,6 +235,30 @@ check "the backend sees the original Host header" \
   wait_for api.aurum.local /login '"host": "api.aurum.local"'
 check "dashboard.aurum.local/ reaches the dashboard backend" \
   wait_for dashboard.aurum.local /datamarts '"backend": "dashboard", "path": "/datamarts"'
+
+# The API's Ingress routes the API's own routes only: /metrics, /docs and
+# /openapi.json get the controller's 404, not the API (api.ingress.exposeMetrics
+# and exposeDocs off, the default).
+for path in /healthz /readyz /gold/top-products; do
+  check "api.aurum.local$path reaches the api backend" wait_for api.aurum.local "$path" "\"path\": \"$path\""
+done
+for path in /metrics /docs /docs/ /docs/index.html /openapi.json /metricsx /loginx /; do
+  code=$(get api.aurum.local "$path" | head -c 3)
+  check "api.aurum.local$path is not routed: 404 (got $code)" test "$code" = 404
+done
+"$helm" template aurum charts/aurum -n "$NS" -f charts/aurum/values-quickstart.yaml \
+  --set api.ingress.exposeMetrics=true --set api.ingress.exposeDocs=true \
+  --show-only templates/ingress.yaml | "$kubectl" apply -f - >&2
+for path in /metrics /docs/ /openapi.json /anything; do
+  check "with api.ingress.exposeMetrics and exposeDocs: api.aurum.local$path reaches the api backend" \
+    wait_for api.aurum.local "$path" "\"path\": \"$path\""
+done
+"$helm" template aurum charts/aurum -n "$NS" -f charts/aurum/values-quickstart.yaml \
+  --set api.ingress.exposeMetrics=true --show-only templates/ingress.yaml | "$kubectl" apply -f - >&2
+check "with api.ingress.exposeMetrics only: /docs/ is 404 again" wait_for api.aurum.local /docs/ '^404$'
+check "  ... and /metrics reaches the api backend" wait_for api.aurum.local /metrics '"path": "/metrics"'
+"$kubectl" apply -f "$DIR/chart-ingress.yaml" >&2
+check "the default Ingress again: /metrics is 404" wait_for api.aurum.local /metrics '^404$'
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: wrong.aurum.local' "$url/")
 check "a wrong host gets 404 (got $code)" test "$code" = 404
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/")
@@ -246,11 +272,11 @@ check "the Ingress status is published (api: '$(status_ip aurum-api)', dashboard
 # The endpoint moves (a pod replaced): the controller follows the EndpointSlice.
 "$kubectl" -n "$NS" patch endpointslice aurum-api-manual --type=json \
   -p "[{\"op\":\"replace\",\"path\":\"/ports/0/port\",\"value\":$api2}]" >&2
-check "an EndpointSlice change is followed live" wait_for api.aurum.local /x '"backend": "api2"'
+check "an EndpointSlice change is followed live" wait_for api.aurum.local /gold/x '"backend": "api2"'
 # No serving endpoint: 503 (allowEmptyServices), not a stale backend.
 "$kubectl" -n "$NS" patch endpointslice aurum-api-manual --type=json \
   -p '[{"op":"replace","path":"/endpoints/0/conditions","value":{"ready":false,"serving":false}}]' >&2
-check "no serving endpoint gives 503" wait_for api.aurum.local /x '^503$'
+check "no serving endpoint gives 503" wait_for api.aurum.local /gold/x '^503$'
 
 # TLS, as the chart renders it with api.ingress.tls.enabled and a certificate in
 # the Secret it names.
@@ -267,7 +293,7 @@ https_port=${AURUM_INGRESS_HTTPS_URL##*:}
 https_get() {
   for _ in $(seq 1 80); do
     curl -s --cacert "$DIR/tls.crt" --resolve "api.aurum.local:$https_port:127.0.0.1" \
-      "https://api.aurum.local:$https_port/tls" | grep -q '"backend": "api2", "path": "/tls"' && return 0
+      "https://api.aurum.local:$https_port/gold/tls" | grep -q '"backend": "api2", "path": "/gold/tls"' && return 0
     sleep 0.25
   done
   return 1

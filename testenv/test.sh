@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
+# The toolchain rust-toolchain.toml pins, without a download.
+toolchain_env=$(scripts/toolchain.sh)
+eval "$toolchain_env"
+if [ -n "${RUSTUP_TOOLCHAIN:-}" ]; then export RUSTUP_TOOLCHAIN; fi
 state=${AURUM_TEST_STATE:-$HOME/.cache/aurum/test}
 mkdir -p "$state"
 
@@ -64,13 +68,23 @@ api/tests/flight_jdbc.sh || status=$?
 
 # The Helm chart on the same control plane (helm built once into
 # ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
-# operator, API and dashboard run with the chart's environment.
+# operator, API and dashboard run with the chart's environment, the monitoring
+# manifests and alert rules.
 service_env=$(testenv/helm.sh)
 eval "$service_env"
 export AURUM_HELM_BIN
+# promtool and the Prometheus operator's CRDs for the chart's monitoring checks
+# (built and fetched once into ~/.cache/aurum/promtool).
+service_env=$(testenv/promtool.sh)
+eval "$service_env"
+export AURUM_PROMTOOL_BIN AURUM_PROMETHEUS_CRDS
 AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator \
 AURUM_DASHBOARD_BIN=$CARGO_TARGET_DIR/debug/aurum-dashboard \
   charts/tests/validate.sh || status=$?
+
+# An upgrade from the chart of an earlier commit: CRDs first, then the release,
+# server-side; the current operator takes over the existing objects.
+AURUM_OPERATOR_BIN=$CARGO_TARGET_DIR/debug/aurum-operator charts/tests/upgrade.sh || status=$?
 
 # The ingress controller (Traefik, built from its Go module) routes the chart's
 # Ingresses, TLS and gRPC, on the control plane above.

@@ -20,7 +20,13 @@
 #      Hadoop's own *-default.xml know (jars from testenv/hdfs.sh's cache);
 #   9. the Dockerfile, statically (check_images.py): a target per component
 #      building a workspace binary with --locked, running it as user 65532, the
-#      names and tag that the chart and docs/kubernetes.md use.
+#      names and tag that the chart and docs/kubernetes.md use;
+#  10. monitoring (off by default): the ServiceMonitors and PrometheusRule
+#      applied server-side against the Prometheus operator's own CRDs, the rules
+#      through a real `promtool check rules` and `promtool test rules`
+#      (prometheus-rules.test.yaml; the tests fail on rules with other
+#      thresholds), the Grafana dashboard's JSON, and every metric that the rules
+#      and the dashboard name is one the real operator and API export.
 #
 # With AURUM_API_BIN (and DATABASE_URL) and AURUM_DASHBOARD_BIN, runs those
 # binaries with the environment, files and init command of their Deployments:
@@ -53,6 +59,12 @@ fi
 if [ -z "${AURUM_HELM_BIN:-}" ]; then
   eval "$("$repo/testenv/helm.sh")"
 fi
+# promtool and the Prometheus operator's CRDs (testenv/promtool.sh builds and
+# fetches them once).
+if [ -z "${AURUM_PROMTOOL_BIN:-}" ] || [ -z "${AURUM_PROMETHEUS_CRDS:-}" ]; then
+  promtool_env=$("$repo/testenv/promtool.sh")
+  eval "$promtool_env"
+fi
 export KUBECONFIG
 helm=$AURUM_HELM_BIN/helm
 kubectl=$AURUM_KUBE_BIN/kubectl
@@ -67,6 +79,7 @@ ns_quick=aurum-chart-quick-$suffix
 ns_cluster=aurum-chart-cluster-$suffix
 ns_install=aurum-chart-install-$suffix
 created_crds=0
+created_monitoring_crds=0
 passed=0
 failed=0
 
@@ -103,6 +116,10 @@ cleanup() {
     --ignore-not-found >/dev/null 2>&1
   if [ "$created_crds" = 1 ]; then
     "$kubectl" delete -f "$chart/crds/" --ignore-not-found --wait=false >/dev/null 2>&1
+  fi
+  if [ "$created_monitoring_crds" = 1 ]; then
+    "$kubectl" delete crd servicemonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com \
+      --ignore-not-found --wait=false >/dev/null 2>&1
   fi
   rm -rf "$work"
   [ -n "$own_kube" ] && "$repo/testenv/kube.sh" stop "$own_kube"
@@ -301,6 +318,128 @@ check "the controller-manager acts on the applied objects (ReplicaSets, Stateful
     echo \"replicasets=\$rs pvcs=\$pvc loader pods=\$pods\"; exit 1"
 
 # ---------------------------------------------------------------------------
+section "monitoring: Prometheus operator CRDs, promtool, the Grafana dashboard"
+promtool=$AURUM_PROMTOOL_BIN
+"$promtool" --version 2>&1 | head -1 | sed 's/^/     /'
+echo "     Prometheus operator CRDs: $AURUM_PROMETHEUS_CRDS"
+monitoring_on=(--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true
+  --set monitoring.grafanaDashboard.enabled=true)
+check "monitoring off by default: no ServiceMonitor, PrometheusRule or dashboard ConfigMap" \
+  expect_kinds "$work/default.yaml" ServiceMonitor=0 PodMonitor=0 PrometheusRule=0 ConfigMap=0
+check "helm lint --strict (monitoring on, API TLS)" \
+  "$helm" lint --strict "$chart" "${monitoring_on[@]}" --set api.tls.existingSecret=api-tls
+check "monitoring on: a ServiceMonitor each for the operator and the API, a PrometheusRule, the dashboard" bash -c "
+  '$helm' template aurum '$chart' -n '$ns_default' ${monitoring_on[*]} > '$work/monitoring.yaml' &&
+  '$helm' template aurum '$chart' -n '$ns_default' ${monitoring_on[*]} --set api.tls.existingSecret=api-tls \
+    --set monitoring.serviceMonitor.scrapeTimeout=10s --set monitoring.serviceMonitor.labels.release=prom \
+    --show-only templates/monitoring.yaml > '$work/monitoring-tls.yaml'"
+check "  ... exactly those" expect_kinds "$work/monitoring.yaml" ServiceMonitor=2 PrometheusRule=1 ConfigMap=1
+check "the API's ServiceMonitor scrapes https with the CA of api.tls.existingSecret" bash -c "
+  grep -q 'scheme: https' '$work/monitoring-tls.yaml' && grep -q 'name: api-tls' '$work/monitoring-tls.yaml' &&
+  grep -q 'serverName: aurum-api.$ns_default.svc' '$work/monitoring-tls.yaml' && grep -q 'release: prom' '$work/monitoring-tls.yaml'"
+check "with operator.service.enabled=false: no operator ServiceMonitor and no operator alerts" bash -c "
+  '$helm' template aurum '$chart' ${monitoring_on[*]} --set operator.service.enabled=false \
+    --show-only templates/monitoring.yaml > '$work/monitoring-noop.yaml' &&
+  ! grep -q 'name: aurum-operator\$' '$work/monitoring-noop.yaml' && ! grep -q 'AurumOperator' '$work/monitoring-noop.yaml' &&
+  grep -q 'AurumGoldStale' '$work/monitoring-noop.yaml'"
+
+# The Prometheus operator's CRDs (from its Go module), then the objects through
+# them on the real apiserver: schema and field validation are the server's.
+if ! "$kubectl" get crd prometheusrules.monitoring.coreos.com >/dev/null 2>&1; then created_monitoring_crds=1; fi
+check "Prometheus operator CRDs (ServiceMonitor, PrometheusRule): server-side apply, established" bash -c "
+  '$kubectl' apply --server-side --force-conflicts --field-manager=aurum-chart-validate \
+    -f '$AURUM_PROMETHEUS_CRDS/monitoring.coreos.com_servicemonitors.yaml' \
+    -f '$AURUM_PROMETHEUS_CRDS/monitoring.coreos.com_prometheusrules.yaml' &&
+  '$kubectl' wait --for condition=established --timeout=60s \
+    crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com"
+check "ServiceMonitors and PrometheusRule: server-side apply --dry-run=server" \
+  "$kubectl" apply --server-side --field-manager=aurum-chart-validate --dry-run=server \
+  -f "$work/monitoring.yaml" -f "$work/monitoring-tls.yaml"
+check "ServiceMonitors, PrometheusRule and the dashboard ConfigMap: server-side apply" \
+  "$kubectl" apply --server-side --field-manager=aurum-chart-validate -f "$work/monitoring.yaml"
+check "the CRDs' schema is enforced: a ServiceMonitor with scheme ftp is refused" bash -c "
+  sed 's/scheme: https/scheme: ftp/' '$work/monitoring-tls.yaml' > '$work/monitoring-bad.yaml' &&
+  ! '$kubectl' apply --server-side --field-manager=aurum-chart-validate --dry-run=server \
+    -f '$work/monitoring-bad.yaml' > '$work/bad.out' 2>&1 && grep -q 'Unsupported value: \"ftp\"' '$work/bad.out'"
+
+# rules_json HELM-ARGS...: the rendered PrometheusRule's spec (release aurum in
+# namespace aurum, as prometheus-rules.test.yaml expects), as promtool's rule file.
+rules_json() {
+  "$helm" template aurum "$chart" -n aurum --set monitoring.prometheusRule.enabled=true \
+    --set monitoring.prometheusRule.goldMaxAgeSecondsByDatamart.monthly-sales=2764800 "$@" \
+    --show-only templates/monitoring.yaml |
+    "$kubectl" create --dry-run=client -o json -f - |
+    python3 -c 'import json, sys
+o = json.load(sys.stdin)
+items = o["items"] if o.get("kind") == "List" else [o]
+rules = [i for i in items if i["kind"] == "PrometheusRule"]
+assert len(rules) == 1, rules
+print(json.dumps(rules[0]["spec"], indent=1))'
+}
+mkdir -p "$work/rules" "$work/rules-other"
+cp "$here/prometheus-rules.test.yaml" "$work/rules/"
+cp "$here/prometheus-rules.test.yaml" "$work/rules-other/"
+if rules_json > "$work/rules/rules.json" 2> "$work/out" &&
+  rules_json --set monitoring.prometheusRule.failedRuns=4 --set monitoring.prometheusRule.goldMaxAgeSeconds=96000 \
+    > "$work/rules-other/rules.json" 2>> "$work/out"; then
+  pass "the PrometheusRule's groups extracted for promtool"
+else
+  fail "the PrometheusRule's groups extracted for promtool"; tail -5 "$work/out" | sed 's/^/     /'
+fi
+alerts=$(grep -c '"alert":' "$work/rules/rules.json" || true)
+echo "     alerts: $(grep -o '"alert": "[A-Za-z]*"' "$work/rules/rules.json" | cut -d'"' -f4 | tr '\n' ' ')"
+check "promtool check rules --lint=all --lint-fatal: $alerts alerts, valid PromQL and templates" \
+  "$promtool" check rules --lint=all --lint-fatal "$work/rules/rules.json"
+check "promtool test rules charts/tests/prometheus-rules.test.yaml: every alert fires when it should, not otherwise" \
+  bash -c "cd '$work/rules' && '$promtool' test rules prometheus-rules.test.yaml"
+check "every alert of the PrometheusRule has a unit test" bash -c "
+  for a in \$(grep -o '\"alert\": \"[A-Za-z]*\"' '$work/rules/rules.json' | cut -d'\"' -f4); do
+    grep -q \"alertname: \$a\$\" '$here/prometheus-rules.test.yaml' || { echo \"no test for \$a\"; exit 1; }
+  done"
+check "the unit tests fail on rules with other thresholds (failedRuns 4, goldMaxAgeSeconds 96000)" bash -c "
+  cd '$work/rules-other' && ! '$promtool' test rules prometheus-rules.test.yaml > out 2>&1 &&
+  grep -q 'alertname: AurumRunsFailing' out && grep -q 'alertname: AurumGoldStale' out"
+
+check "the Grafana dashboard is JSON with unique panel ids, every panel with a query, within 24 columns" bash -c "
+  '$kubectl' -n '$ns_default' get configmap aurum-grafana-dashboard -o json | python3 -c '
+import json, sys
+cm = json.load(sys.stdin)
+assert cm[\"metadata\"][\"labels\"].get(\"grafana_dashboard\") == \"1\", \"no sidecar label\"
+d = json.loads(cm[\"data\"][\"aurum.json\"])
+ids = [p[\"id\"] for p in d[\"panels\"]]
+assert len(ids) == len(set(ids)), \"duplicate panel ids\"
+for p in d[\"panels\"]:
+    g = p[\"gridPos\"]
+    assert g[\"x\"] + g[\"w\"] <= 24, p[\"title\"]
+    if p[\"type\"] != \"row\":
+        assert p[\"targets\"] and all(t[\"expr\"] for t in p[\"targets\"]), p[\"title\"]
+print(d[\"title\"], d[\"uid\"], len(ids), \"panels\")'"
+# The dashboard's queries as recording rules, Grafana's variables replaced:
+# promtool parses every one as PromQL.
+check "every query of the Grafana dashboard is valid PromQL (promtool check rules)" bash -c "
+  python3 - '$chart/dashboards/aurum.json' > '$work/dashboard-rules.json' <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rules = []
+for p in d[\"panels\"]:
+    for t in p.get(\"targets\", []):
+        expr = t[\"expr\"].replace(\"\$__rate_interval\", \"5m\").replace(\"\$namespace\", \"aurum\")
+        rules.append({\"record\": \"aurum_dashboard:panel_%d_%s\" % (p[\"id\"], t[\"refId\"].lower()), \"expr\": expr})
+print(json.dumps({\"groups\": [{\"name\": \"dashboard\", \"rules\": rules}]}))
+PY
+  '$promtool' check rules '$work/dashboard-rules.json'"
+# The metric names the rules and the dashboard use, checked against the real
+# binaries' /metrics further down (where they run).
+python3 - "$work/rules/rules.json" "$chart/dashboards/aurum.json" > "$work/metric-names" <<'PY'
+import re, sys
+names = set()
+for f in sys.argv[1:]:
+    names.update(re.findall(r"\b(?:aurum|kube)_[a-z0-9_]+\b|\bup(?=\{)", open(f).read()))
+print("\n".join(sorted(names)))
+PY
+echo "     metrics used by the rules and the dashboard: $(wc -l < "$work/metric-names")"
+
+# ---------------------------------------------------------------------------
 section "the operator's RBAC: exactly what docs/operator.md lists"
 sa_default=system:serviceaccount:$ns_default:aurum-operator
 sa_cluster=system:serviceaccount:$ns_cluster:aurum-operator
@@ -492,6 +631,21 @@ PY
   waits "deleting a Delete-policy Datamart: it read the database Secret and tried PostgreSQL" 60 bash -c "
     '$kubectl' -n '$ns_quick' get events.events.k8s.io -o jsonpath='{range .items[*]}{.reason}: {.note}{\"\\n\"}{end}' |
       grep '^GoldTableDrop' | grep -q 'PostgreSQL'"
+  # A run that ends: a second DataLake whose Jobs may run 10 s. No pod starts
+  # here, so kube-controller-manager's Job controller fails the Job
+  # (DeadlineExceeded) and the operator records a failed run (what the
+  # runs_finished and run_duration series count).
+  "$kubectl" -n "$ns_quick" get datalake lake -o json | python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+spec = dict(o["spec"], runDeadlineSeconds=10, maxRetries=0)
+print(json.dumps({"apiVersion": o["apiVersion"], "kind": o["kind"],
+                  "metadata": {"name": "deadline", "namespace": o["metadata"]["namespace"]}, "spec": spec}))' |
+    "$kubectl" apply -f - >/dev/null
+  waits "a run whose Job the Job controller fails (runDeadlineSeconds 10) is recorded as Failed" 90 bash -c "
+    '$kubectl' -n '$ns_quick' get datalake deadline -o jsonpath='{.status.runs[0].outcome}' | grep -qx Failed"
+  # What it exports after that work, for the monitoring names check below.
+  check "its /metrics answers" curl -sf -o "$work/metrics-operator.txt" "http://127.0.0.1:$port/metrics"
   kill "$operator_pid" 2>/dev/null || true
   wait "$operator_pid" 2>/dev/null || true
   check "no request of the operator was forbidden" bash -c "! grep -iE 'forbidden|\\b403\\b' '$work/operator.log'"
@@ -579,11 +733,82 @@ if [ -n "${AURUM_API_BIN:-}" ] && [ -x "$AURUM_API_BIN" ] && [ -n "${DATABASE_UR
   else
     echo "     (AURUM_DASHBOARD_BIN not set: the dashboard binary is not run)"
   fi
+  check "API /metrics answers" curl -sf -o "$work/metrics-api.txt" "http://127.0.0.1:$api_port/metrics"
+  # The API's Ingress names the API's routes one by one (to leave out /metrics
+  # and /docs): every route of the running API's OpenAPI document must be
+  # among them, and every one of them a route the API answers.
+  ingress_covers_api() {
+    curl -sf "http://127.0.0.1:$api_port/openapi.json" > "$work/openapi.json" &&
+      "$kubectl" -n "$ns_quick" get ingress aurum-api -o json > "$work/api-ingress.json" &&
+      python3 - "$work/openapi.json" "$work/api-ingress.json" "http://127.0.0.1:$api_port" <<'PY'
+import json, sys, urllib.error, urllib.request
+api = set(json.load(open(sys.argv[1]))["paths"])
+rules = [(p["path"], p["pathType"]) for r in json.load(open(sys.argv[2]))["spec"]["rules"]
+         for p in r["http"]["paths"]]
+def routed(path):
+    return any(path == rp or (t == "Prefix" and path.startswith(rp.rstrip("/") + "/")) for rp, t in rules)
+def status(path):
+    try:
+        return urllib.request.urlopen(sys.argv[3] + path).status
+    except urllib.error.HTTPError as e:
+        return e.code
+hidden = ("/metrics", "/docs/", "/openapi.json")  # routed only with exposeMetrics/exposeDocs
+bad = [f"{p}: in the OpenAPI document, not routed" for p in sorted(api) if not routed(p) and p not in hidden]
+for rp, t in rules:
+    if t == "Prefix" and not any(p.startswith(rp + "/") for p in api):
+        bad.append(f"{rp}: a Prefix rule without an API path under it")
+    if t == "Exact" and rp not in api and status(rp) != 200:
+        bad.append(f"{rp}: not in the OpenAPI document and GET gives {status(rp)}")
+for p in hidden:
+    if routed(p):
+        bad.append(p + ": routed by default")
+print(len(api), "API paths,", len(rules), "Ingress rules")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+  }
+  check "the API's Ingress routes every path of the API's OpenAPI document, and only routes the API has" \
+    ingress_covers_api
   kill "$api_pid" 2>/dev/null || true
   if [ "$failed" != 0 ]; then tail -5 "$work/api.log" | sed 's/^/     api: /'; fi
 else
   echo
   echo "     (AURUM_API_BIN or DATABASE_URL not set: the API and dashboard binaries are not run)"
+fi
+
+# ---------------------------------------------------------------------------
+# Every metric the PrometheusRule and the Grafana dashboard name is one the real
+# binaries export (their /metrics after the runs above; a family counts even
+# while it has no series yet), or one of Prometheus (up) or kube-state-metrics.
+if [ -s "$work/metrics-operator.txt" ] && [ -s "$work/metrics-api.txt" ]; then
+  section "monitoring: the rules and the dashboard name real metrics"
+  check "every metric in the rules and the dashboard is exported by the operator or the API" \
+    python3 - "$work/metric-names" "$work/metrics-operator.txt" "$work/metrics-api.txt" <<'PY'
+import re, sys
+used = open(sys.argv[1]).read().split()
+suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_sum", "_count", "_created"],
+            "gauge": [""], "untyped": [""], "unknown": [""], "summary": ["", "_sum", "_count"]}
+known = set()
+for f in sys.argv[2:]:
+    for line in open(f):
+        m = re.match(r"# TYPE (\S+) (\S+)", line)
+        if m:
+            name, kind = m.groups()
+            known.add(name)
+            known.update(name + s for s in suffixes.get(kind, [""]))
+        elif line and not line.startswith("#"):
+            known.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+# Not Aurum's: Prometheus's own target health, kube-state-metrics' Deployment status.
+external = {"up", "kube_deployment_status_replicas_unavailable"}
+missing = [n for n in used if n not in known and n not in external]
+print(f"{len(used)} names used, {len(known)} exported names known")
+if missing:
+    print("not exported: " + " ".join(missing))
+sys.exit(1 if missing or not used else 0)
+PY
+else
+  echo
+  echo "     (the operator or the API did not run: the metric names of the rules and dashboard are not checked)"
 fi
 
 # ---------------------------------------------------------------------------
