@@ -45,6 +45,7 @@ pub async fn run(
     let health = metrics::Health {
         metrics: metrics.clone(),
         ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        watches: Arc::new(metrics::WatchHealth::new(metrics.clone())),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -76,6 +77,7 @@ pub async fn run(
     let ctx = Arc::new(reconcile::Context::new(
         client.clone(),
         metrics.clone(),
+        health.watches.clone(),
         Some(cfg.identity.clone()),
     ));
     let stopped = {
