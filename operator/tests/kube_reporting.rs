@@ -241,10 +241,12 @@ async fn a_gold_table_that_cannot_be_dropped_is_reported_with_its_cause() {
 /// Deletes the Datamart CRD and waits until it is gone.
 async fn delete_datamart_crd(env: &TestEnv) {
     // A finalizer left by another run would keep the CRD terminating.
-    let all: Api<Datamart> = Api::all(env.client.clone());
+    // Untyped: a Datamart left by another test may not deserialize.
+    let ar = kube::api::ApiResource::erase::<Datamart>(&());
+    let all: Api<kube::api::DynamicObject> = Api::all_with(env.client.clone(), &ar);
     for d in all.list(&ListParams::default()).await.expect("list").items {
-        let ns: Api<Datamart> =
-            Api::namespaced(env.client.clone(), &d.namespace().unwrap_or_default());
+        let ns: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(env.client.clone(), &d.namespace().unwrap_or_default(), &ar);
         let _ = ns
             .patch(
                 &d.name_any(),

@@ -10,6 +10,7 @@ use crate::crd::{
 };
 use crate::job::{FEED_CONTAINER, MAIN_CONTAINER};
 use crate::metrics::{ErrorLabels, Metrics, RunLabels, TriggerLabels, WatchHealth};
+use crate::overrides::JobDefaults;
 use crate::plan::{DueRun, PlanInput, SnapshotFacts, consume};
 use crate::report::RunReport;
 use crate::schedule::Schedule;
@@ -56,6 +57,11 @@ pub enum Error {
     },
     #[error("{kind} {name} has no namespace")]
     NoNamespace { kind: &'static str, name: String },
+    #[error("spec.podOverrides")]
+    PodOverrides {
+        #[source]
+        source: crate::overrides::MergeError,
+    },
 }
 
 impl Error {
@@ -67,6 +73,7 @@ impl Error {
             Error::DropTable { .. } => "drop_table",
             Error::Finalizer { .. } => "finalizer",
             Error::NoNamespace { .. } => "no_namespace",
+            Error::PodOverrides { .. } => "pod_overrides",
         }
     }
 
@@ -78,6 +85,7 @@ impl Error {
             Error::DropTable { .. } => "GoldTableDropFailed",
             Error::Finalizer { .. } => "FinalizerFailed",
             Error::NoNamespace { .. } => "NoNamespace",
+            Error::PodOverrides { .. } => "InvalidPodOverrides",
         }
     }
 
@@ -93,6 +101,10 @@ impl Error {
                 "fix the database access (Secret, network, privileges) or set \
                  spec.deletionPolicy to Retain to let the Datamart go and keep the table; \
                  the operator retries every 5 minutes and on every change",
+            ),
+            Error::PodOverrides { .. } => Some(
+                "fix spec.podOverrides (or the chart's jobRunner.podDefaults); the operator \
+                 retries every 5 minutes and on every change",
             ),
             _ => None,
         }
@@ -162,6 +174,8 @@ pub struct Context {
     pub watches: Arc<WatchHealth>,
     /// Failed reconciles in a row per object (uid), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The job-runner image and pod defaults of every run.
+    pub jobs: JobDefaults,
 }
 
 impl Context {
@@ -170,6 +184,7 @@ impl Context {
         metrics: Arc<Metrics>,
         watches: Arc<WatchHealth>,
         instance: Option<String>,
+        jobs: JobDefaults,
     ) -> Context {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
@@ -181,6 +196,7 @@ impl Context {
             metrics,
             watches,
             failures: Mutex::new(HashMap::new()),
+            jobs,
         }
     }
 
@@ -598,6 +614,9 @@ pub async fn start_due_run<K: Resource<DynamicType = ()>>(
         generation,
         now,
     } = *owner;
+    // Before anything changes: bad overrides must not stop the active run.
+    let job = &crate::overrides::customize(job.clone(), &ctx.jobs, policy.pod_overrides.as_ref())
+        .map_err(|source| Error::PodOverrides { source })?;
     match state.active_run.clone() {
         None => {}
         Some(active) if policy.concurrency_policy == ConcurrencyPolicy::Replace => {
