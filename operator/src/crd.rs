@@ -1,7 +1,7 @@
 //! The `DataLake` and `Datamart` custom resources (group `aurum.dev`, version
 //! `v1alpha1`). `aurum-operator crdgen` prints them; `crds/` holds the output.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use kube::CustomResourceExt;
@@ -13,8 +13,15 @@ pub const GROUP: &str = "aurum.dev";
 pub const RUN_NOW_ANNOTATION: &str = "aurum.dev/run-now";
 /// Finalizer on Datamarts that applies `deletionPolicy` to the gold table.
 pub const GOLD_FINALIZER: &str = "aurum.dev/gold-table";
-/// Default job-runner image.
-pub const DEFAULT_IMAGE: &str = "aurum-job-runner:latest";
+/// Repository of the job-runner image when the operator is not told
+/// (`--job-runner-image`); the tag is the operator's own version.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "aurum-job-runner";
+
+/// The job-runner image of this operator's version: runs started by this
+/// operator run the job-runner it was released with.
+pub fn default_job_runner_image() -> String {
+    format!("{DEFAULT_IMAGE_REPOSITORY}:{}", env!("CARGO_PKG_VERSION"))
+}
 
 /// A data lake: where it lives, where its source CSVs come from, and when the
 /// operator ingests them (feed then preprocess) into a new silver snapshot.
@@ -302,10 +309,12 @@ pub struct RunPolicy {
     #[schemars(range(min = 0, max = 50))]
     pub failed_run_history_limit: i32,
 
-    /// Job-runner container image (default `aurum-job-runner:latest`).
-    #[serde(default = "default_image")]
+    /// Job-runner container image. Default: the operator's `--job-runner-image`,
+    /// the job-runner of the operator's own version (the chart sets it from
+    /// `jobRunner.image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
-    pub image: String,
+    pub image: Option<String>,
 
     /// Image pull policy of the job container: Always, IfNotPresent or Never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,6 +337,44 @@ pub struct RunPolicy {
     #[serde(default = "default_ttl")]
     #[schemars(range(min = 0, max = 2592000))]
     pub job_ttl_seconds_after_finished: i32,
+
+    /// A pod template merged over the run's generated pod, after the
+    /// operator-wide defaults (chart value `jobRunner.podDefaults`), like a
+    /// strategic merge patch: maps merge; containers, initContainers,
+    /// volumes, env and imagePullSecrets merge by `name`, volumeMounts by
+    /// `mountPath`; other lists and scalars replace; `null` removes. The
+    /// containers are `job-runner` (both kinds) and `feed` (DataLake init
+    /// container). For imagePullSecrets, nodeSelector, tolerations, affinity,
+    /// extra env, pod labels and annotations, and volumes (e.g. a `file://`
+    /// lake on a PersistentVolumeClaim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_overrides_schema")]
+    pub pod_overrides: Option<PodTemplateSpec>,
+}
+
+/// The schema of `podOverrides`: labels and annotations are checked; the pod
+/// spec is kept as given (its full schema would make the CRD ten times larger)
+/// and checked by the operator, which reports a bad one as an event.
+fn pod_overrides_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A pod template merged over the run's generated pod (strategic-merge rules: maps merge; containers, initContainers, volumes, env, imagePullSecrets merge by name, volumeMounts by mountPath; other lists replace). Containers: job-runner, and feed in a DataLake's pod.",
+        "type": "object",
+        "properties": {
+            "metadata": {
+                "description": "Labels and annotations added to the run's pod.",
+                "type": "object",
+                "properties": {
+                    "labels": {"description": "Pod labels.", "type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"description": "Pod annotations.", "type": "object", "additionalProperties": {"type": "string"}}
+                }
+            },
+            "spec": {
+                "description": "A (partial) PodSpec.",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true
+            }
+        }
+    })
 }
 
 impl Default for RunPolicy {
@@ -344,11 +391,12 @@ impl Default for RunPolicy {
             backoff_max_seconds: default_backoff_max(),
             successful_run_history_limit: default_history(),
             failed_run_history_limit: default_history(),
-            image: default_image(),
+            image: None,
             image_pull_policy: None,
             resources: None,
             service_account_name: None,
             job_ttl_seconds_after_finished: default_ttl(),
+            pod_overrides: None,
         }
     }
 }
@@ -376,9 +424,6 @@ fn default_backoff_max() -> i64 {
 }
 fn default_history() -> i32 {
     3
-}
-fn default_image() -> String {
-    DEFAULT_IMAGE.to_string()
 }
 fn default_ttl() -> i32 {
     3600

@@ -95,7 +95,8 @@ fn runner_container(
 ) -> Container {
     Container {
         name: name.into(),
-        image: Some(policy.image.clone()),
+        // `None` until `overrides::customize` puts the operator's default in.
+        image: policy.image.clone(),
         image_pull_policy: policy.image_pull_policy.clone(),
         command: Some(vec![JOB_RUNNER_COMMAND.into()]),
         args: Some(args),

@@ -5,6 +5,7 @@ pub mod crd;
 pub mod job;
 pub mod leader;
 pub mod metrics;
+pub mod overrides;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
@@ -30,6 +31,8 @@ pub struct Config {
     pub lease_namespace: String,
     pub identity: String,
     pub lease_duration_seconds: u64,
+    /// The job-runner image and pod defaults of every run.
+    pub jobs: overrides::JobDefaults,
 }
 
 /// Serves the HTTP endpoints and runs the controllers (as leader, when leader
@@ -45,6 +48,7 @@ pub async fn run(
     let health = metrics::Health {
         metrics: metrics.clone(),
         ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        watches: Arc::new(metrics::WatchHealth::new(metrics.clone())),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -76,7 +80,9 @@ pub async fn run(
     let ctx = Arc::new(reconcile::Context::new(
         client.clone(),
         metrics.clone(),
+        health.watches.clone(),
         Some(cfg.identity.clone()),
+        cfg.jobs.clone(),
     ));
     let stopped = {
         let rx = stop_rx.clone();

@@ -57,6 +57,16 @@ struct Cli {
     /// This replica's identity in the Lease (default: POD_NAME or hostname, and the pid).
     #[arg(long, env = "AURUM_IDENTITY", global = true)]
     identity: Option<String>,
+
+    /// Job-runner image of the runs whose resource sets no spec.image
+    /// (default: aurum-job-runner tagged with this operator's version).
+    #[arg(long, env = "AURUM_JOB_RUNNER_IMAGE", global = true)]
+    job_runner_image: Option<String>,
+
+    /// Pod template (JSON or YAML) merged into every run's pod before the
+    /// resource's own spec.podOverrides: pull secrets, placement, env, volumes.
+    #[arg(long, env = "AURUM_JOB_POD_DEFAULTS", global = true)]
+    job_pod_defaults: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,6 +122,20 @@ async fn operate(cli: Cli) -> anyhow::Result<()> {
         .or_else(|| cli.namespace.clone())
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or_else(|| "default".into());
+    let pod = match cli.job_pod_defaults.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(
+            serde_yaml::from_str::<k8s_openapi::api::core::v1::PodTemplateSpec>(text)
+                .context("--job-pod-defaults (AURUM_JOB_POD_DEFAULTS) is no pod template")?,
+        ),
+    };
+    let jobs = aurum_operator::overrides::JobDefaults {
+        image: cli
+            .job_runner_image
+            .filter(|i| !i.trim().is_empty())
+            .unwrap_or_else(aurum_operator::crd::default_job_runner_image),
+        pod,
+    };
     let cfg = Config {
         listen: cli.listen,
         namespace: cli.namespace,
@@ -120,6 +144,7 @@ async fn operate(cli: Cli) -> anyhow::Result<()> {
         lease_namespace,
         identity: cli.identity.unwrap_or_else(default_identity),
         lease_duration_seconds: cli.lease_duration.max(2),
+        jobs,
     };
     run(client, cfg, None, shutdown_signal()).await
 }

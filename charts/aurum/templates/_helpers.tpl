@@ -87,6 +87,36 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
+{{/*
+The pod template the operator merges into every run's pod before the
+resource's own spec.podOverrides (AURUM_JOB_POD_DEFAULTS), as JSON; empty when
+there is nothing to add. jobRunner.podDefaults wins over the shorthands.
+*/}}
+{{- define "aurum.operator.jobPodDefaults" -}}
+{{- $r := .Values.jobRunner -}}
+{{- $meta := dict -}}
+{{- with $r.podLabels }}{{ $_ := set $meta "labels" . }}{{ end -}}
+{{- with $r.podAnnotations }}{{ $_ := set $meta "annotations" . }}{{ end -}}
+{{- $spec := dict -}}
+{{- with .Values.imagePullSecrets -}}
+{{- $secrets := list -}}
+{{- range . }}{{ $secrets = append $secrets (dict "name" .) }}{{ end -}}
+{{- $_ := set $spec "imagePullSecrets" $secrets -}}
+{{- end -}}
+{{- with $r.nodeSelector }}{{ $_ := set $spec "nodeSelector" . }}{{ end -}}
+{{- with $r.tolerations }}{{ $_ := set $spec "tolerations" . }}{{ end -}}
+{{- with $r.affinity }}{{ $_ := set $spec "affinity" . }}{{ end -}}
+{{- with $r.env -}}
+{{- $_ := set $spec "initContainers" (list (dict "name" "feed" "env" .)) -}}
+{{- $_ := set $spec "containers" (list (dict "name" "job-runner" "env" .)) -}}
+{{- end -}}
+{{- $pod := dict -}}
+{{- with $meta }}{{ $_ := set $pod "metadata" . }}{{ end -}}
+{{- with $spec }}{{ $_ := set $pod "spec" . }}{{ end -}}
+{{- $pod = mergeOverwrite $pod (deepCopy ($r.podDefaults | default dict)) -}}
+{{- with $pod }}{{ toJson . }}{{ end -}}
+{{- end }}
+
 {{/* Shared environment of the Aurum binaries. */}}
 {{- define "aurum.logEnv" -}}
 - name: RUST_LOG

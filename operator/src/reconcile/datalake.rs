@@ -65,8 +65,6 @@ pub fn record_finished(
 }
 
 pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action> {
-    let timer = std::time::Instant::now();
-    ctx.count_reconcile(KIND);
     let ns = lake.namespace().ok_or_else(|| Error::NoNamespace {
         kind: KIND,
         name: lake.name_any(),
@@ -151,7 +149,6 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
         status,
         invalid.as_deref(),
         waiting.as_ref(),
-        timer,
     )
     .await?;
     Ok(requeue_at(wake, now))

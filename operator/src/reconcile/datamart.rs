@@ -52,7 +52,9 @@ pub async fn reconcile(dm: Arc<Datamart>, ctx: Arc<Context>) -> Result<Action> {
     .map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e)
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
+        other => Error::Finalizer {
+            source: Box::new(other),
+        },
     })
 }
 
@@ -110,8 +112,6 @@ pub fn record_finished(
 }
 
 async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Action> {
-    let timer = std::time::Instant::now();
-    ctx.count_reconcile(KIND);
     let now = Utc::now();
     let generation = dm.metadata.generation;
     let policy = &dm.spec.run;
@@ -217,7 +217,6 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
         status,
         invalid.as_deref(),
         waiting.as_ref(),
-        timer,
     )
     .await?;
     Ok(requeue_at(wake, now))
@@ -274,24 +273,11 @@ async fn drop_gold_table(ctx: &Context, ns: &str, dm: &Datamart) -> Result<Strin
 
 async fn cleanup(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Action> {
     // Only Datamarts with deletionPolicy Delete carry the finalizer (see `reconcile`).
-    match drop_gold_table(&ctx, &ns, &dm).await {
-        Ok(table) => {
-            let note = format!("deletionPolicy Delete: gold table {table} dropped");
-            ctx.event(&*dm, EventType::Normal, "GoldTableDropped", "Delete", note)
-                .await;
-        }
-        Err(e) => {
-            ctx.event(
-                &*dm,
-                EventType::Warning,
-                "GoldTableDropFailed",
-                "Delete",
-                e.to_string(),
-            )
-            .await;
-            return Err(e);
-        }
-    }
+    // A failure is reported (event GoldTableDropFailed, Degraded) by `guarded`.
+    let table = drop_gold_table(&ctx, &ns, &dm).await?;
+    let note = format!("deletionPolicy Delete: gold table {table} dropped");
+    ctx.event(&*dm, EventType::Normal, "GoldTableDropped", "Delete", note)
+        .await;
     Ok(Action::await_change())
 }
 

@@ -5,34 +5,42 @@ pub mod datalake;
 pub mod datamart;
 
 use crate::crd::{
-    ConcurrencyPolicy, DataLake, Datamart, HasRunState, RUN_NOW_ANNOTATION, RunOutcome, RunPolicy,
-    RunRecord, RunState,
+    ConcurrencyPolicy, DataLake, Datamart, GOLD_FINALIZER, HasRunState, RUN_NOW_ANNOTATION,
+    RunOutcome, RunPolicy, RunRecord, RunState,
 };
 use crate::job::{FEED_CONTAINER, MAIN_CONTAINER};
-use crate::metrics::{ErrorLabels, KindLabels, Metrics, RunLabels, TriggerLabels};
+use crate::metrics::{ErrorLabels, Metrics, RunLabels, TriggerLabels, WatchHealth};
+use crate::overrides::JobDefaults;
 use crate::plan::{DueRun, PlanInput, SnapshotFacts, consume};
 use crate::report::RunReport;
 use crate::schedule::Schedule;
+use crate::status::{DEGRADED, set_condition};
 use crate::status::{finish_run, fmt_time, from_time, parse_time, settle, start_run};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const FIELD_MANAGER: &str = "aurum-operator";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API call failed ({what}): {source}")]
+    #[error("Kubernetes API call failed ({what})")]
     Kube {
         what: String,
         #[source]
@@ -42,23 +50,113 @@ pub enum Error {
     ForeignJob { job: String },
     #[error("cannot drop gold table {table}: {message}")]
     DropTable { table: String, message: String },
-    #[error("finalizer: {0}")]
-    Finalizer(String),
+    #[error("finalizer {GOLD_FINALIZER}")]
+    Finalizer {
+        #[source]
+        source: Box<kube::runtime::finalizer::Error<Error>>,
+    },
     #[error("{kind} {name} has no namespace")]
     NoNamespace { kind: &'static str, name: String },
+    #[error("spec.podOverrides")]
+    PodOverrides {
+        #[source]
+        source: crate::overrides::MergeError,
+    },
 }
 
 impl Error {
-    fn label(&self) -> &'static str {
+    /// The metrics label of the error's kind.
+    pub fn label(&self) -> &'static str {
         match self {
             Error::Kube { .. } => "kube",
             Error::ForeignJob { .. } => "foreign_job",
             Error::DropTable { .. } => "drop_table",
-            Error::Finalizer(_) => "finalizer",
+            Error::Finalizer { .. } => "finalizer",
             Error::NoNamespace { .. } => "no_namespace",
+            Error::PodOverrides { .. } => "pod_overrides",
         }
     }
+
+    /// The reason of the Warning event that reports the error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "KubeApiError",
+            Error::ForeignJob { .. } => "ForeignJob",
+            Error::DropTable { .. } => "GoldTableDropFailed",
+            Error::Finalizer { .. } => "FinalizerFailed",
+            Error::NoNamespace { .. } => "NoNamespace",
+            Error::PodOverrides { .. } => "InvalidPodOverrides",
+        }
+    }
+
+    /// What a person must do about an error that retrying cannot fix; `None`
+    /// for errors that may go away by themselves (the API server, conflicts).
+    pub fn remedy(&self) -> Option<&'static str> {
+        match self {
+            Error::ForeignJob { .. } => Some(
+                "delete that Job (or rename this object); the operator retries every 5 minutes \
+                 and on every change",
+            ),
+            Error::DropTable { .. } => Some(
+                "fix the database access (Secret, network, privileges) or set \
+                 spec.deletionPolicy to Retain to let the Datamart go and keep the table; \
+                 the operator retries every 5 minutes and on every change",
+            ),
+            Error::PodOverrides { .. } => Some(
+                "fix spec.podOverrides (or the chart's jobRunner.podDefaults); the operator \
+                 retries every 5 minutes and on every change",
+            ),
+            _ => None,
+        }
+    }
+
+    /// The error and all its causes, each cause once.
+    pub fn chain(&self) -> String {
+        cause_chain(self)
+    }
 }
+
+/// `err` and its sources joined by `: `; a source whose text its parent's
+/// message already contains is skipped (many errors print their source).
+pub fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        // The API server's answer, without the Debug dump kube's Display adds.
+        let s = match e.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(st)) => {
+                cur = None;
+                format!("API server: {} {}: {}", st.code, st.reason, st.message)
+            }
+            _ => {
+                cur = e.source();
+                e.to_string()
+            }
+        };
+        if out.is_empty() {
+            out = s;
+        } else if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+    }
+    out
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut.
+pub fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The Events API's limit on an event's note, in bytes.
+pub const EVENT_NOTE_MAX: usize = 1024;
 
 pub fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let what = what.into();
@@ -72,10 +170,22 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Health of the controllers' watches, for /readyz.
+    pub watches: Arc<WatchHealth>,
+    /// Failed reconciles in a row per object (uid), for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// The job-runner image and pod defaults of every run.
+    pub jobs: JobDefaults,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Context {
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        watches: Arc<WatchHealth>,
+        instance: Option<String>,
+        jobs: JobDefaults,
+    ) -> Context {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance,
@@ -84,6 +194,28 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            watches,
+            failures: Mutex::new(HashMap::new()),
+            jobs,
+        }
+    }
+
+    /// Counts one more failed reconcile of the object `key`; returns the count.
+    fn failed_once(&self, key: &str) -> u32 {
+        match self.failures.lock() {
+            Ok(mut f) => {
+                let n = f.entry(key.to_string()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 1,
+        }
+    }
+
+    /// Forgets the failures of the object `key` (it reconciled fine or is gone).
+    fn forget_failures(&self, key: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(key);
         }
     }
 
@@ -99,20 +231,13 @@ impl Context {
         let ev = Event {
             type_,
             reason: reason.into(),
-            note: Some(note.chars().take(1000).collect()),
+            note: Some(truncate_bytes(&note, EVENT_NOTE_MAX)),
             action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
-    }
-
-    pub fn count_reconcile(&self, kind: &str) {
-        self.metrics
-            .reconciles
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .inc();
     }
 
     pub fn count_start(&self, kind: &str, trigger: &str) {
@@ -489,6 +614,9 @@ pub async fn start_due_run<K: Resource<DynamicType = ()>>(
         generation,
         now,
     } = *owner;
+    // Before anything changes: bad overrides must not stop the active run.
+    let job = &crate::overrides::customize(job.clone(), &ctx.jobs, policy.pod_overrides.as_ref())
+        .map_err(|source| Error::PodOverrides { source })?;
     match state.active_run.clone() {
         None => {}
         Some(active) if policy.concurrency_policy == ConcurrencyPolicy::Replace => {
@@ -529,8 +657,8 @@ pub async fn start_due_run<K: Resource<DynamicType = ()>>(
     Ok(true)
 }
 
-/// Ends a reconcile: settles the conditions, writes the status when it
-/// changed from `before`, and records the reconcile's duration.
+/// Ends a reconcile: settles the conditions and writes the status when it
+/// changed from `before`.
 pub async fn finish_reconcile<K, S>(
     ctx: &Context,
     owner: &RunOwner<'_, K>,
@@ -538,7 +666,6 @@ pub async fn finish_reconcile<K, S>(
     mut status: S,
     invalid: Option<&str>,
     waiting: Option<&(&'static str, String)>,
-    started: std::time::Instant,
 ) -> Result<()>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -558,12 +685,6 @@ where
     if status != *before {
         apply_status(&ctx.client, owner.obj, &status).await?;
     }
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&KindLabels {
-            kind: owner.kind.into(),
-        })
-        .observe(started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -625,88 +746,394 @@ pub fn requeue_at(wake: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Action {
     Action::requeue(d + Duration::from_millis(200))
 }
 
-fn error_policy<K>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action
-where
-    K: Resource<DynamicType = ()>,
+/// A resource the controllers reconcile, with the status they write.
+pub trait Reconciled:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
-    tracing::warn!(kind = %K::kind(&()), name = %obj.name_any(), error = %err, "reconcile failed");
+    type Status: HasRunState + Serialize + Default + Clone;
+    /// `DataLake` or `Datamart`.
+    const KIND: &'static str;
+    fn status_or_default(&self) -> Self::Status;
+}
+
+impl Reconciled for DataLake {
+    type Status = crate::crd::DataLakeStatus;
+    const KIND: &'static str = "DataLake";
+    fn status_or_default(&self) -> Self::Status {
+        self.status.clone().unwrap_or_default()
+    }
+}
+
+impl Reconciled for Datamart {
+    type Status = crate::crd::DatamartStatus;
+    const KIND: &'static str = "Datamart";
+    fn status_or_default(&self) -> Self::Status {
+        self.status.clone().unwrap_or_default()
+    }
+}
+
+fn failure_key<K: Resource>(obj: &K) -> String {
+    obj.meta()
+        .uid
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
+}
+
+/// Runs one reconcile of a watched object around `apply`: an object that no
+/// longer deserializes (the CRD changed under it) is reported and left alone;
+/// the reconcile is timed and its outcome recorded whatever way it ends; an
+/// error becomes a Warning event with its whole cause chain and, when only a
+/// person can fix it, a Degraded condition that says what to do.
+pub async fn guarded<K, F, Fut>(
+    obj: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    apply: F,
+) -> Result<Action>
+where
+    K: Reconciled,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action>>,
+{
+    let mut timer = ctx.metrics.reconcile_timer(K::KIND);
+    let inner = match &obj.0 {
+        Ok(k) => Arc::new(k.clone()),
+        Err(invalid) => {
+            timer.set_outcome("invalid_object");
+            report_invalid::<K>(&ctx, &obj, &invalid.error).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let res = apply(inner.clone(), ctx.clone()).await;
+    match &res {
+        Ok(_) => {
+            timer.set_outcome("success");
+            ctx.forget_failures(&failure_key(&*inner));
+        }
+        Err(e) => {
+            timer.set_outcome(e.label());
+            report_error(&ctx, &*inner, e).await;
+        }
+    }
+    res
+}
+
+/// Reports an object that cannot be read as `K`: a warning in the log and a
+/// Warning event on the object. Its watch goes on with the other objects.
+async fn report_invalid<K: Reconciled>(ctx: &Context, obj: &DeserializeGuard<K>, error: &str) {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    tracing::warn!(kind = K::KIND, namespace = %ns, %name, error, "object does not match the operator's CRD; skipped");
+    let note = format!(
+        "this {} cannot be read by the operator ({error}); it is skipped until it changes: \
+         edit it to match the installed CRD (kubectl explain {}.spec), or install the CRDs of \
+         the operator version it was written for",
+        K::KIND,
+        K::plural(&()),
+    );
+    ctx.event(obj, EventType::Warning, "InvalidObject", "Reconcile", note)
+        .await;
+}
+
+/// Publishes a failed reconcile as a Warning event (reason = the error's kind,
+/// note = its cause chain); for an error only a person can fix, also sets the
+/// Degraded condition to the error and what to do about it.
+async fn report_error<K: Reconciled>(ctx: &Context, obj: &K, err: &Error) {
+    let chain = err.chain();
+    let note = match err.remedy() {
+        Some(remedy) => format!("{chain}; {remedy}"),
+        None => chain,
+    };
+    ctx.event(
+        obj,
+        EventType::Warning,
+        err.reason(),
+        "Reconcile",
+        note.clone(),
+    )
+    .await;
+    if err.remedy().is_some() {
+        let mut status = obj.status_or_default();
+        set_condition(
+            &mut status.run_state_mut().conditions,
+            DEGRADED,
+            true,
+            err.reason(),
+            &note,
+            obj.meta().generation,
+            Utc::now(),
+        );
+        if let Err(e) = apply_status(&ctx.client, obj, &status).await {
+            tracing::warn!(kind = K::KIND, name = %obj.name_any(), error = %cause_chain(&e), "could not write the Degraded condition");
+        }
+    }
+}
+
+/// First retry after a transient error; doubles per failure in a row.
+const RETRY_INITIAL: Duration = Duration::from_secs(2);
+/// Cap of the transient-error backoff.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Retry period of errors only a person can fix (a change retries at once).
+pub const RETRY_HUMAN: Duration = Duration::from_secs(300);
+
+/// The delay before the `n`th retry (1-based) after a transient error.
+pub fn transient_backoff(n: u32) -> Duration {
+    let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
+    RETRY_INITIAL.saturating_mul(factor).min(RETRY_MAX)
+}
+
+/// When to retry a failed reconcile: transient errors (the API server, a
+/// conflict) soon, backing off per object; errors that wait for a person
+/// (a foreign Job, a gold table that cannot be dropped) every 5 minutes.
+fn error_policy<K: Reconciled>(
+    obj: Arc<DeserializeGuard<K>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     ctx.metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {
-            kind: K::kind(&()).to_string(),
+            kind: K::KIND.to_string(),
             error: err.label().into(),
         })
         .inc();
-    Action::requeue(Duration::from_secs(5))
+    let after = match err {
+        Error::NoNamespace { .. } => None,
+        e if e.remedy().is_some() => Some(RETRY_HUMAN),
+        _ => Some(transient_backoff(ctx.failed_once(&failure_key(&*obj)))),
+    };
+    tracing::warn!(
+        kind = K::KIND,
+        namespace = %obj.namespace().unwrap_or_default(),
+        name = %obj.name_any(),
+        error = %err.chain(),
+        retry_in_s = after.map(|d| d.as_secs_f64()),
+        "reconcile failed"
+    );
+    match after {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    }
 }
 
-/// Runs both controllers until `shutdown` resolves.
+/// A watch stream that reports its health (`name`) to `health`: every event
+/// marks it working, every error broken.
+fn watched<S, T>(
+    stream: S,
+    name: &'static str,
+    health: Arc<WatchHealth>,
+) -> impl futures::Stream<Item = std::result::Result<T, watcher::Error>> + Send
+where
+    S: futures::Stream<Item = std::result::Result<T, watcher::Error>> + Send,
+{
+    stream.inspect(move |ev| match ev {
+        Ok(_) => health.ok(name),
+        Err(e) => health.failed(name, &cause_chain(e)),
+    })
+}
+
+/// Logs what the controller's output stream reports: reconcile failures are
+/// logged by `error_policy`; queue (watch) and runner errors here, at warn.
+fn log_controller_result<E1, E2>(
+    controller: &'static str,
+    res: std::result::Result<impl std::fmt::Debug, kube::runtime::controller::Error<E1, E2>>,
+) where
+    E1: std::error::Error + 'static,
+    E2: std::error::Error + 'static,
+{
+    use kube::runtime::controller::Error as E;
+    match res {
+        Ok(_) | Err(E::ReconcilerFailed(..)) => {}
+        Err(E::ObjectNotFound(obj)) => {
+            tracing::debug!(controller, object = %obj, "reconcile of an object already gone")
+        }
+        Err(e) => tracing::warn!(controller, error = %cause_chain(&e), "controller error"),
+    }
+}
+
+/// Runs both controllers until `shutdown` resolves. Objects that no longer
+/// deserialize are handed to the reconcilers as errors (and reported), so one
+/// bad object never stops a watch; each watch's health feeds /readyz.
 pub async fn run_controllers(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (lakes, marts, jobs): (Api<DataLake>, Api<Datamart>, Api<Job>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
-    };
+    type Lake = DeserializeGuard<DataLake>;
+    type Mart = DeserializeGuard<Datamart>;
+    fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let health = ctx.watches.clone();
     let managed = format!("{}={}", crate::job::LABEL_MANAGED_BY, crate::job::MANAGER);
     let jobs_cfg = watcher::Config::default().labels(&managed);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    let jobs = |name: &'static str| {
+        watched(
+            watcher(
+                api::<PartialObjectMeta<Job>>(&client, &namespace),
+                jobs_cfg.clone(),
+            ),
+            name,
+            health.clone(),
+        )
+        .touched_objects()
+    };
 
-    let lake_ctl = Controller::new(lakes.clone(), watcher::Config::default().any_semantic())
-        .owns(jobs.clone(), jobs_cfg.clone())
+    let (lake_reader, lake_writer) = reflector::store::<Lake>();
+    let lake_stream = watched(
+        watcher(
+            api::<Lake>(&client, &namespace),
+            watcher::Config::default().any_semantic(),
+        ),
+        "datalakes",
+        health.clone(),
+    )
+    .reflect(lake_writer)
+    .applied_objects();
+    let lake_ctl = Controller::for_stream(lake_stream, lake_reader)
+        .owns_stream(jobs("datalake-jobs"))
         .graceful_shutdown_on(stop(rx.clone()))
-        .run(datalake::reconcile, error_policy::<DataLake>, ctx.clone())
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "datalake controller event");
-            }
-        });
+        .run(
+            |obj, ctx| guarded(obj, ctx, datalake::reconcile),
+            error_policy::<DataLake>,
+            ctx.clone(),
+        )
+        .for_each(|res| async move { log_controller_result("datalake", res) });
 
-    let mart_ctl = Controller::new(marts, watcher::Config::default().any_semantic());
-    let store = mart_ctl.store();
-    let mart_ctl = mart_ctl
-        .owns(jobs, jobs_cfg)
-        .watches(lakes, watcher::Config::default(), move |lake: DataLake| {
+    let (mart_reader, mart_writer) = reflector::store::<Mart>();
+    let mart_stream = watched(
+        watcher(
+            api::<Mart>(&client, &namespace),
+            watcher::Config::default().any_semantic(),
+        ),
+        "datamarts",
+        health.clone(),
+    )
+    .reflect(mart_writer)
+    .applied_objects();
+    let store = mart_reader.clone();
+    let lakes_for_marts = watched(
+        watcher(api::<Lake>(&client, &namespace), watcher::Config::default()),
+        "datalakes-for-datamarts",
+        health.clone(),
+    )
+    .touched_objects();
+    let mart_ctl = Controller::for_stream(mart_stream, mart_reader)
+        .owns_stream(jobs("datamart-jobs"))
+        .watches_stream(lakes_for_marts, move |lake: Lake| {
             let ns = lake.namespace();
             let name = lake.name_any();
             store
                 .state()
                 .into_iter()
-                .filter(|dm| dm.namespace() == ns && dm.spec.data_lake_ref.name == name)
+                .filter(|dm| {
+                    dm.namespace() == ns
+                        && dm
+                            .0
+                            .as_ref()
+                            .is_ok_and(|dm| dm.spec.data_lake_ref.name == name)
+                })
                 .map(|dm| ObjectRef::from_obj(&*dm))
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop(rx))
-        .run(datamart::reconcile, error_policy::<Datamart>, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "datamart controller event");
-            }
-        });
+        .run(
+            |obj, ctx| guarded(obj, ctx, datamart::reconcile),
+            error_policy::<Datamart>,
+            ctx.clone(),
+        )
+        .for_each(|res| async move { log_controller_result("datamart", res) });
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
     });
     tokio::join!(lake_ctl, mart_ctl);
+    // A standby replica watches nothing: its readiness no longer depends on them.
+    health.clear();
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Termination;
+    use super::{Error, RETRY_MAX, Termination, transient_backoff, truncate_bytes};
+    use std::time::Duration;
+
+    #[test]
+    fn the_cause_chain_names_every_cause_once() {
+        let api = kube::Error::Api(
+            kube::core::Status::failure("datalakes.aurum.dev \"x\" is forbidden", "Forbidden")
+                .with_code(403)
+                .boxed(),
+        );
+        let e = Error::Kube {
+            what: "get DataLake ns/x".into(),
+            source: api,
+        };
+        let chain = e.chain();
+        assert!(
+            chain.starts_with("Kubernetes API call failed (get DataLake ns/x): "),
+            "{chain}"
+        );
+        assert!(
+            chain.ends_with("API server: 403 Forbidden: datalakes.aurum.dev \"x\" is forbidden"),
+            "{chain}"
+        );
+        // The finalizer's own error keeps its source.
+        let fin = Error::Finalizer {
+            source: Box::new(kube::runtime::finalizer::Error::AddFinalizer(
+                kube::Error::Api(
+                    kube::core::Status::failure("conflict on datamarts", "Conflict")
+                        .with_code(409)
+                        .boxed(),
+                ),
+            )),
+        };
+        let chain = fin.chain();
+        assert!(chain.contains("failed to add finalizer"), "{chain}");
+        assert!(chain.contains("conflict on datamarts"), "{chain}");
+        assert_eq!(fin.reason(), "FinalizerFailed");
+    }
+
+    #[test]
+    fn event_notes_are_cut_to_the_api_limit_on_a_char_boundary() {
+        let long = "é".repeat(800);
+        let cut = truncate_bytes(&long, 1024);
+        assert!(cut.len() <= 1024, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate_bytes("short", 1024), "short");
+    }
+
+    #[test]
+    fn transient_errors_back_off_exponentially_to_a_cap() {
+        assert_eq!(transient_backoff(1), Duration::from_secs(2));
+        assert_eq!(transient_backoff(2), Duration::from_secs(4));
+        assert_eq!(transient_backoff(5), Duration::from_secs(32));
+        assert_eq!(transient_backoff(50), RETRY_MAX);
+        assert!(Error::ForeignJob { job: "j".into() }.remedy().is_some());
+        assert!(
+            Error::NoNamespace {
+                kind: "Datamart",
+                name: "x".into()
+            }
+            .remedy()
+            .is_none()
+        );
+    }
     use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus};
 
     fn status(name: &str, reason: &str, exit_code: i32, message: &str) -> ContainerStatus {

@@ -99,6 +99,16 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(client: &Client, ns: &str, identity: &str) -> Operator {
+        Self::start_with(client, ns, identity, Default::default()).await
+    }
+
+    /// Like `start`, with the operator-wide job-runner image and pod defaults.
+    pub async fn start_with(
+        client: &Client,
+        ns: &str,
+        identity: &str,
+        jobs: aurum_operator::overrides::JobDefaults,
+    ) -> Operator {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let cfg = aurum_operator::Config {
@@ -109,6 +119,7 @@ impl Operator {
             lease_namespace: ns.to_string(),
             identity: identity.to_string(),
             lease_duration_seconds: 10,
+            jobs,
         };
         let handle = tokio::spawn(aurum_operator::run(
             client.clone(),
