@@ -98,4 +98,8 @@ testenv/ingress-check.sh "$state/ingress-check" || status=$?
 testenv/kube.sh stop "$state/kube" >/dev/null 2>&1 || true
 AURUM_QUICKSTART_STATE=$state/quickstart charts/tests/quickstart.sh || status=$?
 
+# A file:// DataLake on a PersistentVolumeClaim, run by the operator's default
+# job-runner image (the one the quickstart just built) with podOverrides.
+operator/tests/node_pvc_lake.sh "$state/node-pvc-lake" || status=$?
+
 exit "$status"
