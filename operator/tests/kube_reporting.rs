@@ -7,6 +7,8 @@
 //! Two tests here delete or loosen the cluster-wide CRDs; a lock keeps the
 //! tests of this file from running while they do (test binaries run one
 //! after the other).
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 
