@@ -11,6 +11,12 @@
 #   testenv/metastore.sh env DIR     print the line again
 #   testenv/metastore.sh jars        fetch the jars only (once); prints
 #                                    AURUM_METASTORE_LIB=...
+#   testenv/metastore.sh spark-client-jars
+#                                    fetch (once) the Hive 4.0.1 metastore client
+#                                    jars Spark needs for this Metastore
+#                                    (spark.sql.hive.metastore.jars=path, see
+#                                    testenv/metastore/spark-client/pom.xml); prints
+#                                    AURUM_SPARK_HIVE_JARS=DIR
 #
 # The jars come from Maven Central through testenv/metastore/pom.xml, once, into
 # $AURUM_CACHE/metastore/lib (default ~/.cache/aurum; Maven's local repository is
@@ -268,15 +274,38 @@ jars() {
   echo "AURUM_METASTORE_LIB=$lib"
 }
 
+spark_client_jars() {
+  local dir=$cache/spark-hive-4.0.1 pom=$here/metastore/spark-client/pom.xml want
+  mkdir -p "$cache/metastore"
+  exec 9>"$cache/metastore/.start.lock"
+  flock 9
+  want=$(sha256sum "$pom" | cut -d' ' -f1)
+  if [ ! -f "$dir/.aurum-pom-sha256" ] || [ "$(cat "$dir/.aurum-pom-sha256")" != "$want" ]; then
+    command -v "$mvn" >/dev/null || die "no mvn on PATH (apt-get install maven, or set MVN=...)"
+    log "fetching the Hive 4.0.1 metastore client jars for Spark into $dir (Maven)"
+    rm -rf "$dir"
+    mkdir -p "$dir" "$m2"
+    local mlog=$cache/metastore/maven-spark-client.log
+    if ! "$mvn" -B -q -f "$pom" -Dmaven.repo.local="$m2" -Daurum.spark.hive.lib="$dir" package >"$mlog" 2>&1; then
+      tail -n 30 "$mlog" >&2
+      die "Maven could not fetch the Hive client jars (full log: $mlog)"
+    fi
+    rm -rf "$here/metastore/spark-client/target"
+    ls "$dir"/hive-metastore-*.jar >/dev/null 2>&1 || die "no hive-metastore jar in $dir after Maven ran"
+    echo "$want" > "$dir/.aurum-pom-sha256"
+  fi
+  echo "AURUM_SPARK_HIVE_JARS=$dir"
+}
+
 usage() {
-  echo "usage: testenv/metastore.sh start|stop|env DIR | jars" >&2
+  echo "usage: testenv/metastore.sh start|stop|env DIR | jars | spark-client-jars" >&2
   exit 2
 }
 
 cmd=${1:-}
 case "$cmd" in
   start|stop|env) [ $# -eq 2 ] || usage ;;
-  jars) [ $# -eq 1 ] || usage ;;
+  jars|spark-client-jars) [ $# -eq 1 ] || usage ;;
   *) usage ;;
 esac
 case "$cmd" in
@@ -284,4 +313,5 @@ case "$cmd" in
   stop) stop "$2" ;;
   env) print_env "$(cd "$2" && pwd)" ;;
   jars) jars ;;
+  spark-client-jars) spark_client_jars ;;
 esac
