@@ -178,19 +178,22 @@ pub enum CatalogStatus {
     Failed,
 }
 
-/// One table registered.
+/// One table registered. Kept small: the operator reads the report from a
+/// pod's termination message, which Kubernetes cuts at 4 KiB (the locations
+/// follow from the lake and the snapshot id: docs/catalog.md).
 #[derive(Clone, Debug, Serialize)]
 pub struct RegisteredTable {
     /// The table's name in the database.
     pub table: String,
     /// `created` or `altered`.
     pub action: &'static str,
-    /// Its location (the partitioned table's root).
-    pub location: String,
     /// Partitions, for a partitioned table.
+    #[serde(skip_serializing_if = "is_zero")]
     pub partitions: usize,
-    /// Rows, from the snapshot manifest.
-    pub rows: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A Hive column.
@@ -664,9 +667,7 @@ impl<'a> Session<'a> {
         Ok(RegisteredTable {
             table: plan.name.clone(),
             action,
-            location: plan.location.clone(),
             partitions: plan.partitions.len(),
-            rows: plan.rows,
         })
     }
 
