@@ -62,12 +62,28 @@ eval "$(testenv/metastore.sh spark-client-jars)"
 work=$(mktemp -d "$STATE/run.XXXXXX")
 "$bin" generate --out "$work/source" --transactions 3000 --seed 17 >/dev/null 2>"$work/generate.log"
 
-# run_lake NAME LAKE DATABASE: feed, then preprocess twice with --metastore
+# A later ingest date whose one new transaction falls in a month of its own
+# (February 2030): the second registration of a lake fed with it must add that
+# partition to the existing ones, which it repoints. The other tables come
+# again unchanged (their rows are then rejected as duplicates).
+mkdir -p "$work/source2"
+cp "$work/source"/{countries,customers,products}.csv "$work/source2/"
+{
+  head -n 1 "$work/source/transactions.csv"
+  sed -n 2p "$work/source/transactions.csv" | awk -F, 'BEGIN { OFS = "," } { $1 = "990001"; $2 = "2/15/2030"; print }'
+} > "$work/source2/transactions.csv"
+
+# run_lake NAME LAKE DATABASE [SOURCE2]: feed, preprocess with --metastore, feed
+# SOURCE2 when given, preprocess again
 run_lake() {
-  local name=$1 lake=$2 db=$3 n
+  local name=$1 lake=$2 db=$3 source2=${4:-} n
   "$bin" feed --source "$work/source" --lake "$lake" --ingest-date 2026-01-05 \
     >"$work/$name.feed.json" 2>"$work/$name.feed.log"
   for n in 1 2; do
+    if [ "$n" = 2 ] && [ -n "$source2" ]; then
+      "$bin" feed --source "$source2" --lake "$lake" --ingest-date 2026-01-06 \
+        >"$work/$name.feed2.json" 2>"$work/$name.feed2.log"
+    fi
     if ! "$bin" preprocess --lake "$lake" --metastore "$AURUM_METASTORE_URL" \
         --metastore-database "$db" >"$work/$name.preprocess$n.json" 2>"$work/$name.preprocess$n.log"; then
       tail -n 20 "$work/$name.preprocess$n.log" >&2
@@ -79,7 +95,7 @@ run_lake() {
 
 file_lake=$work/lake
 hdfs_lake=$AURUM_HDFS_URL/aurum/metastore-test-$(basename "$work")
-run_lake file "file://$file_lake" aurum
+run_lake file "file://$file_lake" aurum "$work/source2"
 run_lake hdfs "$hdfs_lake" aurum_hdfs
 
 # A Metastore that is down (a port where nothing listens, picked free now), on
@@ -207,9 +223,16 @@ for name, db, read in lakes:
     ]
     stale = [l for l in locations if f"snapshot={snapshot}/" not in l]
     check(locations and not stale, f"{name}: Spark read only files of snapshot {snapshot} ({len(locations)} files; others: {stale[:3]})")
-    partitions = spark.sql(f"SHOW PARTITIONS {db}.transactions").count()
-    check(partitions == len(manifest["tables"]["transactions"]["files"]),
-          f"{name}: one partition per month ({partitions})")
+    partitions = {r[0] for r in spark.sql(f"SHOW PARTITIONS {db}.transactions").collect()}
+    check(len(partitions) == len(manifest["tables"]["transactions"]["files"]),
+          f"{name}: one partition per month ({len(partitions)})")
+    parts = [[t.get("partitions", 0) for t in r["catalog"]["tables"] if t["table"] == "transactions"][0]
+             for r in (first, second)]
+    if name == "file":
+        check(parts[1] == parts[0] + 1 and "year=2030/month=2" in partitions,
+              f"{name}: the second registration added the new month year=2030/month=2 ({parts})")
+    else:
+        check(parts[1] == parts[0], f"{name}: the same months both times ({parts})")
 
     cols = [(f.name, f.dataType.simpleString()) for f in spark.table(f"{db}.transactions").schema.fields]
     check(cols[:7] == [("transaction_no", "string"), ("date", "date"), ("product_no", "string"),
