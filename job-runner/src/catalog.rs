@@ -185,7 +185,8 @@ pub enum CatalogStatus {
 pub struct RegisteredTable {
     /// The table's name in the database.
     pub table: String,
-    /// `created` or `altered`.
+    /// `created`, `altered`, or `kept_newer` (the table already pointed at a
+    /// newer snapshot, registered by an overlapping run, and was left alone).
     pub action: &'static str,
     /// Partitions, for a partitioned table.
     #[serde(skip_serializing_if = "is_zero")]
@@ -616,12 +617,25 @@ impl<'a> Session<'a> {
                 "created"
             }
             Some(existing) => {
-                let params = existing.field(9);
-                let ours = params.is_some_and(|p| map_get(p, SNAPSHOT_PROPERTY).is_some());
-                if !ours {
+                let registered = existing
+                    .field(9)
+                    .and_then(|p| map_get(p, SNAPSHOT_PROPERTY))
+                    .and_then(Value::as_str);
+                let Some(registered) = registered else {
                     return Err(CatalogError::Foreign {
                         database: db,
                         table: plan.name.clone(),
+                    });
+                };
+                // Snapshot ids sort by time. Two preprocess runs that overlap
+                // register in either order; the older must not win, or the
+                // table would end up on files deleted after the grace period.
+                if registered > properties.snapshot_id.as_str() {
+                    tracing::warn!(table = %plan.name, registered, snapshot_id = %properties.snapshot_id, "the table already points at a newer snapshot: left as it is");
+                    return Ok(RegisteredTable {
+                        table: plan.name.clone(),
+                        action: "kept_newer",
+                        partitions: 0,
                     });
                 }
                 let create_time = match existing.field(4) {
