@@ -66,6 +66,11 @@ api/tests/flight_python.sh || status=$?
 # Apache Arrow's Flight SQL JDBC driver (DBeaver's; from Maven Central) against the real API.
 api/tests/flight_jdbc.sh || status=$?
 
+# Silver registered in a real Hive Metastore (4.0.1, from Maven Central; its own,
+# stopped at the end) and read by name by Spark (pyspark) and DuckDB from PyPI,
+# for a file:// lake and a lake on the HDFS above.
+AURUM_METASTORE_TEST_STATE=$state/metastore-test job-runner/tests/metastore.sh || status=$?
+
 # The Helm chart on the same control plane (helm built once into
 # ~/.cache/aurum/helm): lint, schema, server-side apply, RBAC, the real
 # operator, API and dashboard run with the chart's environment, the monitoring

@@ -6,8 +6,10 @@
 //! [`rules`] and publishes a [`snapshot`], [`datamart`] computes and checks the
 //! gold tables with DataFusion, and [`warehouse`] publishes them to PostgreSQL.
 //! [`storage`] is the one seam to the lake's file system; [`pipeline`] runs the
-//! commands and fills the [`report`].
+//! commands and fills the [`report`]; [`catalog`] registers a published
+//! snapshot's tables in a Hive Metastore, when one is given.
 
+pub mod catalog;
 pub mod datamart;
 pub mod feed;
 pub mod generate;

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aurum_job_runner::catalog::{self, Metastore};
 use aurum_job_runner::datamart::Datamart;
 use aurum_job_runner::pipeline::{PipelineError, Run};
 use aurum_job_runner::report::RunStatus;
+use aurum_job_runner::snapshot::Snapshot;
 use aurum_job_runner::storage::Storage;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
@@ -49,6 +51,8 @@ enum Command {
         lake: LakeArgs,
         #[command(flatten)]
         publish: PublishArgs,
+        #[command(flatten)]
+        catalog: CatalogArgs,
     },
     /// Build one gold datamart from the current silver snapshot into PostgreSQL.
     Datamart {
@@ -68,6 +72,8 @@ enum Command {
         lake: LakeArgs,
         #[command(flatten)]
         publish: PublishArgs,
+        #[command(flatten)]
+        catalog: CatalogArgs,
         #[command(flatten)]
         gold: GoldArgs,
     },
@@ -107,6 +113,48 @@ impl PublishArgs {
 }
 
 #[derive(Args)]
+struct CatalogArgs {
+    /// A Hive Metastore (thrift://HOST:PORT) to register the published silver
+    /// tables and rejects in, as external Parquet tables (docs/catalog.md).
+    /// A registration that fails is reported (`catalog.status: failed` in the
+    /// run report); the run still succeeds, its silver snapshot published.
+    #[arg(long, env = "AURUM_METASTORE", value_parser = metastore_url)]
+    metastore: Option<String>,
+    /// The Metastore database of the silver tables (created when missing).
+    #[arg(long, env = "AURUM_METASTORE_DATABASE", default_value = catalog::DEFAULT_DATABASE, value_parser = metastore_database)]
+    metastore_database: String,
+}
+
+impl CatalogArgs {
+    fn metastore(&self) -> Option<Metastore> {
+        // Both were checked when the arguments were parsed.
+        self.metastore
+            .as_deref()
+            .and_then(|url| Metastore::new(url, &self.metastore_database).ok())
+    }
+}
+
+fn metastore_url(url: &str) -> Result<String, String> {
+    Metastore::new(url, catalog::DEFAULT_DATABASE)
+        .map(|_| url.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn metastore_database(database: &str) -> Result<String, String> {
+    Metastore::new("thrift://localhost:9083", database)
+        .map(|_| database.to_owned())
+        .map_err(|_| format!("{database:?}: letters, digits and _ only"))
+}
+
+/// Registers a published snapshot when a Metastore is given; never fails the run.
+async fn register(run: &mut Run, lake: &Storage, snapshot: &Snapshot, catalog: &CatalogArgs) {
+    if let Some(metastore) = catalog.metastore() {
+        let report = catalog::register_and_report(lake, snapshot, run.id(), &metastore).await;
+        run.report.catalog = Some(report);
+    }
+}
+
+#[derive(Args)]
 struct GoldArgs {
     /// PostgreSQL URL of the gold database (postgres://user:password@host:port/db).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -142,9 +190,15 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
             let lake = Storage::open(&lake.lake, true)?;
             run.feed(&source.source, &lake, source.ingest_date).await
         }
-        Command::Preprocess { lake, publish } => {
+        Command::Preprocess {
+            lake,
+            publish,
+            catalog,
+        } => {
             let lake = Storage::open(&lake.lake, true)?;
-            run.preprocess(&lake, publish.grace()).await.map(|_| ())
+            let snapshot = run.preprocess(&lake, publish.grace()).await?;
+            register(run, &lake, &snapshot, &catalog).await;
+            Ok(())
         }
         Command::Datamart { name, lake, gold } => {
             let lake = Storage::open(&lake.lake, false)?;
@@ -161,11 +215,13 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
             source,
             lake,
             publish,
+            catalog,
             gold,
         } => {
             let lake = Storage::open(&lake.lake, true)?;
             run.feed(&source.source, &lake, source.ingest_date).await?;
-            run.preprocess(&lake, publish.grace()).await?;
+            let snapshot = run.preprocess(&lake, publish.grace()).await?;
+            register(run, &lake, &snapshot, &catalog).await;
             run.datamarts(
                 &lake,
                 &gold.database_url,

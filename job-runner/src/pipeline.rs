@@ -94,6 +94,7 @@ impl Run {
                 silver_snapshot_id: None,
                 stages: Vec::new(),
                 checks: Vec::new(),
+                catalog: None,
             },
             started: Instant::now(),
             started_at,

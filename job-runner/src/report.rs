@@ -33,6 +33,10 @@ pub struct RunReport {
     pub stages: Vec<StageReport>,
     /// The gold checks run before publishing.
     pub checks: Vec<CheckReport>,
+    /// The registration of the published silver snapshot in a Hive Metastore
+    /// (`preprocess` and `run` with `--metastore` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<crate::catalog::CatalogReport>,
 }
 
 /// Outcome of a run.

@@ -447,7 +447,7 @@ impl CleanedKeyed {
         let table = self.table;
         let id = &snapshot.snapshot_id;
         let schema = keyed_silver_schema(table);
-        let path = format!("silver/{table}/part-{id}.parquet");
+        let path = format!("silver/{table}/snapshot={id}/part-{id}.parquet");
         let mut writer = lake.parquet_writer(&lake.path(&path), Arc::clone(&schema))?;
         for chunk in self.kept.chunks(BATCH_ROWS) {
             let arrays: Vec<ArrayRef> = (0..table.columns().len())
@@ -485,7 +485,7 @@ impl CleanedKeyed {
                 why,
             );
         }
-        let rejects_path = format!("silver/_rejects/{table}/part-{id}.parquet");
+        let rejects_path = format!("silver/_rejects/{table}/snapshot={id}/part-{id}.parquet");
         let mut writer = lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
         writer.write(&rejects.finish()).await?;
         self.report.bytes_written += writer.close().await?;
@@ -669,8 +669,9 @@ impl MonthRows {
         year: i32,
         month: u32,
     ) -> Result<MonthRows, SilverError> {
-        let path =
-            format!("silver/transactions/year={year}/month={month}/part-{snapshot_id}.parquet");
+        let path = format!(
+            "silver/transactions/year={year}/month={month}/snapshot={snapshot_id}/part-{snapshot_id}.parquet"
+        );
         let writer = lake.parquet_writer(&lake.path(&path), transactions_schema())?;
         Ok(MonthRows {
             path,
@@ -748,7 +749,8 @@ async fn clean_transactions(
     let snapshot_id = snapshot.snapshot_id.clone();
     let mut months: BTreeMap<(i32, u32), MonthRows> = BTreeMap::new();
     let mut rejects = RejectRows::new(table);
-    let rejects_path = format!("silver/_rejects/{table}/part-{snapshot_id}.parquet");
+    let rejects_path =
+        format!("silver/_rejects/{table}/snapshot={snapshot_id}/part-{snapshot_id}.parquet");
     let mut rejects_writer =
         lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
     let mut kept = FingerprintSet::default();

@@ -1,7 +1,9 @@
 //! Silver snapshots: which files make up the silver layer of one run.
 //!
 //! A preprocess run writes its files under `silver/` with its snapshot id in
-//! their names, invisible until `silver/_snapshot.json` names them. Replacing
+//! their names, each table's (or month's) in a `snapshot=<id>/` directory of
+//! its own (so that a Hive Metastore table can point at exactly one snapshot:
+//! see [`crate::catalog`]), invisible until `silver/_snapshot.json` names them. Replacing
 //! that one file (an atomic rename) publishes all silver tables together, so a
 //! reader never mixes two runs.
 //!
