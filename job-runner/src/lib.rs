@@ -11,7 +11,6 @@
 pub mod datamart;
 pub mod feed;
 pub mod generate;
-pub mod money;
 pub mod pipeline;
 pub mod report;
 pub mod rules;
