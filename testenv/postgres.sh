@@ -15,6 +15,13 @@
 # as the unprivileged `postgres` user (PostgreSQL refuses to run as root), listens
 # on 127.0.0.1 only, on the first free port from 25432 up (below the ephemeral
 # port range, so no outgoing connection takes it meanwhile), with password auth.
+#
+# TLS is on, with a test CA made by openssl in DIR/tls: the server's certificate
+# names `localhost` only (so verify-full by 127.0.0.1 fails on the host name), a
+# second CA signs nothing (a wrong sslrootcert), and the user `aurum_tls` may log
+# in over TLS only (`disable` is refused). `start` and `url` also print
+# AURUM_PG_TLS_CA, AURUM_PG_TLS_OTHER_CA and AURUM_PG_TLS_ONLY_URL (that user's
+# URL, by host name localhost, no sslmode).
 set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -66,6 +73,44 @@ print_url() {
   port=$(cat "$dir/port")
   password=$(cat "$dir/password")
   echo "DATABASE_URL=postgres://aurum:${password}@127.0.0.1:${port}/aurum"
+  echo "AURUM_PG_TLS_CA=$dir/tls/ca.crt"
+  echo "AURUM_PG_TLS_OTHER_CA=$dir/tls/other-ca.crt"
+  echo "AURUM_PG_TLS_ONLY_URL=postgres://aurum_tls:${password}@localhost:${port}/aurum"
+}
+
+# A test CA, a server certificate for `localhost` signed by it, and a second CA
+# that signs nothing; made once per cluster.
+make_certs() {
+  local tls=$1/tls
+  [ -f "$tls/server.key" ] && return 0
+  log "making a test CA and a server certificate for localhost in $tls"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Aurum test CA" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Aurum other CA" \
+      -keyout other-ca.key -out other-ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+      -days 3650 -extfile server.ext -out server.crt 2>/dev/null
+    rm -f server.csr server.ext ca.srl
+    chmod 600 ./*.key
+    chmod 644 ./*.crt
+  )
+  if [ "$(id -u)" = 0 ]; then chown -R postgres: "$tls"; fi
+  chmod 755 "$tls"
+}
+
+# `aurum_tls` may log in over TLS only: refused before any other line matches.
+tls_only_hba() {
+  local hba=$1/data/pg_hba.conf
+  grep -q '^hostnossl all aurum_tls' "$hba" && return 0
+  { echo "hostnossl all aurum_tls all reject"; cat "$hba"; } > "$hba.new"
+  mv "$hba.new" "$hba"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$hba"; fi
 }
 
 start() {
@@ -84,6 +129,8 @@ start() {
     as_pg "$bindir/initdb" -D "$dir/data" -U aurum --auth=scram-sha-256 \
       --pwfile="$dir/password" --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   fi
+  make_certs "$dir"
+  tls_only_hba "$dir"
   if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "already running"
   else
@@ -91,10 +138,15 @@ start() {
     while ! port_free "$port"; do port=$((port + 1)); done
     echo "$port" > "$dir/port"
     as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" >/dev/null
     PGPASSWORD=$(cat "$dir/password") "$bindir/psql" -h 127.0.0.1 -p "$port" -U aurum -d postgres -qtAc \
       "SELECT 1 FROM pg_database WHERE datname = 'aurum'" | grep -q 1 ||
       PGPASSWORD=$(cat "$dir/password") "$bindir/createdb" -h 127.0.0.1 -p "$port" -U aurum aurum
+    PGPASSWORD=$(cat "$dir/password") "$bindir/psql" -h 127.0.0.1 -p "$port" -U aurum -d aurum -qtAc \
+      "SELECT 1 FROM pg_roles WHERE rolname = 'aurum_tls'" | grep -q 1 ||
+      echo "CREATE ROLE aurum_tls LOGIN CREATEDB PASSWORD :'pw'; GRANT CREATE ON DATABASE aurum TO aurum_tls;" |
+      PGPASSWORD=$(cat "$dir/password") "$bindir/psql" -h 127.0.0.1 -p "$port" -U aurum -d aurum -qX \
+        -v ON_ERROR_STOP=1 -v pw="$(cat "$dir/password")" >/dev/null
     log "started on 127.0.0.1:$port (log: $dir/server.log)"
   fi
   print_url "$1"

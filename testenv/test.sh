@@ -25,7 +25,7 @@ started=$SECONDS
 # silently when cmd fails, and every test would then fail for want of the service.
 service_env=$(testenv/postgres.sh start "$state/postgres")
 eval "$service_env"
-export DATABASE_URL
+export DATABASE_URL AURUM_PG_TLS_CA AURUM_PG_TLS_OTHER_CA AURUM_PG_TLS_ONLY_URL
 echo "test.sh: PostgreSQL ready after $((SECONDS - started)) s" >&2
 
 service_env=$(testenv/hdfs.sh start "$state/hdfs")

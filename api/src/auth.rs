@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use aurum_gold::bearer::bearer_token;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -253,15 +254,8 @@ fn authenticate(parts: &Parts, keys: &JwtKeys) -> Result<Arc<Claims>, Problem> {
     let value = value
         .to_str()
         .map_err(|_| unauthorized(Some("invalid_request"), "malformed Authorization header"))?;
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => {
-            return Err(unauthorized(
-                Some("invalid_request"),
-                "the Authorization scheme must be Bearer",
-            ));
-        }
-    };
+    let token =
+        bearer_token(value).map_err(|e| unauthorized(Some("invalid_request"), &e.to_string()))?;
     keys.verify_cached(token)
         .map_err(|reason| unauthorized(Some("invalid_token"), &reason))
 }

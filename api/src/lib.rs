@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aurum_gold::postgres::PgConfig;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use crate::client_addr::TrustedProxies;
 use crate::config::{ConfigError, ServeArgs};
@@ -70,9 +70,10 @@ impl StartError {
 
 /// Builds a connection pool (connections are opened lazily).
 pub fn build_pool(url: &str, max_size: usize) -> Result<Pool, StartError> {
-    let mut pg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| StartError::DatabaseUrl(e.to_string()))?;
+    // sslmode and sslrootcert as libpq reads them (aurum_gold::postgres).
+    let parsed = PgConfig::from_url(url).map_err(|e| StartError::DatabaseUrl(e.to_string()))?;
+    let tls = parsed.tls();
+    let mut pg = parsed.config;
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(5));
     }
@@ -81,7 +82,7 @@ pub fn build_pool(url: &str, max_size: usize) -> Result<Pool, StartError> {
     }
     let mgr = Manager::from_config(
         pg,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

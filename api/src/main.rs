@@ -24,7 +24,7 @@ fn init_tracing() {
 
 fn hash_password_cmd(args: &HashPasswordArgs) -> anyhow::Result<()> {
     let role: Option<Role> = match &args.username {
-        Some(_) => Some(args.role.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+        Some(_) => Some(args.role.parse()?),
         None => None,
     };
     if let Some(u) = &args.username

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::gold::tables::{CustomerLifetime, MonthlySales, SalesCountryYear, TopProduct};
+use crate::gold::tables::{CustomerLifetimeValue, MonthlySales, SalesCountryYear, TopProduct};
 use crate::problem::Problem;
 use crate::routes::{GoldRun, GoldRunsPage, LoginForm, LoginRequest, TokenResponse};
 use crate::users::Role;
@@ -213,7 +213,7 @@ macro_rules! page {
 page!(SalesCountryYearPage, SalesCountryYear);
 page!(TopProductsPage, TopProduct);
 page!(MonthlySalesPage, MonthlySales);
-page!(CustomerLifetimePage, CustomerLifetime);
+page!(CustomerLifetimePage, CustomerLifetimeValue);
 
 /// Liveness answer.
 #[derive(Debug, ToSchema)]

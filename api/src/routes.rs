@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aurum_gold::ident::quote_ident;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -18,7 +19,7 @@ use utoipa::ToSchema;
 use crate::auth::{AdminOnly, Authenticated, unauthorized};
 use crate::gold::params::{PageRequest, QueryParams};
 use crate::gold::snapshot::fnv1a;
-use crate::gold::store::{Slot, quote_ident};
+use crate::gold::store::Slot;
 use crate::gold::tables::Datamart;
 use crate::login::{LoginError, retry_after_secs};
 use crate::metrics::PoolStats;
@@ -365,26 +366,7 @@ gold_endpoint!(
 
 // ----------------------------------------------------------------------------- runs
 
-/// One row of `gold_runs`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct GoldRun {
-    /// Datamart name.
-    pub datamart: String,
-    /// Run id.
-    pub run_id: String,
-    /// Start time.
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    /// Finish time.
-    pub finished_at: chrono::DateTime<chrono::Utc>,
-    /// Rows written.
-    pub rows_written: i64,
-    /// `succeeded` or `failed`.
-    pub status: String,
-    /// Silver snapshot the datamart was built from.
-    pub silver_snapshot_id: Option<String>,
-    /// Error message of a failed run.
-    pub message: Option<String>,
-}
+pub use aurum_gold::tables::GoldRun;
 
 /// A page of runs.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -6,38 +6,8 @@ use std::path::{Path, PathBuf};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-/// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads the gold datamarts.
-    Viewer,
-    /// Reads the gold datamarts and the `gold_runs` history.
-    Admin,
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "viewer" => Ok(Role::Viewer),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role `{other}` (expected viewer or admin)")),
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Viewer => "viewer",
-            Role::Admin => "admin",
-        })
-    }
-}
+pub use aurum_gold::Role;
 
 /// Errors reading the users file or hashing a password.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +90,10 @@ impl UserStore {
             if name.is_empty() {
                 return Err(err("empty username".into()));
             }
-            let role: Role = role.trim().parse().map_err(err)?;
+            let role: Role = role
+                .trim()
+                .parse()
+                .map_err(|e: aurum_gold::role::UnknownRole| err(e.to_string()))?;
             let parsed = PasswordHash::new(hash).map_err(|e| err(format!("bad hash: {e}")))?;
             if parsed.algorithm.as_str() != "argon2id" {
                 return Err(err(format!(

@@ -253,6 +253,14 @@ check "existing JWT and users Secrets: nothing generated, the Deployment mounts 
   grep -q 'name: my-db' '$work/existing.yaml' &&
   ! grep -q 'hash-password' '$work/existing.yaml'"
 
+check "database.tls.caSecret: the API and the operator mount the database CA read-only" bash -c "
+  '$helm' template aurum '$chart' --set database.tls.caSecret=gold-db-ca > '$work/db-ca.yaml'
+  [ \$(grep -c 'secretName: gold-db-ca' '$work/db-ca.yaml') = 2 ] &&
+  [ \$(grep -c 'mountPath: /etc/aurum/postgresql-ca' '$work/db-ca.yaml') = 2 ] &&
+  ! '$helm' template aurum '$chart' | grep -q postgresql-ca"
+rejects "a database CA Secret name that is not a Secret name" \
+  "at '/database/tls/caSecret'" --set database.tls.caSecret=Not_A_Name
+
 check "api.tls.existingSecret renders" render "$work/tls.yaml" "$ns_default" --set api.tls.existingSecret=api-tls
 check "api.tls.existingSecret: the API serves TLS, probes use HTTPS, the dashboard trusts only the CA" \
   bash -c "'$kubectl' create --dry-run=client -o json -f '$work/tls.yaml' | python3 '$here/check_api_tls.py' api-tls"

@@ -6,7 +6,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::money::Money;
+use aurum_gold::Money;
 
 /// Width of every chart's SVG view box, in user units (the SVG scales to its box).
 pub const VIEW_WIDTH: f64 = 640.0;
@@ -129,6 +129,18 @@ pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
         max,
         step,
         values,
+    }
+}
+
+/// Money with thousands separators, for templates: `{{ amount.grouped() }}`.
+pub trait Grouped {
+    /// The amount as [`format_money`] writes it.
+    fn grouped(&self) -> String;
+}
+
+impl Grouped for Money {
+    fn grouped(&self) -> String {
+        format_money(*self)
     }
 }
 

@@ -2,7 +2,7 @@
 //! and ordered as in the gold table they come from.
 
 use crate::charts::HistogramBin;
-use crate::gold::{CustomerLifetime, GoldRun, MonthlySales, SalesCountryYear, TopProduct};
+use crate::gold::{CustomerLifetimeValue, GoldRun, MonthlySales, SalesCountryYear, TopProduct};
 
 /// One CSV field: quoted when it holds a comma, quote, or line break; a leading
 /// `=`, `+`, `-` or `@` of text is kept as is (the values are data, and numbers
@@ -141,7 +141,7 @@ pub fn lifetime_histogram(bins: &[HistogramBin]) -> String {
 }
 
 /// `gold_customer_lifetime_value` rows.
-pub fn customer_lifetime(rows: &[CustomerLifetime]) -> String {
+pub fn customer_lifetime(rows: &[CustomerLifetimeValue]) -> String {
     table(
         [
             "customer_no",
@@ -209,7 +209,7 @@ pub fn runs(rows: &[GoldRun]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Money;
+    use aurum_gold::Money;
 
     #[test]
     fn quotes_only_what_needs_quoting() {

@@ -11,9 +11,9 @@ use crate::api_client::{ApiClient, ApiError};
 use crate::cache::ResponseCache;
 use crate::charts::{HistogramBin, histogram};
 use crate::filters::Filters;
-use crate::gold::{CustomerLifetime, GoldRun, MonthlySales, SalesCountryYear, TopProduct};
-use crate::money::Money;
+use crate::gold::{CustomerLifetimeValue, GoldRun, MonthlySales, SalesCountryYear, TopProduct};
 use crate::session::{Role, Session};
+use aurum_gold::Money;
 
 /// Runs shown on the runs page (the newest).
 pub const RUNS_SHOWN: u64 = 200;
@@ -165,7 +165,7 @@ impl GoldSource {
         &self,
         s: &Session,
         country: Option<&str>,
-    ) -> Result<Arc<Vec<CustomerLifetime>>, ApiError> {
+    ) -> Result<Arc<Vec<CustomerLifetimeValue>>, ApiError> {
         let path = "/gold/customer-lifetime";
         let query: Vec<(&str, String)> = country
             .map(|c| vec![("country", c.to_string())])
@@ -275,7 +275,7 @@ pub fn headline(
 }
 
 /// The lifetime-value histogram of the (country-filtered) customers.
-pub fn lifetime_histogram(rows: &[CustomerLifetime]) -> Vec<HistogramBin> {
+pub fn lifetime_histogram(rows: &[CustomerLifetimeValue]) -> Vec<HistogramBin> {
     let values: Vec<f64> = rows.iter().map(|r| r.lifetime_value.to_f64()).collect();
     histogram(&values, HISTOGRAM_BINS)
 }
@@ -295,7 +295,7 @@ pub fn filter_options(rows: &[SalesCountryYear]) -> (Vec<i32>, Vec<String>) {
 mod tests {
     use super::*;
 
-    fn row(year: i32, country: &str, sales: i64, tx: i64, cust: i64) -> SalesCountryYear {
+    fn row(year: i32, country: &str, sales: i128, tx: i64, cust: i64) -> SalesCountryYear {
         SalesCountryYear {
             year,
             country: country.into(),

@@ -10,7 +10,6 @@ pub mod csv;
 pub mod data;
 pub mod filters;
 pub mod gold;
-pub mod money;
 pub mod pages;
 pub mod server;
 pub mod session;

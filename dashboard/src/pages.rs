@@ -16,12 +16,12 @@ use serde::Deserialize;
 
 use crate::api_client::ApiError;
 use crate::charts::{
-    HBarChart, HeatMap, HistogramBin, HistogramChart, LineChart, format_money, format_month,
-    format_percent, hbar_chart, heat_map, histogram_chart, line_chart,
+    Grouped, HBarChart, HeatMap, HistogramBin, HistogramChart, LineChart, format_money,
+    format_month, format_percent, hbar_chart, heat_map, histogram_chart, line_chart,
 };
 use crate::data::{self, GoldSource};
 use crate::filters::{FilterError, FilterQuery, Filters};
-use crate::gold::{CustomerLifetime, SalesCountryYear, TopProduct};
+use crate::gold::{CustomerLifetimeValue, SalesCountryYear, TopProduct};
 use crate::session::{self, Role, Session};
 use crate::{config::Config, csv};
 
@@ -383,7 +383,7 @@ pub struct OverviewPage {
     /// Its bins.
     pub clv_bins: Vec<HistogramBin>,
     /// The most valuable customers.
-    pub top_customers: Vec<CustomerLifetime>,
+    pub top_customers: Vec<CustomerLifetimeValue>,
     /// Sales by country and year.
     pub heat: HeatMap,
     /// Its rows.
@@ -391,7 +391,7 @@ pub struct OverviewPage {
 }
 
 fn thousands(n: i64) -> String {
-    crate::charts::format_money(crate::money::Money::from_cents(n.saturating_mul(100)))
+    crate::charts::format_money(aurum_gold::Money::from_cents(i128::from(n) * 100))
         .trim_end_matches(".00")
         .to_string()
 }
@@ -440,7 +440,7 @@ pub async fn overview(
     let bins = data::lifetime_histogram(&lifetime);
     let clv_chart = histogram_chart(&bins);
     // Heat map rows: countries by total sales, largest first; columns: years.
-    let mut by_country: Vec<(String, i64)> = Vec::new();
+    let mut by_country: Vec<(String, i128)> = Vec::new();
     for r in &sales_rows {
         match by_country.iter_mut().find(|(c, _)| *c == r.country) {
             Some((_, total)) => *total = total.saturating_add(r.total_sales.cents()),

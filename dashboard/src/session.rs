@@ -14,23 +14,7 @@ use serde::Deserialize;
 pub const COOKIE_NAME: &str = "aurum_session";
 
 /// What a user may see, from the token's `role` claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// Reads the gold datamarts.
-    Viewer,
-    /// Also reads the runs history.
-    Admin,
-}
-
-impl Role {
-    /// The role's name as the API writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use aurum_gold::Role;
 
 /// A logged-in user, as the cookie tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +49,7 @@ impl Session {
             .decode(payload.trim_end_matches('='))
             .ok()?;
         let claims: Claims = serde_json::from_slice(&json).ok()?;
-        let role = match claims.role.as_str() {
-            "viewer" => Role::Viewer,
-            "admin" => Role::Admin,
-            _ => return None,
-        };
+        let role: Role = claims.role.parse().ok()?;
         Some(Session {
             token: token.to_string(),
             user: claims.sub,

@@ -28,64 +28,18 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use postgres_types::{ToSql, Type};
+use postgres_types::ToSql;
 
-use crate::money::{Cents, growth_pct};
 use crate::report::CheckReport;
 use crate::rules::from_date32;
 use crate::silver::{keyed_silver_schema, transactions_schema};
 use crate::snapshot::Snapshot;
 use crate::storage::{Storage, StorageError};
 use crate::tables::Table;
+use aurum_gold::money::{Money, growth_pct};
 
-/// The gold datamarts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Datamart {
-    /// `gold_sales_country_year`: sales per calendar year and country.
-    SalesCountryYear,
-    /// `gold_top_products`: the top N products overall and per country.
-    TopProducts,
-    /// `gold_monthly_sales`: sales per month with month-over-month growth.
-    MonthlySales,
-    /// `gold_customer_lifetime_value`: value, rank and quartile per customer.
-    CustomerLifetimeValue,
-}
-
-impl Datamart {
-    /// All datamarts, in the order `run` builds them.
-    pub const ALL: [Datamart; 4] = [
-        Datamart::SalesCountryYear,
-        Datamart::TopProducts,
-        Datamart::MonthlySales,
-        Datamart::CustomerLifetimeValue,
-    ];
-
-    /// The datamart's name on the CLI and in CRs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Datamart::SalesCountryYear => "sales-country-year",
-            Datamart::TopProducts => "top-products",
-            Datamart::MonthlySales => "monthly-sales",
-            Datamart::CustomerLifetimeValue => "customer-lifetime-value",
-        }
-    }
-
-    /// The PostgreSQL table it is published to.
-    pub fn table(self) -> &'static str {
-        match self {
-            Datamart::SalesCountryYear => "gold_sales_country_year",
-            Datamart::TopProducts => "gold_top_products",
-            Datamart::MonthlySales => "gold_monthly_sales",
-            Datamart::CustomerLifetimeValue => "gold_customer_lifetime_value",
-        }
-    }
-}
-
-impl std::fmt::Display for Datamart {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use aurum_gold::Datamart;
+pub use aurum_gold::tables::{CustomerLifetimeValue, MonthlySales, SalesCountryYear, TopProduct};
 
 /// Why a datamart could not be computed.
 #[derive(Debug, thiserror::Error)]
@@ -139,42 +93,18 @@ pub enum DatamartError {
 
 /// A row of a gold table, as PostgreSQL receives it.
 pub trait GoldRow: Send + Sync {
-    /// Column names and PostgreSQL types, in the table's order.
-    const COLUMNS: &'static [(&'static str, Type)];
+    /// The datamart whose table holds the row; its columns are the row's.
+    const DATAMART: Datamart;
 
     /// The primary key, for the uniqueness check and messages.
     fn key(&self) -> String;
 
-    /// The row's values, in `COLUMNS` order.
+    /// The row's values, in the order of the table's columns.
     fn values(&self) -> Vec<&(dyn ToSql + Sync)>;
 }
 
-/// A row of `gold_sales_country_year`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SalesCountryYear {
-    /// Calendar year.
-    pub year: i32,
-    /// Country name.
-    pub country: String,
-    /// Sum of amounts.
-    pub total_sales: Cents,
-    /// Sum of quantities.
-    pub total_quantity: i64,
-    /// Distinct transactions.
-    pub transactions: i64,
-    /// Distinct customers.
-    pub customers: i64,
-}
-
 impl GoldRow for SalesCountryYear {
-    const COLUMNS: &'static [(&'static str, Type)] = &[
-        ("year", Type::INT4),
-        ("country", Type::TEXT),
-        ("total_sales", Type::NUMERIC),
-        ("total_quantity", Type::INT8),
-        ("transactions", Type::INT8),
-        ("customers", Type::INT8),
-    ];
+    const DATAMART: Datamart = Datamart::SalesCountryYear;
 
     fn key(&self) -> String {
         format!("({}, {})", self.year, self.country)
@@ -192,35 +122,8 @@ impl GoldRow for SalesCountryYear {
     }
 }
 
-/// A row of `gold_top_products`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopProduct {
-    /// `ALL` or a country name.
-    pub scope: String,
-    /// 1-based position within the scope.
-    pub rank: i32,
-    /// Product number.
-    pub product_no: String,
-    /// Product name.
-    pub product_name: String,
-    /// Sum of amounts within the scope.
-    pub total_sales: Cents,
-    /// Sum of quantities within the scope.
-    pub total_quantity: i64,
-    /// Distinct transactions within the scope.
-    pub transactions: i64,
-}
-
 impl GoldRow for TopProduct {
-    const COLUMNS: &'static [(&'static str, Type)] = &[
-        ("scope", Type::TEXT),
-        ("rank", Type::INT4),
-        ("product_no", Type::TEXT),
-        ("product_name", Type::TEXT),
-        ("total_sales", Type::NUMERIC),
-        ("total_quantity", Type::INT8),
-        ("transactions", Type::INT8),
-    ];
+    const DATAMART: Datamart = Datamart::TopProducts;
 
     fn key(&self) -> String {
         format!("({}, {})", self.scope, self.rank)
@@ -239,35 +142,8 @@ impl GoldRow for TopProduct {
     }
 }
 
-/// A row of `gold_monthly_sales`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MonthlySales {
-    /// First day of the month.
-    pub month: NaiveDate,
-    /// Sum of amounts.
-    pub total_sales: Cents,
-    /// Sum of quantities.
-    pub total_quantity: i64,
-    /// Distinct transactions.
-    pub transactions: i64,
-    /// Distinct customers.
-    pub customers: i64,
-    /// `total_sales / transactions`, rounded.
-    pub avg_transaction_value: Cents,
-    /// Growth over the calendar month before, in percent; `None` without one.
-    pub mom_growth_pct: Option<Cents>,
-}
-
 impl GoldRow for MonthlySales {
-    const COLUMNS: &'static [(&'static str, Type)] = &[
-        ("month", Type::DATE),
-        ("total_sales", Type::NUMERIC),
-        ("total_quantity", Type::INT8),
-        ("transactions", Type::INT8),
-        ("customers", Type::INT8),
-        ("avg_transaction_value", Type::NUMERIC),
-        ("mom_growth_pct", Type::NUMERIC),
-    ];
+    const DATAMART: Datamart = Datamart::MonthlySales;
 
     fn key(&self) -> String {
         self.month.to_string()
@@ -286,50 +162,8 @@ impl GoldRow for MonthlySales {
     }
 }
 
-/// A row of `gold_customer_lifetime_value`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CustomerLifetimeValue {
-    /// Customer number.
-    pub customer_no: String,
-    /// First name, if known.
-    pub first_name: Option<String>,
-    /// Last name, if known.
-    pub last_name: Option<String>,
-    /// Country name.
-    pub country: String,
-    /// Date of the first purchase.
-    pub first_purchase: NaiveDate,
-    /// Date of the last purchase.
-    pub last_purchase: NaiveDate,
-    /// Distinct transactions.
-    pub transactions: i64,
-    /// Sum of quantities.
-    pub total_quantity: i64,
-    /// Sum of amounts.
-    pub lifetime_value: Cents,
-    /// `lifetime_value / transactions`, rounded.
-    pub avg_transaction_value: Cents,
-    /// 1-based rank by value (then customer number).
-    pub value_rank: i32,
-    /// Quartile of that order, 1 = most valuable.
-    pub value_quartile: i32,
-}
-
 impl GoldRow for CustomerLifetimeValue {
-    const COLUMNS: &'static [(&'static str, Type)] = &[
-        ("customer_no", Type::TEXT),
-        ("first_name", Type::TEXT),
-        ("last_name", Type::TEXT),
-        ("country", Type::TEXT),
-        ("first_purchase", Type::DATE),
-        ("last_purchase", Type::DATE),
-        ("transactions", Type::INT8),
-        ("total_quantity", Type::INT8),
-        ("lifetime_value", Type::NUMERIC),
-        ("avg_transaction_value", Type::NUMERIC),
-        ("value_rank", Type::INT4),
-        ("value_quartile", Type::INT4),
-    ];
+    const DATAMART: Datamart = Datamart::CustomerLifetimeValue;
 
     fn key(&self) -> String {
         self.customer_no.clone()
@@ -359,7 +193,7 @@ pub struct SilverTotals {
     /// Silver transaction lines.
     pub lines: i64,
     /// Sum of `amount`.
-    pub amount: Cents,
+    pub amount: Money,
     /// Sum of `quantity`.
     pub quantity: i64,
     /// Distinct customers with a transaction.
@@ -374,7 +208,7 @@ pub struct CountryTotals {
     /// Transaction lines.
     pub lines: i64,
     /// Sum of `amount`.
-    pub amount: Cents,
+    pub amount: Money,
     /// Sum of `quantity`.
     pub quantity: i64,
     /// Distinct customers with a transaction.
@@ -773,7 +607,7 @@ impl Silver {
                     total_quantity: c.i64(3, row),
                     transactions,
                     customers: c.i64(5, row),
-                    avg_transaction_value: Cents::ratio(total_sales, i128::from(transactions)),
+                    avg_transaction_value: Money::ratio(total_sales, i128::from(transactions)),
                     mom_growth_pct: None,
                 });
             }
@@ -814,7 +648,7 @@ impl Silver {
                     transactions,
                     total_quantity: c.i64(7, row),
                     lifetime_value,
-                    avg_transaction_value: Cents::ratio(lifetime_value, i128::from(transactions)),
+                    avg_transaction_value: Money::ratio(lifetime_value, i128::from(transactions)),
                     value_rank: 0,
                     value_quartile: 0,
                 });
@@ -845,7 +679,7 @@ fn rank_top_products(scopes: BTreeMap<String, Vec<TopProduct>>, top_n: u32) -> V
 /// Sorts months and fills `mom_growth_pct` from the calendar month just before.
 fn with_growth(mut months: Vec<MonthlySales>) -> Vec<MonthlySales> {
     months.sort_by_key(|m| m.month);
-    let sales: HashMap<NaiveDate, Cents> =
+    let sales: HashMap<NaiveDate, Money> =
         months.iter().map(|m| (m.month, m.total_sales)).collect();
     for month in &mut months {
         let previous = month.month.pred_opt().map(|d| d.with_day(1).unwrap_or(d));
@@ -917,11 +751,11 @@ impl<'a> Checks<'a> {
         // exactly one country through its customer (none lost to a dimension
         // that read short, none doubled by a duplicate key).
         let countries = silver.by_country.values().fold(
-            (0i64, Cents(0), 0i64),
+            (0i64, Money(0), 0i64),
             |(lines, amount, quantity), c| {
                 (
                     lines + c.lines,
-                    Cents(amount.0 + c.amount.0),
+                    Money(amount.0 + c.amount.0),
                     quantity + c.quantity,
                 )
             },
@@ -1128,7 +962,7 @@ fn top_products_scopes(
             ));
             continue;
         }
-        let sales = Cents(ranked.iter().map(|r| r.total_sales.0).sum());
+        let sales = Money(ranked.iter().map(|r| r.total_sales.0).sum());
         let sold: i64 = ranked.iter().map(|r| r.total_quantity).sum();
         // Silver quantities and prices are positive (DATA_CONTRACT.md §3), so a
         // part of a scope never adds up to more than the whole.
@@ -1152,12 +986,12 @@ fn top_products_scopes(
 /// with silver transactions has rows.
 fn countries_reconcile<'r>(
     checks: &mut Checks<'_>,
-    rows: impl Iterator<Item = (&'r str, Cents, i64, Option<i64>)>,
+    rows: impl Iterator<Item = (&'r str, Money, i64, Option<i64>)>,
 ) {
-    let mut gold: BTreeMap<&str, (Cents, i64, i64)> = BTreeMap::new();
+    let mut gold: BTreeMap<&str, (Money, i64, i64)> = BTreeMap::new();
     for (country, sales, quantity, customers) in rows {
-        let entry = gold.entry(country).or_insert((Cents(0), 0, 0));
-        entry.0 = Cents(entry.0.0 + sales.0);
+        let entry = gold.entry(country).or_insert((Money(0), 0, 0));
+        entry.0 = Money(entry.0.0 + sales.0);
         entry.1 += quantity;
         entry.2 += customers.unwrap_or(0);
     }
@@ -1193,9 +1027,9 @@ fn countries_reconcile<'r>(
 }
 
 /// Sales and quantity summed over gold equal silver's.
-fn totals(checks: &mut Checks<'_>, rows: impl Iterator<Item = (Cents, i64)>) {
-    let (sales, quantity) = rows.fold((Cents(0), 0i64), |(s, q), (rs, rq)| {
-        (Cents(s.0 + rs.0), q + rq)
+fn totals(checks: &mut Checks<'_>, rows: impl Iterator<Item = (Money, i64)>) {
+    let (sales, quantity) = rows.fold((Money(0), 0i64), |(s, q), (rs, rq)| {
+        (Money(s.0 + rs.0), q + rq)
     });
     let silver = &checks.silver.totals;
     let mut offending = Vec::new();
@@ -1215,7 +1049,7 @@ fn totals(checks: &mut Checks<'_>, rows: impl Iterator<Item = (Cents, i64)>) {
 }
 
 /// Every money value fits its numeric column.
-fn fits(checks: &mut Checks<'_>, values: impl Iterator<Item = (String, Cents, u32)>) {
+fn fits(checks: &mut Checks<'_>, values: impl Iterator<Item = (String, Money, u32)>) {
     let offending = values
         .filter(|(_, value, precision)| !value.fits_precision(*precision))
         .map(|(key, value, precision)| {
@@ -1261,16 +1095,16 @@ impl Columns<'_> {
             .map_or(0, |a| a.value(row))
     }
 
-    fn cents(&self, column: usize, row: usize) -> Cents {
+    fn cents(&self, column: usize, row: usize) -> Money {
         let array = self.cast(column, &DataType::Decimal128(38, 2));
         array
             .as_any()
             .downcast_ref::<Decimal128Array>()
-            .map_or(Cents(0), |a| {
+            .map_or(Money(0), |a| {
                 if a.is_null(row) {
-                    Cents(0)
+                    Money(0)
                 } else {
-                    Cents(a.value(row))
+                    Money(a.value(row))
                 }
             })
     }
@@ -1309,7 +1143,7 @@ mod tests {
             rank: 0,
             product_no: no.into(),
             product_name: format!("name {no}"),
-            total_sales: Cents(cents),
+            total_sales: Money(cents),
             total_quantity: 1,
             transactions: 1,
         }
@@ -1320,7 +1154,7 @@ mod tests {
     fn two_countries() -> Silver {
         let country = |lines, cents, quantity, products| CountryTotals {
             lines,
-            amount: Cents(cents),
+            amount: Money(cents),
             quantity,
             customers: 1,
             products,
@@ -1334,7 +1168,7 @@ mod tests {
             snapshot_id: "test".into(),
             totals: SilverTotals {
                 lines: 3,
-                amount: Cents(600),
+                amount: Money(600),
                 quantity: 6,
                 customers: 2,
                 products: 2,
@@ -1389,7 +1223,7 @@ mod tests {
         let short = [&all[..3], &all[4..]].concat();
         assert!(!check_top_products(&silver, &short, 10).passed());
         let mut inflated = all.clone();
-        inflated[4].total_sales = Cents(150);
+        inflated[4].total_sales = Money(150);
         assert!(!check_top_products(&silver, &inflated, 10).passed());
         // With N = 1, France ranks only p1: part of its sales, and that is right.
         let top1 = vec![all[0].clone(), all[2].clone(), all[4].clone()];
@@ -1403,7 +1237,7 @@ mod tests {
         let year = |country: &str, cents, quantity| SalesCountryYear {
             year: 2024,
             country: country.into(),
-            total_sales: Cents(cents),
+            total_sales: Money(cents),
             total_quantity: quantity,
             transactions: 1,
             customers: 1,
@@ -1461,11 +1295,11 @@ mod tests {
     fn month(y: i32, m: u32, cents: i128) -> MonthlySales {
         MonthlySales {
             month: NaiveDate::from_ymd_opt(y, m, 1).unwrap(),
-            total_sales: Cents(cents),
+            total_sales: Money(cents),
             total_quantity: 0,
             transactions: 1,
             customers: 1,
-            avg_transaction_value: Cents(cents),
+            avg_transaction_value: Money(cents),
             mom_growth_pct: None,
         }
     }
@@ -1479,11 +1313,11 @@ mod tests {
             month(2023, 4, 0),
             month(2023, 5, 10),
         ]);
-        let growth: Vec<Option<Cents>> = months.iter().map(|m| m.mom_growth_pct).collect();
+        let growth: Vec<Option<Money>> = months.iter().map(|m| m.mom_growth_pct).collect();
         // Dec 2022: none before; Jan 2023: -50%; Mar: Feb missing; Apr: -100%; May: prev = 0.
         assert_eq!(
             growth,
-            vec![None, Some(Cents(-5000)), None, Some(Cents(-10000)), None]
+            vec![None, Some(Money(-5000)), None, Some(Money(-10000)), None]
         );
     }
 
@@ -1498,8 +1332,8 @@ mod tests {
             last_purchase: NaiveDate::MIN,
             transactions: 1,
             total_quantity: 1,
-            lifetime_value: Cents(cents),
-            avg_transaction_value: Cents(cents),
+            lifetime_value: Money(cents),
+            avg_transaction_value: Money(cents),
             value_rank: 0,
             value_quartile: 0,
         };

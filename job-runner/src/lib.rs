@@ -13,7 +13,6 @@ pub mod catalog;
 pub mod datamart;
 pub mod feed;
 pub mod generate;
-pub mod money;
 pub mod pipeline;
 pub mod report;
 pub mod rules;

@@ -162,6 +162,11 @@ struct GoldArgs {
     /// Schema of the gold tables.
     #[arg(long, env = "AURUM_DB_SCHEMA", default_value = "public")]
     db_schema: String,
+    /// Database role that may read the gold tables and `gold_runs` (the API's
+    /// own role): granted USAGE on the schema and SELECT on those tables at
+    /// every publish, nothing else.
+    #[arg(long, env = "AURUM_READER_ROLE")]
+    reader_role: Option<String>,
     /// How many products `top-products` keeps per scope.
     #[arg(long, env = "AURUM_TOP_N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     top_n: u32,
@@ -206,6 +211,7 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
                 &lake,
                 &gold.database_url,
                 &gold.db_schema,
+                gold.reader_role.as_deref(),
                 &[name],
                 gold.top_n,
             )
@@ -226,6 +232,7 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
                 &lake,
                 &gold.database_url,
                 &gold.db_schema,
+                gold.reader_role.as_deref(),
                 &Datamart::ALL,
                 gold.top_n,
             )

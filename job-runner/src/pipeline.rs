@@ -165,18 +165,23 @@ impl Run {
     }
 
     /// `datamart`: builds `datamarts` from the current silver snapshot and
-    /// publishes each to PostgreSQL. Stops at the first failure.
+    /// publishes each to PostgreSQL. Stops at the first failure. With
+    /// `reader_role`, that role may read the gold tables and `gold_runs`.
     pub async fn datamarts(
         &mut self,
         lake: &Storage,
         database_url: &str,
         db_schema: &str,
+        reader_role: Option<&str>,
         datamarts: &[Datamart],
         top_n: u32,
     ) -> Result<(), PipelineError> {
         self.report.lake = Some(lake.display().to_owned());
         let mut warehouse = Warehouse::connect(database_url, db_schema).await?;
         warehouse.migrate().await?;
+        if let Some(role) = reader_role {
+            warehouse.grant_reader(role).await?;
+        }
         let snapshot = Snapshot::require(lake).await?;
         self.report.silver_snapshot_id = Some(snapshot.snapshot_id.clone());
         let mut silver = Silver::open(lake, &snapshot).await?;
@@ -273,7 +278,7 @@ impl Run {
                 checks: failed.join(", "),
             });
         }
-        warehouse.check_shape::<R>(datamart).await?;
+        warehouse.check_shape(datamart).await?;
         let written = warehouse.publish(datamart, record, rows).await?;
         tracing::info!(datamart = %datamart, table = datamart.table(), rows = written, "gold table published");
         Ok(written)

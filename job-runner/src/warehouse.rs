@@ -14,7 +14,11 @@ use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+
+use aurum_gold::ident::{qualified, quote_ident};
+use aurum_gold::postgres::{PgConfig, explain};
+use aurum_gold::tables::RUNS_TABLE;
 
 use crate::datamart::{Datamart, GoldRow};
 
@@ -118,28 +122,30 @@ impl Warehouse {
         {
             return Err(WarehouseError::BadSchema(schema.to_owned()));
         }
-        let mut config: Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| WarehouseError::BadUrl(e.to_string()))?;
+        let pg = PgConfig::from_url(url).map_err(|e| WarehouseError::BadUrl(e.to_string()))?;
+        let mut config = pg.config.clone();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("aurum-job-runner");
         let target = describe_target(&config);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        let (client, connection) = config.connect(pg.tls()).await.map_err(|e| {
             WarehouseError::Connect {
                 target: target.clone(),
                 message: match e.code() {
                     Some(code)
                         if *code == SqlState::INVALID_PASSWORD
-                            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+                            || (*code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                                && !e
+                                    .as_db_error()
+                                    .is_some_and(|db| db.message().ends_with("no encryption"))) =>
                     {
                         format!(
                             "login refused ({}); check the user and password in the database URL",
                             describe(&e)
                         )
                     }
-                    _ => describe(&e),
+                    _ => explain(&e, pg.ssl_mode, pg.root_cert.as_deref()),
                 },
             }
         })?;
@@ -155,7 +161,7 @@ impl Warehouse {
     }
 
     fn qualified(&self, table: &str) -> String {
-        format!("\"{}\".\"{}\"", self.schema, table)
+        qualified(&self.schema, table)
     }
 
     /// Creates the schema, applies pending migrations (once, under a lock), and
@@ -204,9 +210,31 @@ impl Warehouse {
         Ok(())
     }
 
-    /// Fails unless the gold table of `datamart` has exactly `R`'s columns and
+    /// Lets `role` read the gold tables and `gold_runs`, and nothing more:
+    /// USAGE on the schema, SELECT on those tables. Idempotent, so it runs at
+    /// every publish; a publish replaces rows in place, so the grant stays.
+    pub async fn grant_reader(&self, role: &str) -> Result<(), WarehouseError> {
+        let tables = Datamart::ALL
+            .iter()
+            .map(|d| self.qualified(d.table()))
+            .chain([self.qualified(RUNS_TABLE)])
+            .collect::<Vec<_>>()
+            .join(", ");
+        let role = quote_ident(role);
+        self.client
+            .batch_execute(&format!(
+                "GRANT USAGE ON SCHEMA {} TO {role}; GRANT SELECT ON {tables} TO {role};",
+                quote_ident(&self.schema)
+            ))
+            .await
+            .map_err(query_error(format!(
+                "granting {role} read access to the gold tables"
+            )))
+    }
+
+    /// Fails unless the gold table of `datamart` has exactly the contract's columns and
     /// the contract's types.
-    pub async fn check_shape<R: GoldRow>(&self, datamart: Datamart) -> Result<(), WarehouseError> {
+    pub async fn check_shape(&self, datamart: Datamart) -> Result<(), WarehouseError> {
         let table = datamart.table();
         let rows = self
             .client
@@ -237,8 +265,9 @@ impl Warehouse {
             table: self.qualified(table),
             difference,
         };
-        for (index, (name, ty)) in R::COLUMNS.iter().enumerate() {
-            let expected = expected_type(datamart, name, ty);
+        let columns = datamart.columns();
+        for (index, column) in columns.iter().enumerate() {
+            let (name, expected) = (column.name, column.sql_type.declared());
             match found.get(index) {
                 Some((found_name, found_type)) if found_name == name && *found_type == expected => {
                 }
@@ -251,10 +280,10 @@ impl Warehouse {
                 None => return Err(wrong(format!("column {name} {expected} is missing"))),
             }
         }
-        if found.len() > R::COLUMNS.len() {
+        if found.len() > columns.len() {
             return Err(wrong(format!(
                 "unexpected column {}",
-                found[R::COLUMNS.len()].0
+                found[columns.len()].0
             )));
         }
         Ok(())
@@ -269,13 +298,18 @@ impl Warehouse {
         rows: &[R],
     ) -> Result<u64, WarehouseError> {
         let table = self.qualified(datamart.table());
-        let runs = self.qualified("gold_runs");
-        let columns = R::COLUMNS
+        let runs = self.qualified(RUNS_TABLE);
+        let columns = datamart
+            .columns()
             .iter()
-            .map(|(n, _)| format!("\"{n}\""))
+            .map(|c| quote_ident(c.name))
             .collect::<Vec<_>>()
             .join(", ");
-        let types: Vec<_> = R::COLUMNS.iter().map(|(_, t)| t.clone()).collect();
+        let types: Vec<_> = datamart
+            .columns()
+            .iter()
+            .map(|c| c.sql_type.pg_type())
+            .collect();
 
         let tx = self
             .client
@@ -354,7 +388,7 @@ impl Warehouse {
         run: &RunRecord,
         message: &str,
     ) -> Result<(), WarehouseError> {
-        let runs = self.qualified("gold_runs");
+        let runs = self.qualified(RUNS_TABLE);
         self.client
             .execute(
                 &format!(
@@ -367,22 +401,6 @@ impl Warehouse {
             .await
             .map_err(query_error("recording a failed run in gold_runs"))?;
         Ok(())
-    }
-}
-
-/// The contract's PostgreSQL type of a gold column, as information_schema shows it.
-fn expected_type(datamart: Datamart, column: &str, ty: &tokio_postgres::types::Type) -> String {
-    use tokio_postgres::types::Type;
-    match *ty {
-        Type::INT4 => "integer".into(),
-        Type::INT8 => "bigint".into(),
-        Type::TEXT => "text".into(),
-        Type::DATE => "date".into(),
-        Type::NUMERIC if datamart == Datamart::MonthlySales && column == "mom_growth_pct" => {
-            "numeric(12,2)".into()
-        }
-        Type::NUMERIC => "numeric(18,2)".into(),
-        _ => ty.name().into(),
     }
 }
 

@@ -116,24 +116,24 @@ pub enum DatamartKind {
 }
 
 impl DatamartKind {
+    /// The contract's datamart.
+    pub fn gold(self) -> aurum_gold::Datamart {
+        match self {
+            DatamartKind::SalesCountryYear => aurum_gold::Datamart::SalesCountryYear,
+            DatamartKind::TopProducts => aurum_gold::Datamart::TopProducts,
+            DatamartKind::MonthlySales => aurum_gold::Datamart::MonthlySales,
+            DatamartKind::CustomerLifetimeValue => aurum_gold::Datamart::CustomerLifetimeValue,
+        }
+    }
+
     /// The name used on the job-runner CLI and in CRs.
     pub fn cli_name(self) -> &'static str {
-        match self {
-            DatamartKind::SalesCountryYear => "sales-country-year",
-            DatamartKind::TopProducts => "top-products",
-            DatamartKind::MonthlySales => "monthly-sales",
-            DatamartKind::CustomerLifetimeValue => "customer-lifetime-value",
-        }
+        self.gold().name()
     }
 
     /// The PostgreSQL table the datamart writes (docs/data-format.md, "Gold tables").
     pub fn table(self) -> &'static str {
-        match self {
-            DatamartKind::SalesCountryYear => "gold_sales_country_year",
-            DatamartKind::TopProducts => "gold_top_products",
-            DatamartKind::MonthlySales => "gold_monthly_sales",
-            DatamartKind::CustomerLifetimeValue => "gold_customer_lifetime_value",
-        }
+        self.gold().table()
     }
 }
 

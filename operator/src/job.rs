@@ -313,6 +313,9 @@ pub fn datalake_job(lake: &DataLake, run: &RunIdentity) -> Job {
     )
 }
 
+/// Key of the Datamart's database Secret that may name the reader role.
+pub const READER_ROLE_KEY: &str = "readerRole";
+
 /// The Job of a Datamart run: `aurum-job-runner datamart NAME --lake URI`.
 pub fn datamart_job(
     dm: &Datamart,
@@ -345,19 +348,23 @@ pub fn datamart_job(
         args.push(spec.database.schema.clone());
     }
     args.extend(["--report".to_string(), TERMINATION_LOG.to_string()]);
-    let mut env_vars = vec![
-        EnvVar {
-            name: "DATABASE_URL".into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: spec.database.secret_ref.name.clone(),
-                    key: spec.database.secret_ref.key.clone(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
+    let from_secret = |name: &str, key: &str, optional: bool| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: spec.database.secret_ref.name.clone(),
+                key: key.into(),
+                optional: Some(optional),
             }),
             ..Default::default()
-        },
+        }),
+        ..Default::default()
+    };
+    let mut env_vars = vec![
+        from_secret("DATABASE_URL", &spec.database.secret_ref.key, false),
+        // The API's database role, if the Secret names one: the job-runner
+        // grants it SELECT on the gold tables (docs/production.md).
+        from_secret("AURUM_READER_ROLE", READER_ROLE_KEY, true),
         env("AURUM_LOG_FORMAT", "json"),
     ];
     let mut volumes = Vec::new();
@@ -593,5 +600,18 @@ mod tests {
             .and_then(|v| v.secret_key_ref.as_ref())
             .expect("secret ref");
         assert_eq!((sel.name.as_str(), sel.key.as_str()), ("pg", "url"));
+        let reader = c
+            .env
+            .as_ref()
+            .expect("env")
+            .iter()
+            .find(|e| e.name == "AURUM_READER_ROLE")
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("AURUM_READER_ROLE from the Secret");
+        assert_eq!(
+            (reader.name.as_str(), reader.key.as_str(), reader.optional),
+            ("pg", READER_ROLE_KEY, Some(true))
+        );
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use aurum_gold::bearer::bearer_token;
 use tonic::Status;
 use tonic::body::Body;
 use tower::Service;
@@ -28,14 +29,7 @@ pub fn verify_bearer(headers: &http::HeaderMap, keys: &JwtKeys) -> Result<Arc<Cl
         })?
         .to_str()
         .map_err(|_| Status::unauthenticated("malformed authorization metadata"))?;
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => {
-            return Err(Status::unauthenticated(
-                "the authorization scheme must be Bearer",
-            ));
-        }
-    };
+    let token = bearer_token(value).map_err(|e| Status::unauthenticated(e.to_string()))?;
     keys.verify_cached(token).map_err(Status::unauthenticated)
 }
 

@@ -5,7 +5,6 @@
 //! snapshot of each table in memory, reloads it when the latest successful run
 //! changes, and answers filtering, ordering and pagination from memory.
 
-pub mod money;
 pub mod params;
 pub mod snapshot;
 pub mod store;

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use aurum_gold::ident::quote_ident;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio_postgres::IsolationLevel;
@@ -128,11 +129,6 @@ pub struct GoldStore {
     pub monthly_sales: Slot<MonthlySalesMart>,
     /// `/gold/customer-lifetime`.
     pub customer_lifetime: Slot<CustomerLifetimeMart>,
-}
-
-/// Quotes a PostgreSQL identifier.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 fn summary<D: Datamart>(slot: &Slot<D>) -> MartSummary {
@@ -285,7 +281,7 @@ impl GoldStore {
             .map_err(q)?;
         let sql = format!(
             "SELECT {} FROM {}.{}",
-            D::SELECT_COLUMNS,
+            super::tables::select_list(D::MART),
             quote_ident(&self.schema),
             D::TABLE
         );

@@ -2,12 +2,14 @@
 
 use std::cmp::Ordering;
 
+use aurum_gold::money::MoneyParseError;
+use aurum_gold::{Datamart as Mart, Money};
 use chrono::NaiveDate;
 use serde::Serialize;
 use tokio_postgres::Row;
-use utoipa::ToSchema;
 
-use super::money::Money;
+pub use aurum_gold::tables::{CustomerLifetimeValue, MonthlySales, SalesCountryYear, TopProduct};
+
 use super::params::QueryParams;
 use crate::problem::Problem;
 
@@ -28,7 +30,7 @@ pub enum RowError {
         /// Column name.
         column: &'static str,
         /// Parse error.
-        source: super::money::MoneyParseError,
+        source: MoneyParseError,
     },
 }
 
@@ -54,6 +56,22 @@ fn opt_money(row: &Row, idx: usize, column: &'static str) -> Result<Option<Money
         .map_err(|source| RowError::Money { column, source })
 }
 
+/// The SELECT list of a gold table: its columns in order, money cast to text so
+/// that it is read exactly.
+pub fn select_list(mart: Mart) -> String {
+    mart.columns()
+        .iter()
+        .map(|c| {
+            if c.sql_type.is_money() {
+                format!("{}::text", c.name)
+            } else {
+                c.name.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// NULLs sort after every value, as PostgreSQL does by default.
 fn cmp_nulls_last<T: Ord>(a: &Option<T>, b: &Option<T>) -> Ordering {
     match (a, b) {
@@ -70,17 +88,17 @@ pub trait Datamart: Send + Sync + 'static {
     type Row: Serialize + Send + Sync + 'static;
     /// The validated filters of a request.
     type Filter: Send + Sync;
+    /// The datamart of the contract.
+    const MART: Mart;
     /// The last path segment under `/gold/`.
-    const PATH: &'static str;
+    const PATH: &'static str = Self::MART.rest_path();
     /// The `gold_runs.datamart` values that denote this table.
-    const RUN_NAMES: &'static [&'static str];
+    const RUN_NAMES: &'static [&'static str] = &[Self::MART.name(), Self::MART.table()];
     /// The PostgreSQL table.
-    const TABLE: &'static str;
+    const TABLE: &'static str = Self::MART.table();
     /// Columns accepted by `order_by`; the first is the default.
     const ORDER_COLUMNS: &'static [&'static str];
-    /// Column list of the SELECT (money columns cast to text).
-    const SELECT_COLUMNS: &'static str;
-    /// Converts a row of `SELECT {SELECT_COLUMNS} FROM {TABLE}`.
+    /// Converts a row of `SELECT {select_list(MART)} FROM {TABLE}`.
     fn from_pg(row: &Row) -> Result<Self::Row, RowError>;
     /// Compares two rows on order column `col` (ascending, NULLs last).
     fn cmp_on(col: usize, a: &Self::Row, b: &Self::Row) -> Ordering;
@@ -98,24 +116,6 @@ pub trait Datamart: Send + Sync + 'static {
 
 // ---------------------------------------------------------------------------
 
-/// A row of `gold_sales_country_year`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SalesCountryYear {
-    /// Calendar year.
-    pub year: i32,
-    /// Country name.
-    pub country: String,
-    /// Sum of amounts.
-    #[schema(value_type = f64, example = 12345.67)]
-    pub total_sales: Money,
-    /// Sum of quantities.
-    pub total_quantity: i64,
-    /// Distinct transactions.
-    pub transactions: i64,
-    /// Distinct customers.
-    pub customers: i64,
-}
-
 /// Filters of `/gold/sales-country-year`.
 #[derive(Debug, Default)]
 pub struct SalesCountryYearFilter {
@@ -129,9 +129,7 @@ pub struct SalesCountryYearMart;
 impl Datamart for SalesCountryYearMart {
     type Row = SalesCountryYear;
     type Filter = SalesCountryYearFilter;
-    const PATH: &'static str = "sales-country-year";
-    const RUN_NAMES: &'static [&'static str] = &["sales-country-year", "gold_sales_country_year"];
-    const TABLE: &'static str = "gold_sales_country_year";
+    const MART: Mart = Mart::SalesCountryYear;
     const ORDER_COLUMNS: &'static [&'static str] = &[
         "year",
         "country",
@@ -140,8 +138,6 @@ impl Datamart for SalesCountryYearMart {
         "transactions",
         "customers",
     ];
-    const SELECT_COLUMNS: &'static str =
-        "year, country, total_sales::text, total_quantity, transactions, customers";
 
     fn from_pg(r: &Row) -> Result<Self::Row, RowError> {
         Ok(SalesCountryYear {
@@ -191,26 +187,6 @@ impl Datamart for SalesCountryYearMart {
 
 // ---------------------------------------------------------------------------
 
-/// A row of `gold_top_products`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TopProduct {
-    /// `ALL` or a country name.
-    pub scope: String,
-    /// 1-based rank within the scope.
-    pub rank: i32,
-    /// Product number.
-    pub product_no: String,
-    /// Product name.
-    pub product_name: String,
-    /// Sum of amounts within the scope.
-    #[schema(value_type = f64, example = 12345.67)]
-    pub total_sales: Money,
-    /// Sum of quantities within the scope.
-    pub total_quantity: i64,
-    /// Distinct transactions within the scope.
-    pub transactions: i64,
-}
-
 /// Filters of `/gold/top-products`.
 #[derive(Debug)]
 pub struct TopProductsFilter {
@@ -223,9 +199,7 @@ pub struct TopProductsMart;
 impl Datamart for TopProductsMart {
     type Row = TopProduct;
     type Filter = TopProductsFilter;
-    const PATH: &'static str = "top-products";
-    const RUN_NAMES: &'static [&'static str] = &["top-products", "gold_top_products"];
-    const TABLE: &'static str = "gold_top_products";
+    const MART: Mart = Mart::TopProducts;
     const ORDER_COLUMNS: &'static [&'static str] = &[
         "rank",
         "product_no",
@@ -234,8 +208,6 @@ impl Datamart for TopProductsMart {
         "total_quantity",
         "transactions",
     ];
-    const SELECT_COLUMNS: &'static str =
-        "scope, rank, product_no, product_name, total_sales::text, total_quantity, transactions";
 
     fn from_pg(r: &Row) -> Result<Self::Row, RowError> {
         Ok(TopProduct {
@@ -285,28 +257,6 @@ impl Datamart for TopProductsMart {
 
 // ---------------------------------------------------------------------------
 
-/// A row of `gold_monthly_sales`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MonthlySales {
-    /// First day of the month.
-    pub month: NaiveDate,
-    /// Sum of amounts.
-    #[schema(value_type = f64, example = 12345.67)]
-    pub total_sales: Money,
-    /// Sum of quantities.
-    pub total_quantity: i64,
-    /// Distinct transactions.
-    pub transactions: i64,
-    /// Distinct customers.
-    pub customers: i64,
-    /// total_sales / transactions.
-    #[schema(value_type = f64, example = 321.5)]
-    pub avg_transaction_value: Money,
-    /// Growth against the previous calendar month, in percent; null when unknown.
-    #[schema(value_type = Option<f64>, example = 4.25)]
-    pub mom_growth_pct: Option<Money>,
-}
-
 /// Filters of `/gold/monthly-sales`.
 #[derive(Debug, Default)]
 pub struct MonthlySalesFilter {
@@ -320,9 +270,7 @@ pub struct MonthlySalesMart;
 impl Datamart for MonthlySalesMart {
     type Row = MonthlySales;
     type Filter = MonthlySalesFilter;
-    const PATH: &'static str = "monthly-sales";
-    const RUN_NAMES: &'static [&'static str] = &["monthly-sales", "gold_monthly_sales"];
-    const TABLE: &'static str = "gold_monthly_sales";
+    const MART: Mart = Mart::MonthlySales;
     const ORDER_COLUMNS: &'static [&'static str] = &[
         "month",
         "total_sales",
@@ -332,7 +280,6 @@ impl Datamart for MonthlySalesMart {
         "avg_transaction_value",
         "mom_growth_pct",
     ];
-    const SELECT_COLUMNS: &'static str = "month, total_sales::text, total_quantity, transactions, customers, avg_transaction_value::text, mom_growth_pct::text";
 
     fn from_pg(r: &Row) -> Result<Self::Row, RowError> {
         Ok(MonthlySales {
@@ -384,37 +331,6 @@ impl Datamart for MonthlySalesMart {
 
 // ---------------------------------------------------------------------------
 
-/// A row of `gold_customer_lifetime_value`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CustomerLifetime {
-    /// Customer number.
-    pub customer_no: String,
-    /// First name.
-    pub first_name: Option<String>,
-    /// Last name.
-    pub last_name: Option<String>,
-    /// Country name.
-    pub country: String,
-    /// Date of the first purchase.
-    pub first_purchase: NaiveDate,
-    /// Date of the last purchase.
-    pub last_purchase: NaiveDate,
-    /// Distinct transactions.
-    pub transactions: i64,
-    /// Sum of quantities.
-    pub total_quantity: i64,
-    /// Sum of amounts.
-    #[schema(value_type = f64, example = 12345.67)]
-    pub lifetime_value: Money,
-    /// lifetime_value / transactions.
-    #[schema(value_type = f64, example = 321.5)]
-    pub avg_transaction_value: Money,
-    /// 1 = most valuable customer.
-    pub value_rank: i32,
-    /// 1 (most valuable quarter) to 4.
-    pub value_quartile: i32,
-}
-
 /// Filters of `/gold/customer-lifetime`.
 #[derive(Debug, Default)]
 pub struct CustomerLifetimeFilter {
@@ -427,12 +343,9 @@ pub struct CustomerLifetimeFilter {
 pub struct CustomerLifetimeMart;
 
 impl Datamart for CustomerLifetimeMart {
-    type Row = CustomerLifetime;
+    type Row = CustomerLifetimeValue;
     type Filter = CustomerLifetimeFilter;
-    const PATH: &'static str = "customer-lifetime";
-    const RUN_NAMES: &'static [&'static str] =
-        &["customer-lifetime-value", "gold_customer_lifetime_value"];
-    const TABLE: &'static str = "gold_customer_lifetime_value";
+    const MART: Mart = Mart::CustomerLifetimeValue;
     const ORDER_COLUMNS: &'static [&'static str] = &[
         "value_rank",
         "customer_no",
@@ -444,10 +357,9 @@ impl Datamart for CustomerLifetimeMart {
         "lifetime_value",
         "avg_transaction_value",
     ];
-    const SELECT_COLUMNS: &'static str = "customer_no, first_name, last_name, country, first_purchase, last_purchase, transactions, total_quantity, lifetime_value::text, avg_transaction_value::text, value_rank, value_quartile";
 
     fn from_pg(r: &Row) -> Result<Self::Row, RowError> {
-        Ok(CustomerLifetime {
+        Ok(CustomerLifetimeValue {
             customer_no: col(r, 0, "customer_no")?,
             first_name: col(r, 1, "first_name")?,
             last_name: col(r, 2, "last_name")?,

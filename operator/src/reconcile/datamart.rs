@@ -12,6 +12,8 @@ use crate::job::datamart_job;
 use crate::plan::{SnapshotFacts, plan};
 use crate::report::RunReport;
 use crate::status::{finish_run, fmt_time};
+use aurum_gold::ident::qualified;
+use aurum_gold::postgres::PgConfig;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -222,17 +224,8 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
     Ok(requeue_at(wake, now))
 }
 
-/// Quotes a PostgreSQL identifier.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 async fn drop_gold_table(ctx: &Context, ns: &str, dm: &Datamart) -> Result<String> {
-    let table = format!(
-        "{}.{}",
-        quote_ident(&dm.spec.database.schema),
-        quote_ident(dm.spec.datamart.table())
-    );
+    let table = qualified(&dm.spec.database.schema, dm.spec.datamart.table());
     let fail = |message: String| Error::DropTable {
         table: table.clone(),
         message,
@@ -255,8 +248,8 @@ async fn drop_gold_table(ctx: &Context, ns: &str, dm: &Datamart) -> Result<Strin
                 sref.name, sref.key
             ))
         })?;
-    let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(15), connect)
+    let pg = PgConfig::from_url(&url).map_err(|e| fail(e.to_string()))?;
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(15), pg.connect())
         .await
         .map_err(|_| fail("timed out connecting to PostgreSQL".into()))?
         .map_err(|e| fail(format!("connecting to PostgreSQL: {e}")))?;
@@ -279,15 +272,4 @@ async fn cleanup(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Act
     ctx.event(&*dm, EventType::Normal, "GoldTableDropped", "Delete", note)
         .await;
     Ok(Action::await_change())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_ident("gold_x"), "\"gold_x\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-    }
 }
