@@ -1,6 +1,8 @@
 //! `aurum_gold::postgres` against the real test PostgreSQL, which runs with TLS
 //! on and a test CA (testenv/postgres.sh): every `sslmode`, right and wrong CAs
 //! and host names, and a login that the server accepts over TLS only.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use aurum_gold::postgres::PgConfig;
 
