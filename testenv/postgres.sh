@@ -3,6 +3,7 @@
 #
 #   testenv/postgres.sh start DIR   initialise (once) and start a cluster in DIR;
 #                                   prints DATABASE_URL=... on stdout
+#                                   (AURUM_POSTGRES_PORT=N: on port N)
 #   testenv/postgres.sh stop DIR    stop it (the data stays in DIR)
 #   testenv/postgres.sh url DIR     print DATABASE_URL=... of a started cluster
 #   testenv/postgres.sh fresh-db URL NAME
@@ -134,7 +135,16 @@ start() {
   if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "already running"
   else
+    # AURUM_POSTGRES_PORT pins the port (a test that stops and restarts the
+    # server while a client keeps its URL); otherwise a restarted cluster keeps
+    # its port when it is still free, else the first free one.
     local port=25432
+    if [ -n "${AURUM_POSTGRES_PORT:-}" ]; then
+      port=$AURUM_POSTGRES_PORT
+      port_free "$port" || { log "port $port (AURUM_POSTGRES_PORT) is taken"; exit 1; }
+    elif [ -f "$dir/port" ] && port_free "$(cat "$dir/port")"; then
+      port=$(cat "$dir/port")
+    fi
     while ! port_free "$port"; do port=$((port + 1)); done
     echo "$port" > "$dir/port"
     as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \

@@ -3,7 +3,6 @@
 //! whichever protocol the client speaks.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::state::AppState;
@@ -68,10 +67,7 @@ pub async fn login(
                 ip.map(crate::ratelimit::Attempt::refund).err(),
             ];
             let wait = waits.into_iter().flatten().max().unwrap_or_default();
-            state
-                .metrics
-                .login_rate_limited
-                .fetch_add(1, Ordering::Relaxed);
+            state.metrics.login_rate_limited.inc();
             return Err(LoginError::RateLimited(wait));
         }
     };
@@ -92,7 +88,7 @@ pub async fn login(
     let Some(role) = role else {
         // The attempts stay counted as failures.
         drop((user_attempt, ip_attempt));
-        state.metrics.login_failures.fetch_add(1, Ordering::Relaxed);
+        state.metrics.login_failures.inc();
         tracing::info!(%ip, "failed login");
         return Err(LoginError::WrongCredentials);
     };
@@ -103,10 +99,7 @@ pub async fn login(
         tracing::error!(error = %e, "cannot issue token");
         LoginError::CannotIssue
     })?;
-    state
-        .metrics
-        .login_successes
-        .fetch_add(1, Ordering::Relaxed);
+    state.metrics.login_successes.inc();
     Ok(IssuedToken {
         token,
         expires_in,

@@ -1,82 +1,80 @@
-//! Prometheus metrics in the text exposition format: requests by route and status,
-//! a latency histogram per route, Flight SQL calls by method and status code, pool usage and datamart freshness.
+//! Prometheus metrics with `prometheus-client` (as the operator's): requests by
+//! route and status, a latency histogram per route, Flight SQL calls by method and
+//! status code, login outcomes, and, read at scrape time, pool usage, database
+//! reachability and datamart freshness.
+//!
+//! The request path only touches the metric families: a family takes a shared
+//! read lock to find an existing series and atomics to count, so concurrent
+//! requests do not wait for each other (a write lock is taken once per new label
+//! set, e.g. the first 404 of a route).
 
-use std::collections::HashMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::gold::store::MartSummary;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::gold::store::{DatabaseStatus, MartSummary};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-#[derive(Default)]
-struct RouteStats {
-    requests: HashMap<(&'static str, u16), u64>,
-    latency: Histogram,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
 }
 
-#[derive(Default)]
-struct FlightMethodStats {
-    calls: HashMap<&'static str, u64>,
-    latency: Histogram,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
 }
 
-#[derive(Default)]
-struct Inner {
-    routes: HashMap<String, RouteStats>,
-    flight: HashMap<&'static str, FlightMethodStats>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlightCallLabels {
+    method: &'static str,
+    code: &'static str,
 }
 
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        self.count += 1;
-        self.sum += secs;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.counts[i] += 1;
-            }
-        }
-    }
-
-    /// Writes the `_bucket`, `_sum` and `_count` lines of `name` with `labels`.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels},le=\"{b}\"}} {}",
-                self.counts[i]
-            );
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlightMethodLabels {
+    method: &'static str,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DatamartLabels {
+    datamart: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Process-wide metrics.
-#[derive(Default)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    /// The metrics counted as things happen.
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily<RouteLabels>,
+    flight_calls: Family<FlightCallLabels, Counter>,
+    flight_duration: HistogramFamily<FlightMethodLabels>,
     /// Failed logins.
-    pub login_failures: AtomicU64,
+    pub login_failures: Counter,
     /// Logins refused by the rate limiter.
-    pub login_rate_limited: AtomicU64,
+    pub login_rate_limited: Counter,
     /// Successful logins.
-    pub login_successes: AtomicU64,
+    pub login_successes: Counter,
     /// Rows streamed to Flight SQL clients.
-    flight_rows: AtomicU64,
+    flight_rows: Counter,
 }
 
 /// Pool state at scrape time.
@@ -105,190 +103,223 @@ fn method_label(m: &http::Method) -> &'static str {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn gauge(v: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(v);
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("aurum_api");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration =
+            HistogramFamily::<RouteLabels>::new_with_constructor(latency_histogram);
+        let flight_calls = Family::<FlightCallLabels, Counter>::default();
+        let flight_duration =
+            HistogramFamily::<FlightMethodLabels>::new_with_constructor(latency_histogram);
+        let login_failures = Counter::default();
+        let login_rate_limited = Counter::default();
+        let login_successes = Counter::default();
+        let flight_rows = Counter::default();
+        // Counters get their `_total` suffix from the encoder.
+        registry.register(
+            "requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Request latency by route",
+            request_duration.clone(),
+        );
+        registry.register(
+            "flight_calls",
+            "Arrow Flight SQL calls by gRPC method and status code",
+            flight_calls.clone(),
+        );
+        registry.register(
+            "flight_call_duration_seconds",
+            "Arrow Flight SQL call duration by gRPC method (streams: until the last message)",
+            flight_duration.clone(),
+        );
+        registry.register("login_failures", "Failed logins", login_failures.clone());
+        registry.register(
+            "login_rate_limited",
+            "Logins refused by the rate limiter",
+            login_rate_limited.clone(),
+        );
+        registry.register(
+            "login_successes",
+            "Successful logins (REST and Flight SQL handshakes)",
+            login_successes.clone(),
+        );
+        registry.register(
+            "flight_rows",
+            "Rows streamed to Arrow Flight SQL clients",
+            flight_rows.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            flight_calls,
+            flight_duration,
+            login_failures,
+            login_rate_limited,
+            login_successes,
+            flight_rows,
+        }
+    }
 }
 
 impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, method: &http::Method, route: &str, status: u16, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = match inner.routes.get_mut(route) {
-            Some(s) => s,
-            None => inner.routes.entry(route.to_string()).or_default(),
-        };
-        *stats
-            .requests
-            .entry((method_label(method), status))
-            .or_insert(0) += 1;
-        stats.latency.observe(secs);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method_label(method),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records one finished Flight call: its gRPC method (e.g. `DoGet`), its status
     /// code name (e.g. `Ok`, `Unauthenticated`) and its duration (for streams, until
     /// the last message).
     pub fn observe_flight(&self, method: &'static str, code: &'static str, elapsed: Duration) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = inner.flight.entry(method).or_default();
-        *stats.calls.entry(code).or_insert(0) += 1;
-        stats.latency.observe(elapsed.as_secs_f64());
+        self.flight_calls
+            .get_or_create(&FlightCallLabels { method, code })
+            .inc();
+        self.flight_duration
+            .get_or_create(&FlightMethodLabels { method })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts rows streamed to Flight SQL clients.
     pub fn flight_rows(&self, rows: u64) {
-        self.flight_rows.fetch_add(rows, Ordering::Relaxed);
+        self.flight_rows.inc_by(rows);
     }
 
-    /// Renders the text exposition format.
-    pub fn render(&self, pool: PoolStats, marts: &[MartSummary]) -> String {
-        let mut out = String::with_capacity(4096);
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str(
-            "# HELP aurum_api_requests_total HTTP requests by method, route and status.\n",
-        );
-        out.push_str("# TYPE aurum_api_requests_total counter\n");
-        let mut reqs: Vec<_> = inner
-            .routes
-            .iter()
-            .flat_map(|(r, st)| st.requests.iter().map(move |((m, s), n)| (r, *m, *s, *n)))
-            .collect();
-        reqs.sort();
-        for (r, m, s, n) in reqs {
-            let _ = writeln!(
-                out,
-                "aurum_api_requests_total{{method=\"{m}\",route=\"{}\",status=\"{s}\"}} {n}",
-                escape(r)
-            );
-        }
-        out.push_str("# HELP aurum_api_request_duration_seconds Request latency by route.\n");
-        out.push_str("# TYPE aurum_api_request_duration_seconds histogram\n");
-        let mut lat: Vec<_> = inner.routes.iter().map(|(r, s)| (r, &s.latency)).collect();
-        lat.sort_by(|a, b| a.0.cmp(b.0));
-        for (route, h) in lat {
-            h.render(
-                &mut out,
-                "aurum_api_request_duration_seconds",
-                &format!("route=\"{}\"", escape(route)),
-            );
-        }
-        out.push_str("# HELP aurum_api_flight_calls_total Arrow Flight SQL calls by gRPC method and status code.\n");
-        out.push_str("# TYPE aurum_api_flight_calls_total counter\n");
-        let mut calls: Vec<_> = inner
-            .flight
-            .iter()
-            .flat_map(|(m, st)| st.calls.iter().map(move |(c, n)| (*m, *c, *n)))
-            .collect();
-        calls.sort();
-        for (m, c, n) in calls {
-            let _ = writeln!(
-                out,
-                "aurum_api_flight_calls_total{{method=\"{m}\",code=\"{c}\"}} {n}"
-            );
-        }
-        out.push_str("# HELP aurum_api_flight_call_duration_seconds Arrow Flight SQL call duration by gRPC method (streams: until the last message).\n");
-        out.push_str("# TYPE aurum_api_flight_call_duration_seconds histogram\n");
-        let mut flight: Vec<_> = inner.flight.iter().collect();
-        flight.sort_by_key(|(m, _)| **m);
-        for (m, st) in flight {
-            st.latency.render(
-                &mut out,
-                "aurum_api_flight_call_duration_seconds",
-                &format!("method=\"{m}\""),
-            );
-        }
-        drop(inner);
+    /// Renders the OpenMetrics text format (which Prometheus's classic text
+    /// parser also reads).
+    pub fn render(
+        &self,
+        pool: PoolStats,
+        database: &DatabaseStatus,
+        marts: &[MartSummary],
+    ) -> String {
+        // Values that live elsewhere (the pool, the snapshot store) are read now,
+        // into a registry made for this scrape.
+        let mut scrape = Registry::with_prefix("aurum_api");
         for (name, help, v) in [
             (
-                "aurum_api_db_pool_max_size",
-                "Configured maximum pool size.",
+                "db_pool_max_size",
+                "Configured maximum pool size",
                 pool.max_size,
             ),
+            ("db_pool_connections", "Open pool connections", pool.size),
+            ("db_pool_idle", "Idle pool connections", pool.available),
             (
-                "aurum_api_db_pool_connections",
-                "Open pool connections.",
-                pool.size,
-            ),
-            (
-                "aurum_api_db_pool_idle",
-                "Idle pool connections.",
-                pool.available,
-            ),
-            (
-                "aurum_api_db_pool_waiting",
-                "Tasks waiting for a connection.",
+                "db_pool_waiting",
+                "Tasks waiting for a connection",
                 pool.waiting,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            scrape.register(name, help, gauge(i64::try_from(v).unwrap_or(i64::MAX)));
         }
-        for (name, help, v) in [
-            (
-                "aurum_api_login_failures_total",
-                "Failed logins.",
-                &self.login_failures,
-            ),
-            (
-                "aurum_api_login_rate_limited_total",
-                "Logins refused by the rate limiter.",
-                &self.login_rate_limited,
-            ),
-            (
-                "aurum_api_login_successes_total",
-                "Successful logins (REST and Flight SQL handshakes).",
-                &self.login_successes,
-            ),
-            (
-                "aurum_api_flight_rows_total",
-                "Rows streamed to Arrow Flight SQL clients.",
-                &self.flight_rows,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP aurum_api_datamart_rows Rows in the served snapshot.\n# TYPE aurum_api_datamart_rows gauge\n");
+        scrape.register(
+            "database_up",
+            "1 when PostgreSQL answered the API's last attempt (a refresh or a readiness \
+             check), 0 when it did not, -1 before the first",
+            gauge(database.reachable.map_or(-1, i64::from)),
+        );
+        let rows = Family::<DatamartLabels, Gauge>::default();
+        let finished = Family::<DatamartLabels, Gauge>::default();
+        let loads = Family::<DatamartLabels, Counter>::default();
+        let failures = Family::<DatamartLabels, Counter>::default();
         for m in marts {
-            if let Some(rows) = m.rows {
-                let _ = writeln!(
-                    out,
-                    "aurum_api_datamart_rows{{datamart=\"{}\"}} {rows}",
-                    m.path
-                );
+            let labels = DatamartLabels { datamart: m.path };
+            if let Some(r) = m.rows {
+                rows.get_or_create(&labels)
+                    .set(i64::try_from(r).unwrap_or(i64::MAX));
             }
-        }
-        out.push_str("# HELP aurum_api_datamart_run_finished_timestamp_seconds Finish time of the run that published the served snapshot.\n# TYPE aurum_api_datamart_run_finished_timestamp_seconds gauge\n");
-        for m in marts {
             if let Some(t) = m.finished_at {
-                let _ = writeln!(
-                    out,
-                    "aurum_api_datamart_run_finished_timestamp_seconds{{datamart=\"{}\"}} {}",
-                    m.path,
-                    t.timestamp()
-                );
+                finished.get_or_create(&labels).set(t.timestamp());
             }
+            loads.get_or_create(&labels).inc_by(m.status.loads);
+            failures.get_or_create(&labels).inc_by(m.status.failures);
         }
-        out.push_str("# HELP aurum_api_datamart_loads_total Snapshot loads.\n# TYPE aurum_api_datamart_loads_total counter\n");
-        for m in marts {
-            let _ = writeln!(
-                out,
-                "aurum_api_datamart_loads_total{{datamart=\"{}\"}} {}",
-                m.path, m.status.loads
-            );
-        }
-        out.push_str("# HELP aurum_api_datamart_refresh_failures_total Failed checks or loads.\n# TYPE aurum_api_datamart_refresh_failures_total counter\n");
-        for m in marts {
-            let _ = writeln!(
-                out,
-                "aurum_api_datamart_refresh_failures_total{{datamart=\"{}\"}} {}",
-                m.path, m.status.failures
-            );
-        }
+        scrape.register("datamart_rows", "Rows in the served snapshot", rows);
+        scrape.register(
+            "datamart_run_finished_timestamp_seconds",
+            "Finish time of the run that published the served snapshot",
+            finished,
+        );
+        scrape.register("datamart_loads", "Snapshot loads", loads);
+        scrape.register(
+            "datamart_refresh_failures",
+            "Failed checks or loads",
+            failures,
+        );
+
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail.
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &scrape);
+        let _ = encode_eof(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_series_names() {
+        let m = Metrics::default();
+        m.observe(
+            &http::Method::GET,
+            "/gold/top-products",
+            200,
+            Duration::ZERO,
+        );
+        m.observe_flight("DoGet", "Ok", Duration::from_millis(3));
+        m.flight_rows(7);
+        m.login_failures.inc();
+        let text = m.render(
+            PoolStats {
+                max_size: 8,
+                size: 1,
+                available: 1,
+                waiting: 0,
+            },
+            &DatabaseStatus {
+                reachable: Some(true),
+                ..Default::default()
+            },
+            &[],
+        );
+        for needle in [
+            "aurum_api_requests_total{method=\"GET\",route=\"/gold/top-products\",status=\"200\"} 1",
+            "aurum_api_request_duration_seconds_bucket{le=\"+Inf\",route=\"/gold/top-products\"} 1",
+            "aurum_api_flight_calls_total{method=\"DoGet\",code=\"Ok\"} 1",
+            "aurum_api_flight_call_duration_seconds_count{method=\"DoGet\"} 1",
+            "aurum_api_flight_rows_total 7",
+            "aurum_api_login_failures_total 1",
+            "aurum_api_db_pool_max_size 8",
+            "aurum_api_database_up 1",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
     }
 }

@@ -225,13 +225,20 @@ pub struct Health {
 /// Readiness answer.
 #[derive(Debug, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not ready`.
+    /// `ready` (a snapshot is loaded, or PostgreSQL answers) or `not ready`.
     pub status: String,
-    /// `ok` or the database error.
+    /// `reachable` or `unreachable`: whether PostgreSQL answered `SELECT 1` within
+    /// 2 s. An API that serves loaded snapshots stays ready without it.
     pub database: String,
+    /// Why PostgreSQL could not be reached (null when it answered).
+    pub database_error: Option<String>,
+    /// Seconds since the served data was last confirmed to be the latest
+    /// published (the oldest confirmation among the loaded datamarts); null when
+    /// nothing is loaded. It grows while PostgreSQL is away.
+    pub snapshot_age_seconds: Option<i64>,
     /// State of each datamart snapshot, by REST path: `loaded`, `rows`, `run_id`,
-    /// `finished_at`, `silver_snapshot_id` (the silver snapshot the run read) and
-    /// `error` (of the last refresh).
+    /// `finished_at`, `silver_snapshot_id` (the silver snapshot the run read),
+    /// `checked_at` (the last check of `gold_runs`) and `error` (of the last refresh).
     #[schema(value_type = Object)]
     pub datamarts: serde_json::Value,
 }

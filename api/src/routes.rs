@@ -483,7 +483,11 @@ pub async fn healthz() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-/// Readiness: the database answers. Lists the state of each datamart.
+/// Readiness: the API can serve. It is ready when a datamart snapshot is loaded
+/// (it serves that from memory whether PostgreSQL answers or not), or when
+/// PostgreSQL answers (so "not published yet" is a true answer). The body says
+/// whether PostgreSQL answers `SELECT 1` within 2 s, how old the served data's
+/// last confirmation is, and the state of each datamart.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
         (status = 200, description = "Ready", body = crate::openapi::Readiness),
@@ -499,10 +503,11 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Ok::<(), String>(())
     })
     .await
-    .unwrap_or_else(|_| Err("timed out".to_string()));
-    let marts: serde_json::Map<String, serde_json::Value> = state
-        .gold
-        .summaries()
+    .unwrap_or_else(|_| Err("timed out after 2 s".to_string()));
+    state.gold.record_database(check.clone());
+    let summaries = state.gold.summaries();
+    let loaded = summaries.iter().any(|m| m.rows.is_some());
+    let marts: serde_json::Map<String, serde_json::Value> = summaries
         .into_iter()
         .map(|m| {
             (
@@ -513,20 +518,25 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                     "run_id": m.run_id,
                     "finished_at": m.finished_at,
                     "silver_snapshot_id": m.silver_snapshot_id,
+                    "checked_at": m.status.last_check,
                     "error": m.status.last_error,
                 }),
             )
         })
         .collect();
-    let (status, db) = match &check {
-        Ok(()) => (StatusCode::OK, "ok".to_string()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.clone()),
+    let ready = loaded || check.is_ok();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
     let mut resp = (
         status,
         axum::Json(serde_json::json!({
-            "status": if check.is_ok() { "ready" } else { "not ready" },
-            "database": db,
+            "status": if ready { "ready" } else { "not ready" },
+            "database": if check.is_ok() { "reachable" } else { "unreachable" },
+            "database_error": check.err(),
+            "snapshot_age_seconds": state.gold.snapshot_age_seconds(),
             "datamarts": marts,
         })),
     )
@@ -539,7 +549,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let s = state.pool.status();
     let text = state.metrics.render(
         PoolStats {
@@ -548,13 +558,24 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             available: s.available,
             waiting: s.waiting,
         },
+        &state.gold.database(),
         &state.gold.summaries(),
     );
+    // The body is OpenMetrics text; a scraper that does not ask for it (curl, an
+    // old Prometheus) gets it labelled as the classic text format, which reads it.
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     let mut resp = text.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

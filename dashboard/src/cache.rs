@@ -8,46 +8,80 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::session::{Role, Session};
 
-/// Entries kept before expired ones are swept.
-const SWEEP_ABOVE: usize = 512;
+/// Tokens remembered before expired ones are swept.
+const SWEEP_TOKENS_ABOVE: usize = 4096;
 
-type Entry = (Instant, Arc<dyn Any + Send + Sync>);
-/// A lock per key, held while one request reads that key from the API.
-type Gate = Arc<tokio::sync::Mutex<()>>;
+/// Entries kept when `--cache-max-entries` is not given.
+pub const DEFAULT_MAX_ENTRIES: u64 = 256;
 
-/// The cache: typed values per (role, key) for `ttl`, and the tokens the API accepted.
+type Value = Arc<dyn Any + Send + Sync>;
+
+/// How [`ResponseCache::get_or_load`] came by its value.
+pub enum Loaded<T, E> {
+    /// This caller's loader ran and succeeded: the API accepted its token.
+    Mine(Arc<T>),
+    /// Another caller loaded it (this one waited): the caller's token is not
+    /// checked by that.
+    Theirs(Arc<T>),
+    /// This caller's loader failed.
+    Failed(E),
+    /// Another caller's loader failed (perhaps for its own token), or the cache is
+    /// off: the caller loads for itself, uncached.
+    NotLoaded,
+}
+
+/// The cache: typed values per (role, key) for `ttl`, at most `max_entries` of
+/// them (the least used go first), and the tokens the API accepted.
 pub struct ResponseCache {
     ttl: Duration,
-    entries: Mutex<HashMap<(Role, String), Entry>>,
+    max_entries: u64,
+    /// None when the TTL is zero (caching off).
+    entries: Option<moka::future::Cache<(Role, String), Value>>,
     /// Token -> its `exp` claim, for tokens the API answered 200 to.
     verified: Mutex<HashMap<String, i64>>,
-    gates: Mutex<HashMap<(Role, String), Gate>>,
 }
 
 impl ResponseCache {
-    /// A cache whose entries live `ttl` (zero: nothing is cached).
-    pub fn new(ttl: Duration) -> ResponseCache {
+    /// A cache whose entries live `ttl` (zero: nothing is cached), holding at most
+    /// `max_entries` entries.
+    pub fn new(ttl: Duration, max_entries: u64) -> ResponseCache {
+        let entries = (!ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build()
+        });
         ResponseCache {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            max_entries,
+            entries,
             verified: Mutex::new(HashMap::new()),
-            gates: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The lock that one reading of (role, key) from the API holds.
-    pub fn gate(&self, role: Role, key: &str) -> Gate {
-        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
-        if gates.len() >= SWEEP_ABOVE {
-            // Keys come from URLs (any country text): drop the gates nobody holds.
-            gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+    /// The configured maximum of entries.
+    pub fn max_entries(&self) -> u64 {
+        self.max_entries
+    }
+
+    /// Entries held now (after pending evictions have run): at most
+    /// [`max_entries`](Self::max_entries). Shown as
+    /// `aurum_dashboard_cache_entries` on `/metrics`.
+    pub async fn entry_count(&self) -> u64 {
+        match &self.entries {
+            Some(c) => {
+                c.run_pending_tasks().await;
+                c.entry_count()
+            }
+            None => 0,
         }
-        gates.entry((role, key.to_string())).or_default().clone()
     }
 
     /// Whether the API accepted this session's token before and it has not expired.
@@ -65,7 +99,7 @@ impl ResponseCache {
             return;
         }
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if verified.len() >= SWEEP_ABOVE * 8 {
+        if verified.len() >= SWEEP_TOKENS_ABOVE {
             verified.retain(|_, exp| *exp > now_epoch);
         }
         verified.insert(session.token.clone(), session.expires_at);
@@ -78,29 +112,59 @@ impl ResponseCache {
     }
 
     /// The fresh value stored under (role, key), if it has type `T`.
-    pub fn get<T: Any + Send + Sync>(&self, role: Role, key: &str) -> Option<Arc<T>> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (stored, value) = entries.get(&(role, key.to_string()))?;
-        if stored.elapsed() >= self.ttl {
-            return None;
-        }
-        value.clone().downcast::<T>().ok()
+    pub async fn get<T: Any + Send + Sync>(&self, role: Role, key: &str) -> Option<Arc<T>> {
+        let entries = self.entries.as_ref()?;
+        let value = entries.get(&(role, key.to_string())).await?;
+        value.downcast::<T>().ok()
     }
 
     /// Stores `value` under (role, key).
-    pub fn put<T: Any + Send + Sync>(&self, role: Role, key: &str, value: Arc<T>) {
-        if self.ttl.is_zero() {
-            return;
+    pub async fn put<T: Any + Send + Sync>(&self, role: Role, key: &str, value: Arc<T>) {
+        if let Some(entries) = &self.entries {
+            entries.insert((role, key.to_string()), value).await;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= SWEEP_ABOVE {
-            let ttl = self.ttl;
-            entries.retain(|_, (stored, _)| stored.elapsed() < ttl);
+    }
+
+    /// The value under (role, key), loaded with `load` when absent. Callers that
+    /// miss together share one load: the first runs its loader, the others wait
+    /// for its value.
+    pub async fn get_or_load<T, E, Fut>(&self, role: Role, key: &str, load: Fut) -> Loaded<T, E>
+    where
+        T: Any + Send + Sync,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let Some(entries) = &self.entries else {
+            return Loaded::NotLoaded;
+        };
+        let ran = AtomicBool::new(false);
+        // The loader's own error stays with its caller (waiters get a marker), so
+        // it needs neither `Clone` nor sharing.
+        let error = Mutex::new(None);
+        let init = async {
+            ran.store(true, Ordering::Relaxed);
+            match load.await {
+                Ok(v) => Ok(Arc::new(v) as Value),
+                Err(e) => {
+                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    Err(())
+                }
+            }
+        };
+        let result = entries.try_get_with((role, key.to_string()), init).await;
+        let mine = ran.load(Ordering::Relaxed);
+        match result {
+            Ok(value) => match value.downcast::<T>() {
+                Ok(v) if mine => Loaded::Mine(v),
+                Ok(v) => Loaded::Theirs(v),
+                // Another type under the same key: a caller bug; load uncached.
+                Err(_) => Loaded::NotLoaded,
+            },
+            Err(_) if mine => match error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(e) => Loaded::Failed(e),
+                None => Loaded::NotLoaded,
+            },
+            Err(_) => Loaded::NotLoaded,
         }
-        entries.insert((role, key.to_string()), (Instant::now(), value));
     }
 }
 
@@ -117,49 +181,74 @@ mod tests {
         }
     }
 
-    #[test]
-    fn entries_are_per_role_and_typed() {
-        let c = ResponseCache::new(Duration::from_secs(60));
-        c.put(Role::Admin, "/gold/runs", Arc::new(vec![1u8]));
-        assert!(c.get::<Vec<u8>>(Role::Viewer, "/gold/runs").is_none());
+    #[tokio::test]
+    async fn entries_are_per_role_and_typed() {
+        let c = ResponseCache::new(Duration::from_secs(60), 10);
+        c.put(Role::Admin, "/gold/runs", Arc::new(vec![1u8])).await;
+        assert!(c.get::<Vec<u8>>(Role::Viewer, "/gold/runs").await.is_none());
         assert_eq!(
-            *c.get::<Vec<u8>>(Role::Admin, "/gold/runs").unwrap(),
+            *c.get::<Vec<u8>>(Role::Admin, "/gold/runs").await.unwrap(),
             vec![1u8]
         );
-        assert!(c.get::<String>(Role::Admin, "/gold/runs").is_none());
+        assert!(c.get::<String>(Role::Admin, "/gold/runs").await.is_none());
     }
 
-    #[test]
-    fn entries_expire_and_zero_ttl_disables() {
-        let c = ResponseCache::new(Duration::from_millis(1));
-        c.put(Role::Viewer, "k", Arc::new(1u32));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(c.get::<u32>(Role::Viewer, "k").is_none());
-        let off = ResponseCache::new(Duration::ZERO);
-        off.put(Role::Viewer, "k", Arc::new(1u32));
-        assert!(off.get::<u32>(Role::Viewer, "k").is_none());
+    #[tokio::test]
+    async fn entries_expire_and_zero_ttl_disables() {
+        let c = ResponseCache::new(Duration::from_millis(1), 10);
+        c.put(Role::Viewer, "k", Arc::new(1u32)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(c.get::<u32>(Role::Viewer, "k").await.is_none());
+        let off = ResponseCache::new(Duration::ZERO, 10);
+        off.put(Role::Viewer, "k", Arc::new(1u32)).await;
+        assert!(off.get::<u32>(Role::Viewer, "k").await.is_none());
+        assert!(matches!(
+            off.get_or_load(Role::Viewer, "k", async { Ok::<_, ()>(1u32) })
+                .await,
+            Loaded::NotLoaded
+        ));
     }
 
-    #[test]
-    fn gates_are_per_key_and_swept_when_free() {
-        let c = ResponseCache::new(Duration::from_secs(60));
-        let a = c.gate(Role::Viewer, "k");
-        assert!(Arc::ptr_eq(&a, &c.gate(Role::Viewer, "k")));
-        assert!(!Arc::ptr_eq(&a, &c.gate(Role::Admin, "k")));
-        for i in 0..SWEEP_ABOVE + 1 {
-            drop(c.gate(Role::Viewer, &i.to_string()));
+    #[tokio::test]
+    async fn the_entry_count_stays_under_the_cap() {
+        let c = ResponseCache::new(Duration::from_secs(60), 16);
+        for i in 0..500 {
+            c.put(
+                Role::Viewer,
+                &format!("/gold/top-products?scope={i}"),
+                Arc::new(i),
+            )
+            .await;
         }
-        let gates = c.gates.lock().unwrap();
-        assert!(gates.len() < SWEEP_ABOVE, "free gates are swept");
-        assert!(
-            gates.contains_key(&(Role::Viewer, "k".to_string())),
-            "held gates stay"
-        );
+        let n = c.entry_count().await;
+        assert!(n <= 16, "{n} entries");
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_the_loaders_and_not_cached() {
+        let c = ResponseCache::new(Duration::from_secs(60), 16);
+        match c
+            .get_or_load::<u32, _, _>(Role::Viewer, "k", async { Err("401") })
+            .await
+        {
+            Loaded::Failed(e) => assert_eq!(e, "401"),
+            _ => panic!("the loader's error is returned"),
+        }
+        assert!(matches!(
+            c.get_or_load(Role::Viewer, "k", async { Ok::<_, &str>(7u32) })
+                .await,
+            Loaded::Mine(v) if *v == 7
+        ));
+        assert!(matches!(
+            c.get_or_load(Role::Viewer, "k", async { Ok::<_, &str>(8u32) })
+                .await,
+            Loaded::Theirs(v) if *v == 7
+        ));
     }
 
     #[test]
     fn only_accepted_unexpired_tokens_are_verified() {
-        let c = ResponseCache::new(Duration::from_secs(60));
+        let c = ResponseCache::new(Duration::from_secs(60), 10);
         let s = session("t1", Role::Viewer, 1000);
         assert!(!c.is_verified(&s, 10));
         c.mark_verified(&s, 10);

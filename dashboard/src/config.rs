@@ -29,6 +29,9 @@ pub struct Config {
     /// How long API responses are reused, in seconds (0 disables the cache).
     #[arg(long, env = "AURUM_CACHE_TTL_SECS", default_value_t = 10)]
     pub cache_ttl_secs: u64,
+    /// The most API responses the cache holds (the least used go first).
+    #[arg(long, env = "AURUM_CACHE_MAX_ENTRIES", default_value_t = crate::cache::DEFAULT_MAX_ENTRIES)]
+    pub cache_max_entries: u64,
     /// Timeout of one request to the API, in seconds.
     #[arg(long, env = "AURUM_API_TIMEOUT_SECS", default_value_t = 10)]
     pub api_timeout_secs: u64,

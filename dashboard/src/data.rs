@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::api_client::{ApiClient, ApiError};
-use crate::cache::ResponseCache;
+use crate::cache::{Loaded, ResponseCache};
 use crate::charts::{HistogramBin, histogram};
 use crate::filters::Filters;
 use crate::gold::{CustomerLifetimeValue, GoldRun, MonthlySales, SalesCountryYear, TopProduct};
@@ -76,7 +76,7 @@ impl GoldSource {
     ) -> Result<Arc<T>, ApiError>
     where
         T: Send + Sync + 'static,
-        F: FnOnce() -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
         if let Some(hit) = self.cached_hit::<T>(session, &key).await? {
@@ -84,15 +84,43 @@ impl GoldSource {
         }
         // One reading per key at a time: requests that miss together wait for the
         // first one's answer instead of all reading the same rows from the API.
-        let gate = self.cache.gate(session.role, &key);
-        let _turn = gate.lock().await;
-        if let Some(hit) = self.cached_hit::<T>(session, &key).await? {
-            return Ok(hit);
+        match self.cache.get_or_load(session.role, &key, fetch()).await {
+            Loaded::Mine(value) => {
+                self.cache.mark_verified(session, now_epoch());
+                Ok(value)
+            }
+            Loaded::Theirs(value) => {
+                if self.authorise(session).await? {
+                    Ok(value)
+                } else {
+                    Err(ApiError::Unauthorized)
+                }
+            }
+            Loaded::Failed(e) => Err(e),
+            // The load this request waited for failed (it may have been another
+            // session's bad token), or caching is off: read for this session.
+            Loaded::NotLoaded => {
+                let value = Arc::new(fetch().await?);
+                self.cache.mark_verified(session, now_epoch());
+                Ok(value)
+            }
         }
-        let value = Arc::new(fetch().await?);
-        self.cache.mark_verified(session, now_epoch());
-        self.cache.put(session.role, &key, value.clone());
-        Ok(value)
+    }
+
+    /// Whether this session may use cached values: its token was accepted by the
+    /// API before, or is now (one page of no rows asks it, far cheaper than
+    /// reading the data again). An expired session may not.
+    async fn authorise(&self, session: &Session) -> Result<bool, ApiError> {
+        let now = now_epoch();
+        if self.cache.is_verified(session, now) {
+            return Ok(true);
+        }
+        if session.expires_at > now {
+            self.api.check_token(&session.token).await?;
+            self.cache.mark_verified(session, now);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// The cached value of `key` if there is one this session may use.
@@ -101,22 +129,10 @@ impl GoldSource {
         session: &Session,
         key: &str,
     ) -> Result<Option<Arc<T>>, ApiError> {
-        let now = now_epoch();
-        let Some(hit) = self.cache.get::<T>(session.role, key) else {
+        let Some(hit) = self.cache.get::<T>(session.role, key).await else {
             return Ok(None);
         };
-        if self.cache.is_verified(session, now) {
-            return Ok(Some(hit));
-        }
-        // A token the API has not accepted yet (a new session) may use the cache
-        // once the API accepts it: one page of no rows asks it, far cheaper than
-        // reading the data again.
-        if session.expires_at > now {
-            self.api.check_token(&session.token).await?;
-            self.cache.mark_verified(session, now);
-            return Ok(Some(hit));
-        }
-        Ok(None)
+        Ok(self.authorise(session).await?.then_some(hit))
     }
 
     /// Every row of `gold_sales_country_year` (a few hundred at most: countries x years),

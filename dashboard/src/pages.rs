@@ -709,6 +709,40 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
+/// GET /metrics: the response cache's size, in the OpenMetrics text format.
+pub async fn metrics(State(state): State<SharedState>) -> Response {
+    use prometheus_client::metrics::gauge::Gauge;
+    let cache = state.gold.cache();
+    let mut registry = prometheus_client::registry::Registry::with_prefix("aurum_dashboard");
+    for (name, help, value) in [
+        (
+            "cache_entries",
+            "API responses held by the cache",
+            cache.entry_count().await,
+        ),
+        (
+            "cache_max_entries",
+            "The most API responses the cache holds (--cache-max-entries)",
+            cache.max_entries(),
+        ),
+    ] {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        registry.register(name, help, gauge);
+    }
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 /// Any other path.
 pub async fn not_found() -> Response {
     PageError::NotFound.into_response()

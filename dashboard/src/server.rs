@@ -56,6 +56,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/static/style.css", get(pages::style))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz))
+        .route("/metrics", get(pages::metrics))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(|| async {
             pages::error_page(
@@ -133,7 +134,10 @@ pub fn app_state(config: Config) -> Result<SharedState, ServeError> {
         roots,
     )
     .map_err(|e| ServeError::Config(e.to_string()))?;
-    let gold = GoldSource::new(api, ResponseCache::new(config.cache_ttl()));
+    let gold = GoldSource::new(
+        api,
+        ResponseCache::new(config.cache_ttl(), config.cache_max_entries),
+    );
     Ok(Arc::new(AppState { config, gold }))
 }
 

@@ -602,3 +602,55 @@ async fn the_cache_serves_a_second_session_after_one_token_check() {
     assert_eq!(stack.get("/", Some(&admin)).await.0, 200);
     assert!(api_requests(&stack, "/gold/customer-lifetime").await > lifetime_reads);
 }
+
+/// A gauge of the dashboard's own /metrics.
+async fn dashboard_gauge(stack: &Stack, name: &str) -> u64 {
+    let (status, _, text) = stack.get("/metrics", None).await;
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+}
+
+/// Issue 14: keys come from URL filters, so the cache is bounded. Many distinct
+/// filter URLs (each a distinct reading of the API) keep the entries under the
+/// cap; identical requests at once still make one reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_filter_urls_keep_the_cache_under_its_cap() {
+    let Some(stack) = Stack::start(&["--cache-max-entries", "8", "--cache-ttl-secs", "600"]).await
+    else {
+        return;
+    };
+    let cookie = stack.login(VIEWER).await;
+    assert_eq!(
+        dashboard_gauge(&stack, "aurum_dashboard_cache_max_entries").await,
+        8
+    );
+    let reads_before = api_requests(&stack, "/gold/customer-lifetime").await;
+    for i in 0..60 {
+        let (status, _, body) = stack
+            .get(&format!("/?country=Nowhere{i}"), Some(&cookie))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let reads = api_requests(&stack, "/gold/customer-lifetime").await - reads_before;
+    assert!(reads >= 60, "each filter read the API ({reads} readings)");
+    let entries = dashboard_gauge(&stack, "aurum_dashboard_cache_entries").await;
+    assert!(
+        (1..=8).contains(&entries),
+        "{entries} entries for a cap of 8"
+    );
+
+    // Eight identical requests at once for a filter nobody asked yet: one reading.
+    let reads_before = api_requests(&stack, "/gold/customer-lifetime").await;
+    let pages =
+        futures::future::join_all((0..8).map(|_| stack.get("/?country=Elsewhere", Some(&cookie))))
+            .await;
+    assert!(pages.iter().all(|(status, _, _)| *status == 200));
+    assert_eq!(
+        api_requests(&stack, "/gold/customer-lifetime").await - reads_before,
+        1,
+        "one reading for eight identical requests"
+    );
+    assert!(dashboard_gauge(&stack, "aurum_dashboard_cache_entries").await <= 8);
+}

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit,
-    Visitor, visit_relations_mut,
+    ArrayElemTypeDef, BinaryOperator, DataType, Expr, Ident, ObjectName, ObjectNamePart, Query,
+    SetExpr, Statement, TableFactor, Visit, Visitor, visit_relations_mut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -42,9 +42,19 @@ pub enum SqlError {
     /// A table-producing construct other than a table, a subquery or a join.
     #[error("`{0}` is not allowed in FROM: read the gold tables, subqueries and joins of them")]
     FromConstruct(String),
-    /// A function that reaches outside the gold data.
-    #[error("function `{0}` is not allowed in Flight SQL queries")]
+    /// A function outside the allowed list (aggregates, window, date/time,
+    /// string, maths and conditional functions).
+    #[error(
+        "function `{0}` is not allowed in Flight SQL queries: only aggregate, window, \
+         date/time, string, maths and conditional functions are (see docs/flight-sql.md)"
+    )]
     Function(String),
+    /// A cast to a type outside PostgreSQL's built-in scalar types.
+    #[error("casts to `{0}` are not allowed in Flight SQL queries: cast to built-in types")]
+    Type(String),
+    /// An operator spelled `OPERATOR(schema.op)`.
+    #[error("`{0}` is not allowed in Flight SQL queries: use the plain operator")]
+    Operator(String),
     /// `?` and `$n` placeholders mixed.
     #[error("use either `?` or `$1, $2, ...` placeholders, not both")]
     MixedPlaceholders,
@@ -60,35 +70,206 @@ pub struct CheckedQuery {
     pub tables: BTreeSet<GoldTable>,
 }
 
-/// Functions refused by name prefix: server administration, large objects, sleeps,
-/// file access (`pg_*`), transaction ids, and remote connections.
-const DENIED_FUNCTION_PREFIXES: &[&str] = &["pg_", "lo_", "dblink", "txid_", "binary_upgrade"];
-
-/// Functions refused by exact name: ones that run a SQL string given as an argument
-/// (which would bypass the table check), read or change settings, or touch
-/// sequences.
-const DENIED_FUNCTIONS: &[&str] = &[
-    "current_setting",
-    "set_config",
-    "nextval",
-    "setval",
-    "currval",
-    "lastval",
-    "ts_stat",
-    "ts_rewrite",
-    "inet_server_addr",
-    "inet_server_port",
-    "inet_client_addr",
-    "inet_client_port",
+/// The functions a query may call: PostgreSQL built-ins that compute over the
+/// values of the rows and nothing else. Everything not listed is refused, because
+/// PostgreSQL has hundreds of functions (and extensions add more) that read files,
+/// settings or other relations, run SQL strings, sleep or touch sequences, and a
+/// list of the dangerous ones is never complete.
+///
+/// Left out on purpose: set-returning functions such as `generate_series` and
+/// `unnest` (they multiply rows out of nothing, a cheap way to exhaust the server
+/// within the timeout, and gold tables need no row generator), `format` and the
+/// `to_xml`/`xpath`/`json_populate` families (they take SQL text or type names),
+/// and the functions describing the session or the server (`current_user`,
+/// `version`, `inet_server_addr`).
+const ALLOWED_FUNCTIONS: &[&str] = &[
+    // Aggregates.
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "bool_and",
+    "bool_or",
+    "every",
+    "string_agg",
+    "array_agg",
+    "percentile_cont",
+    "percentile_disc",
+    "mode",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "regr_slope",
+    "regr_intercept",
+    "regr_count",
+    "regr_r2",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_sxx",
+    "regr_syy",
+    "regr_sxy",
+    // Window functions.
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "nth_value",
+    // Date and time.
+    "date_trunc",
+    "date_part",
+    "date_bin",
+    "extract",
+    "age",
+    "make_date",
+    "make_time",
+    "make_timestamp",
+    "make_timestamptz",
+    "make_interval",
+    "justify_days",
+    "justify_hours",
+    "justify_interval",
+    "isfinite",
+    "to_char",
+    "to_date",
+    "to_timestamp",
+    "to_number",
+    "now",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "clock_timestamp",
+    // Strings.
+    "upper",
+    "lower",
+    "initcap",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "bit_length",
+    "substring",
+    "substr",
+    "position",
+    "strpos",
+    "trim",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "lpad",
+    "rpad",
+    "concat",
+    "concat_ws",
+    "replace",
+    "translate",
+    "split_part",
+    "left",
+    "right",
+    "reverse",
+    "starts_with",
+    "regexp_replace",
+    "regexp_match",
+    "regexp_like",
+    "regexp_count",
+    "regexp_substr",
+    "ascii",
+    "chr",
+    "md5",
+    "to_hex",
+    // Maths.
+    "abs",
+    "ceil",
+    "ceiling",
+    "floor",
+    "round",
+    "trunc",
+    "sign",
+    "sqrt",
+    "cbrt",
+    "power",
+    "pow",
+    "exp",
+    "ln",
+    "log",
+    "log10",
+    "mod",
+    "div",
+    "pi",
+    "degrees",
+    "radians",
+    "width_bucket",
+    "scale",
+    // Conditional expressions and arrays of the row's own values.
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    "num_nulls",
+    "num_nonnulls",
+    "array_length",
+    "cardinality",
+    // `ARRAY(SELECT ...)`, which the parser reads as a call of `array`; the
+    // subquery is checked like any other.
+    "array",
 ];
 
-fn function_denied(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    // query_to_xml, table_to_xml, cursor_to_xml, schema_to_xml, database_to_xml...
-    // run or dump arbitrary relations.
-    n.contains("_to_xml")
-        || DENIED_FUNCTION_PREFIXES.iter().any(|p| n.starts_with(p))
-        || DENIED_FUNCTIONS.contains(&n.as_str())
+fn function_allowed(name: &str) -> bool {
+    ALLOWED_FUNCTIONS.contains(&name)
+}
+
+/// Types a cast may name. Built-in scalar types are parsed into their own
+/// variants; a name the parser does not know (`DataType::Custom`) is allowed only
+/// for these PostgreSQL spellings, because a cast to another type runs that type's
+/// input function (an extension's, or a `reg*` catalog lookup).
+const ALLOWED_CUSTOM_TYPES: &[&str] = &[
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "bool",
+    "timestamptz",
+    "timetz",
+    "bpchar",
+];
+
+fn check_type(data_type: &DataType) -> Result<(), SqlError> {
+    let refused = match data_type {
+        DataType::Custom(name, _) => {
+            let last = idents(name)
+                .filter(|parts| parts.len() == 1)
+                .and_then(|parts| parts.last().map(|i| folded(i)));
+            !last.is_some_and(|n| ALLOWED_CUSTOM_TYPES.contains(&n.as_str()))
+        }
+        DataType::Regclass => true,
+        DataType::Array(ArrayElemTypeDef::AngleBracket(t))
+        | DataType::Array(ArrayElemTypeDef::SquareBracket(t, _))
+        | DataType::Array(ArrayElemTypeDef::Parenthesis(t)) => {
+            return check_type(t);
+        }
+        _ => false,
+    };
+    if refused {
+        Err(SqlError::Type(data_type.to_string()))
+    } else {
+        Ok(())
+    }
 }
 
 /// An identifier as PostgreSQL folds it: unquoted names are lower-cased.
@@ -250,16 +431,42 @@ impl Visitor for Checker<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<SqlError> {
-        if let Expr::Function(f) = expr {
-            let Some(parts) = idents(&f.name) else {
-                return ControlFlow::Break(SqlError::Function(f.name.to_string()));
-            };
-            let qualified_elsewhere =
-                parts.len() > 2 || (parts.len() == 2 && folded(parts[0]) != "pg_catalog");
-            let last = parts.last().map(|i| folded(i)).unwrap_or_default();
-            if qualified_elsewhere || function_denied(&last) {
-                return ControlFlow::Break(SqlError::Function(f.name.to_string()));
+        match expr {
+            Expr::Function(f) => {
+                let Some(parts) = idents(&f.name) else {
+                    return ControlFlow::Break(SqlError::Function(f.name.to_string()));
+                };
+                let qualified_elsewhere =
+                    parts.len() > 2 || (parts.len() == 2 && folded(parts[0]) != "pg_catalog");
+                // Quoted names keep their case, as in PostgreSQL: `"SUM"` is not
+                // `sum`, and is refused like any other unknown function.
+                let last = parts.last().map(|i| folded(i)).unwrap_or_default();
+                if qualified_elsewhere || !function_allowed(&last) {
+                    return ControlFlow::Break(SqlError::Function(f.name.to_string()));
+                }
             }
+            Expr::Cast { data_type, .. } => {
+                if let Err(e) = check_type(data_type) {
+                    return ControlFlow::Break(e);
+                }
+            }
+            Expr::TypedString(t) => {
+                if let Err(e) = check_type(&t.data_type) {
+                    return ControlFlow::Break(e);
+                }
+            }
+            // `OPERATOR(schema.op)` names an operator, i.e. a function, in any
+            // schema; the plain built-in operators need no such spelling.
+            Expr::BinaryOp {
+                op: BinaryOperator::PGCustomBinaryOperator(parts),
+                ..
+            } => {
+                return ControlFlow::Break(SqlError::Operator(format!(
+                    "OPERATOR({})",
+                    parts.join(".")
+                )));
+            }
+            _ => {}
         }
         ControlFlow::Continue(())
     }
@@ -455,8 +662,109 @@ mod tests {
         for sql in [
             "SELECT * FROM generate_series(1, 3)",
             "SELECT * FROM unnest(ARRAY[1, 2])",
+            "SELECT * FROM pg_ls_dir('.')",
+            "SELECT * FROM gold_runs, LATERAL pg_ls_dir('.') AS f",
+            "SELECT * FROM gold_runs CROSS JOIN LATERAL generate_series(1, 3)",
         ] {
             assert!(matches!(err(sql), SqlError::FromConstruct(_)), "{sql}");
+        }
+    }
+
+    #[test]
+    fn allows_only_listed_functions_anywhere_in_the_tree() {
+        let refused = [
+            (
+                "SELECT pg_read_binary_file('/etc/passwd')",
+                "pg_read_binary_file",
+            ),
+            ("SELECT pg_stat_file('.')", "pg_stat_file"),
+            ("SELECT set_config('search_path', 'x', true)", "set_config"),
+            ("SELECT lo_import('/etc/passwd')", "lo_import"),
+            ("SELECT lo_get(1)", "lo_get"),
+            (
+                "SELECT table_to_xml('pg_authid', true, true, '')",
+                "table_to_xml",
+            ),
+            (
+                "SELECT xpath('/a', query_to_xml('select 1', true, true, ''))",
+                "xpath",
+            ),
+            ("SELECT pg_sleep_for('5 seconds')", "pg_sleep_for"),
+            (
+                "SELECT dblink_exec('host=x', 'drop table t')",
+                "dblink_exec",
+            ),
+            ("SELECT generate_series(1, 1000000000)", "generate_series"),
+            ("SELECT \"PG_READ_FILE\"('x')", "\"PG_READ_FILE\""),
+            (
+                "SELECT \"SUM\"(total_sales) FROM gold_monthly_sales",
+                "\"SUM\"",
+            ),
+            ("SELECT version()", "version"),
+            ("SELECT current_user", "current_user"),
+            ("SELECT format('%s', 1)", "format"),
+            // Nested: in a CTE, a subquery, a window, an ORDER BY, a lateral subquery.
+            (
+                "WITH a AS (SELECT pg_read_file('x') AS f) SELECT * FROM a",
+                "pg_read_file",
+            ),
+            (
+                "SELECT * FROM gold_monthly_sales WHERE total_sales > (SELECT max(length(pg_read_file('x'))))",
+                "pg_read_file",
+            ),
+            (
+                "SELECT sum(total_sales) OVER (ORDER BY pg_backend_pid()) FROM gold_monthly_sales",
+                "pg_backend_pid",
+            ),
+            (
+                "SELECT * FROM gold_monthly_sales ORDER BY random_thing(month)",
+                "random_thing",
+            ),
+            (
+                "SELECT * FROM gold_runs r, LATERAL (SELECT current_setting('data_directory')) s",
+                "current_setting",
+            ),
+            ("SELECT ARRAY(SELECT pg_ls_dir('.'))", "pg_ls_dir"),
+        ];
+        for (sql, name) in refused {
+            match err(sql) {
+                SqlError::Function(f) => assert_eq!(f, name, "{sql}"),
+                other => panic!("{sql}: {other:?}"),
+            }
+            assert!(err(sql).to_string().contains(name), "{sql}");
+        }
+        for sql in [
+            "SELECT 'pg_authid'::regclass",
+            "SELECT '1'::regproc",
+            "SELECT '1'::lo",
+            "SELECT CAST('x' AS pg_catalog.xml)",
+            "SELECT '{}'::regclass[]",
+        ] {
+            assert!(
+                matches!(err(sql), SqlError::Type(_)),
+                "{sql}: {:?}",
+                check(sql, "public")
+            );
+        }
+        assert!(matches!(
+            err("SELECT 1 OPERATOR(public.+) 2"),
+            SqlError::Operator(_)
+        ));
+
+        for sql in [
+            "SELECT sum(total_sales), count(*), avg(total_sales), min(month), max(month) FROM gold_monthly_sales",
+            "SELECT date_trunc('year', month), extract(year FROM month), round(total_sales, 1) FROM gold_monthly_sales",
+            "SELECT upper(country), lower(country), substring(country FROM 1 FOR 2), trim(country) FROM gold_sales_country_year",
+            "SELECT row_number() OVER (PARTITION BY scope ORDER BY rank), lag(rank) OVER w FROM gold_top_products WINDOW w AS (ORDER BY rank)",
+            "SELECT CAST(total_sales AS numeric(12, 2)), total_sales::float8, year::text, year::int4 FROM gold_sales_country_year",
+            "SELECT coalesce(country, 'x'), nullif(year, 0), greatest(1, 2), least(1, 2), CASE WHEN year > 2000 THEN 1 ELSE 0 END FROM gold_sales_country_year",
+            "SELECT pg_catalog.sum(total_sales) FROM gold_monthly_sales",
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY total_sales) FROM gold_monthly_sales",
+            "SELECT count(*) FILTER (WHERE year > 2000) FROM gold_sales_country_year",
+            "SELECT now(), current_date, current_timestamp, DATE '2024-01-01', TIMESTAMP '2024-01-01 00:00:00', INTERVAL '1 day'",
+            "SELECT ceil(1.5), floor(1.5), abs(-1), mod(5, 2), power(2, 3), to_char(month, 'YYYY-MM') FROM gold_monthly_sales",
+        ] {
+            ok(sql);
         }
     }
 }

@@ -47,6 +47,25 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The error's text when it says PostgreSQL could not be reached (no
+    /// connection, or the connection broke), None when PostgreSQL answered.
+    fn connection_error(&self) -> Option<String> {
+        match self {
+            LoadError::Pool(e) => Some(e.to_string()),
+            LoadError::Query { source, .. } if connection_lost(source) => Some(source.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a driver error is about the connection (closed, or an I/O error)
+/// rather than an answer of PostgreSQL or a conversion.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>())
+}
+
 /// What the store knows about one datamart, for /readyz and /metrics.
 #[derive(Debug, Clone, Default)]
 pub struct SlotStatus {
@@ -58,6 +77,18 @@ pub struct SlotStatus {
     pub failures: u64,
     /// Last successful check of `gold_runs`.
     pub last_check: Option<DateTime<Utc>>,
+}
+
+/// Whether PostgreSQL answered, as the API last saw it (refreshes and readiness
+/// checks).
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseStatus {
+    /// None before the first attempt.
+    pub reachable: Option<bool>,
+    /// The error of the last failed attempt, cleared by a success.
+    pub last_error: Option<String>,
+    /// When PostgreSQL last answered.
+    pub last_ok: Option<DateTime<Utc>>,
 }
 
 /// The current snapshot of one datamart.
@@ -129,6 +160,7 @@ pub struct GoldStore {
     pub monthly_sales: Slot<MonthlySalesMart>,
     /// `/gold/customer-lifetime`.
     pub customer_lifetime: Slot<CustomerLifetimeMart>,
+    database: Mutex<DatabaseStatus>,
 }
 
 fn summary<D: Datamart>(slot: &Slot<D>) -> MartSummary {
@@ -153,7 +185,54 @@ impl GoldStore {
             top_products: Slot::default(),
             monthly_sales: Slot::default(),
             customer_lifetime: Slot::default(),
+            database: Mutex::new(DatabaseStatus::default()),
         }
+    }
+
+    /// Whether PostgreSQL answered the last attempt to reach it.
+    pub fn database(&self) -> DatabaseStatus {
+        self.database
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the outcome of an attempt to reach PostgreSQL.
+    pub fn record_database(&self, outcome: Result<(), String>) {
+        let mut db = self.database.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(()) => {
+                if db.reachable == Some(false) {
+                    tracing::info!("PostgreSQL answers again");
+                }
+                db.reachable = Some(true);
+                db.last_error = None;
+                db.last_ok = Some(Utc::now());
+            }
+            Err(e) => {
+                if db.reachable != Some(false) {
+                    tracing::warn!(error = %e, "PostgreSQL is unreachable; serving the loaded snapshots");
+                }
+                db.reachable = Some(false);
+                db.last_error = Some(e);
+            }
+        }
+    }
+
+    /// Seconds since the oldest confirmation, among the loaded datamarts, that the
+    /// served snapshot is the latest published (a check of `gold_runs`); None when
+    /// nothing is loaded. It grows while PostgreSQL is away.
+    pub fn snapshot_age_seconds(&self) -> Option<i64> {
+        let now = Utc::now();
+        self.summaries()
+            .into_iter()
+            .filter(|m| m.rows.is_some())
+            .map(|m| {
+                m.status
+                    .last_check
+                    .map_or(0, |t| (now - t).num_seconds().max(0))
+            })
+            .max()
     }
 
     /// One summary per datamart.
@@ -182,7 +261,16 @@ impl GoldStore {
     }
 
     async fn refresh<D: Datamart>(&self, pool: &Pool, slot: &Slot<D>) -> bool {
-        match self.try_refresh(pool, slot).await {
+        let result = self.try_refresh(pool, slot).await;
+        match &result {
+            Ok(_) => self.record_database(Ok(())),
+            Err(e) => match e.connection_error() {
+                Some(msg) => self.record_database(Err(msg)),
+                // PostgreSQL answered (with an error about this table).
+                None => self.record_database(Ok(())),
+            },
+        }
+        match result {
             Ok(reloaded) => {
                 slot.update_status(|s| {
                     if s.last_error.is_some() {

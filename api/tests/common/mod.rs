@@ -46,7 +46,13 @@ fn repo_root() -> PathBuf {
 }
 
 async fn load_template(name: &str) {
-    let url = url_for(name);
+    load_gold(&url_for(name)).await;
+}
+
+/// Loads gold tables into the (empty) database at `url`: the job-runner's, or the
+/// synthetic fixture without one.
+pub async fn load_gold(url: &str) {
+    let url = url.to_string();
     if let Some(bin) = job_runner_bin() {
         aurum_testkit::gold::load_with_job_runner(&bin, &url, 2000);
     } else {
