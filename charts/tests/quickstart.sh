@@ -192,6 +192,25 @@ check "a gold endpoint without a JWT is refused (401)" \
 check "a wrong password is refused (401)" \
   test "$(api POST /login -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{"username":"admin","password":"wrong"}')" = 401
 
+# Least privilege: the API logs in as the chart's read-only role, which the
+# job-runner granted SELECT on the gold tables and nothing else.
+reader_password=$(k get secret aurum-postgresql -o jsonpath='{.data.reader-password}' | base64 -d)
+reader_url="postgres://aurum_reader:$reader_password@127.0.0.1:$pg_port/$pg_db"
+api_roles() {
+  psql -Atq "$AURUM_QUICKSTART_DATABASE_URL" \
+    -c "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity WHERE application_name = 'aurum-api'"
+}
+check "the API connects to PostgreSQL as aurum_reader only" test "$(api_roles)" = aurum_reader
+refused() { ! psql -Atq -v ON_ERROR_STOP=1 "$reader_url" -c "$1" >/dev/null 2>&1; }
+reader_is_read_only() {
+  psql -Atq -v ON_ERROR_STOP=1 "$reader_url" -c 'SELECT count(*) FROM gold_runs' >/dev/null &&
+    refused "DELETE FROM gold_top_products" &&
+    refused "INSERT INTO gold_runs (datamart, run_id, started_at, finished_at, rows_written, status) VALUES ('x', 'x', now(), now(), 0, 'failed')" &&
+    refused "CREATE TABLE reader_probe (x int)" &&
+    refused "SELECT count(*) FROM aurum_schema_migrations"
+}
+check "aurum_reader reads gold but cannot write it or read other tables" reader_is_read_only
+
 export AURUM_QUICKSTART_DASHBOARD_URL=http://dashboard.aurum.local
 export AURUM_QUICKSTART_RESOLVE="dashboard.aurum.local:80 $ingress_hostport"
 export AURUM_QUICKSTART_USER=admin AURUM_QUICKSTART_PASSWORD=$admin_password

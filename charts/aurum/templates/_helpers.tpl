@@ -176,6 +176,16 @@ user to create when neither is set). */}}
 {{- end }}
 {{- end }}
 
+{{/* The key of the API's URL: the quickstart PostgreSQL's read-only role, else
+the one URL of the database Secret. */}}
+{{- define "aurum.database.apiSecretKey" -}}
+{{- if and (not .Values.database.existingSecret) .Values.postgresql.enabled }}
+{{- "reader-url" }}
+{{- else }}
+{{- include "aurum.database.secretKey" . }}
+{{- end }}
+{{- end }}
+
 {{- define "aurum.jwt.secretName" -}}
 {{- .Values.api.jwt.existingSecret | default (printf "%s-jwt" (include "aurum.fullname" .)) }}
 {{- end }}

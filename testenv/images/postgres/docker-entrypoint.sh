@@ -2,7 +2,8 @@
 # Entrypoint of the test-only PostgreSQL image (testenv/images/postgres): on the
 # first start, initialise PGDATA as the running user (initdb, the superuser
 # POSTGRES_USER with POSTGRES_PASSWORD, scram-sha-256 for every network
-# connection, POSTGRES_DB created), then exec the server with the given
+# connection, POSTGRES_DB created, the scripts of /docker-entrypoint-initdb.d
+# run), then exec the server with the given
 # arguments. Arguments starting with `-` are the server's (`-c port=5432`).
 # Writes only to PGDATA and /var/run/postgresql, so the root filesystem may be
 # read-only.
@@ -39,16 +40,24 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "listen_addresses = '*'"
   } >> "$PGDATA/postgresql.conf"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  # A server on the Unix socket only, for the setup.
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p ${PGPORT:-5432}" -w -t 60 start >&2
   if [ "$db" != postgres ]; then
-    # A server on the Unix socket only, for the setup.
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p ${PGPORT:-5432}" -w -t 60 start >&2
     # From stdin, not -c: psql interpolates :"db" (quoted as an identifier) only there.
     psql -v ON_ERROR_STOP=1 --no-password --no-psqlrc -p "${PGPORT:-5432}" \
       --username "$user" --dbname postgres --set db="$db" >&2 <<'EOSQL'
 CREATE DATABASE :"db";
 EOSQL
-    pg_ctl -D "$PGDATA" -m fast -w stop >&2
   fi
+  # As the official image: the scripts of /docker-entrypoint-initdb.d, in
+  # order, executed when executable, else sourced.
+  export POSTGRES_USER=$user POSTGRES_DB=$db PGPORT=${PGPORT:-5432}
+  for script in /docker-entrypoint-initdb.d/*.sh; do
+    [ -e "$script" ] || continue
+    log "running $script"
+    if [ -x "$script" ]; then "$script" >&2; else . "$script" >&2; fi
+  done
+  pg_ctl -D "$PGDATA" -m fast -w stop >&2
   log "initialised"
 fi
 
