@@ -186,15 +186,7 @@ async fn a_crash_between_staging_and_swap_keeps_the_old_table() {
     let url = support::fresh_database("crash").await;
     let (dir, source) = support::generated_source(1200, 8);
     let lake = dir.path().join("lake");
-    support::job_runner_ok(&[
-        "run",
-        "--source",
-        path_arg(&source),
-        "--lake",
-        path_arg(&lake),
-        "--database-url",
-        &url,
-    ]);
+    support::run(path_arg(&source), path_arg(&lake), &url, "2024-01-01");
     let client = support::connect(&url).await;
     let before = support::table_as_text(&client, "gold_top_products").await;
 
@@ -330,15 +322,7 @@ async fn a_dropped_gold_table_is_created_again_by_the_next_run() {
     let url = support::fresh_database("dropped_gold").await;
     let (dir, source) = support::generated_source(400, 2);
     let lake = dir.path().join("lake");
-    support::job_runner_ok(&[
-        "run",
-        "--source",
-        path_arg(&source),
-        "--lake",
-        path_arg(&lake),
-        "--database-url",
-        &url,
-    ]);
+    support::run(path_arg(&source), path_arg(&lake), &url, "2024-01-01");
     let client = support::connect(&url).await;
     let before = support::table_as_text(&client, "gold_top_products").await;
     assert!(!before.is_empty());
