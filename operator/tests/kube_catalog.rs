@@ -277,6 +277,52 @@ async fn real_job_runner_reports_a_metastore_that_is_down() {
         (status.as_str(), reason.as_str()),
         ("False", "RegistrationFailed")
     );
+
+    // A real Metastore (testenv/metastore.sh) when the test has one.
+    let Ok(hms) = std::env::var("AURUM_METASTORE_URL") else {
+        eprintln!(
+            "\n!!!!! SKIPPED the registered half of real_job_runner_reports_a_metastore_that_is_down: \
+             AURUM_METASTORE_URL is not set (eval \"$(testenv/metastore.sh start DIR)\") !!!!!\n"
+        );
+        op.stop().await;
+        env.cleanup().await;
+        return;
+    };
+    let database = env.ns.replace('-', "_");
+    env.apply::<DataLake>(env.lake_json(
+        "lake",
+        json!({"catalog": {"metastore": hms, "database": database}}),
+    ))
+    .await;
+    let before = st["silverSnapshotId"].clone();
+    let l = wait_status(
+        &dl,
+        "lake",
+        "a new snapshot registered",
+        Duration::from_secs(180),
+        |st| {
+            st["activeRun"].is_null()
+                && st["silverSnapshotId"] != before
+                && (st["catalog"]["snapshotId"] == st["silverSnapshotId"]
+                    || cond_is(st, "Degraded", "True"))
+        },
+    )
+    .await;
+    let st = status_json(&l);
+    let c = &st["catalog"];
+    assert_eq!(c["status"], "Registered", "{st:#}");
+    assert_eq!(c["metastore"], hms.as_str());
+    assert_eq!(c["database"], database.as_str());
+    assert_eq!(c["registeredSnapshotId"], st["silverSnapshotId"], "{st:#}");
+    // Silver's 4 tables and their 4 rejects tables.
+    let msg = c["message"].as_str().unwrap();
+    assert!(msg.starts_with("8 tables registered"), "{msg}");
+    let (status, reason, message) = cond(&l, "CatalogRegistered").expect("CatalogRegistered");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Registered"));
+    assert!(
+        message.contains(st["silverSnapshotId"].as_str().unwrap()),
+        "{message}"
+    );
     op.stop().await;
     env.cleanup().await;
 }
