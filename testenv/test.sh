@@ -14,6 +14,7 @@ state=${AURUM_TEST_STATE:-$HOME/.cache/aurum/test}
 mkdir -p "$state"
 
 cleanup() {
+  testenv/metastore.sh stop "$state/metastore" >/dev/null 2>&1 || true
   testenv/kube.sh stop "$state/kube" >/dev/null 2>&1 || true
   testenv/hdfs.sh stop "$state/hdfs" >/dev/null 2>&1 || true
   testenv/postgres.sh stop "$state/postgres" || true
@@ -47,6 +48,13 @@ eval "$service_env"
 export AURUM_CHROMIUM_BIN
 echo "test.sh: Chromium ready after $((SECONDS - started)) s" >&2
 
+# A Hive Metastore for the operator's spec.catalog test (operator/tests/kube_catalog.rs);
+# stopped after the workspace tests.
+service_env=$(testenv/metastore.sh start "$state/metastore")
+eval "$service_env"
+export AURUM_METASTORE_URL
+echo "test.sh: Hive Metastore ready after $((SECONDS - started)) s" >&2
+
 cargo build --workspace --bins
 # Tests of other crates run the real job-runner to load gold tables.
 export AURUM_JOB_RUNNER_BIN=$CARGO_TARGET_DIR/debug/aurum-job-runner
@@ -56,6 +64,10 @@ export AURUM_TEST_ARTIFACTS=${AURUM_TEST_ARTIFACTS:-$state/artifacts}
 
 status=0
 cargo test --workspace --no-fail-fast || status=$?
+# job-runner/tests/metastore.sh below starts its own (a fresh catalog) only
+# when AURUM_METASTORE_URL is unset.
+testenv/metastore.sh stop "$state/metastore" >/dev/null 2>&1 || true
+unset AURUM_METASTORE_URL
 
 # The API against its own OpenAPI document, with schemathesis from PyPI.
 api/tests/schemathesis.sh || status=$?

@@ -230,6 +230,8 @@ rejects "a database URL that is not PostgreSQL" \
   "at '/database/url'" --set database.url=mysql://db/gold
 rejects "an unknown datamart kind" \
   "at '/examples/datamarts/kinds/0': value must be one of" --set 'examples.datamarts.kinds={gold-everything}'
+rejects "an example Metastore that is not thrift://HOST:PORT" \
+  "at '/examples/dataLake/metastore'" --set examples.dataLake.metastore=http://hms:9083
 rejects "a port out of range" \
   "at '/api/port': maximum: got 70,000, want 65,535" --set api.port=70000
 rejects "an enabled ingress without a host" \

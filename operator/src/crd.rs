@@ -38,6 +38,7 @@ pub fn default_job_runner_image() -> String {
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".status.silverSnapshotId"}"#,
     printcolumn = r#"{"name":"Rows","type":"integer","jsonPath":".status.rowsWritten"}"#,
+    printcolumn = r#"{"name":"Catalog","type":"string","priority":1,"jsonPath":".status.catalog.status"}"#,
     printcolumn = r#"{"name":"Last Run","type":"date","jsonPath":".status.lastRunTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -61,8 +62,32 @@ pub struct DataLakeSpec {
     /// Where the source CSV files come from.
     pub source: SourceSpec,
 
+    /// A Hive Metastore in which each preprocess registers the silver and
+    /// rejects tables (docs/catalog.md). Without it nothing is registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogSpec>,
+
     #[serde(flatten)]
     pub run: RunPolicy,
+}
+
+/// The Hive Metastore of a DataLake's silver tables; the ingest Jobs get it as
+/// `AURUM_METASTORE` and `AURUM_METASTORE_DATABASE`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSpec {
+    /// The Metastore's Thrift URL, `thrift://HOST:PORT` (binary protocol, no SASL).
+    #[schemars(
+        regex(
+            pattern = r"^thrift://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?):[0-9]{1,5}/?$"
+        ),
+        length(max = 512)
+    )]
+    pub metastore: String,
+    /// The Metastore database of the tables, created when missing (default `aurum`).
+    #[serde(default = "default_catalog_database")]
+    #[schemars(regex(pattern = r"^[a-z0-9_]+$"), length(min = 1, max = 128))]
+    pub database: String,
 }
 
 /// Where the source CSVs come from: exactly one of `path`, `configMap`,
@@ -404,6 +429,9 @@ impl Default for RunPolicy {
 fn default_true() -> bool {
     true
 }
+fn default_catalog_database() -> String {
+    "aurum".to_string()
+}
 fn default_schema() -> String {
     "public".to_string()
 }
@@ -559,6 +587,39 @@ pub struct DataLakeStatus {
     /// Per-table counts of the last successful ingest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<TableStats>,
+    /// The registration of silver in the Hive Metastore of `spec.catalog`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogState>,
+}
+
+/// How the last ingest's registration in the Hive Metastore went. A failed
+/// registration does not fail the run: silver is published, and the
+/// Metastore's tables keep pointing at `registeredSnapshotId`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogState {
+    /// The Metastore of the last registration.
+    pub metastore: String,
+    /// Its database.
+    pub database: String,
+    /// `Registered` or `Failed` (the last registration).
+    pub status: String,
+    /// The snapshot the last registration was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Why the last registration failed; or what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the last registration was reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<String>,
+    /// The snapshot of the last successful registration: what the
+    /// Metastore's tables point at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_snapshot_id: Option<String>,
+    /// When the last successful registration was reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_registered_time: Option<String>,
 }
 
 /// Observed state of a Datamart.

@@ -290,7 +290,13 @@ pub fn datalake_job(lake: &DataLake, run: &RunIdentity) -> Job {
     pre_args.extend(report);
 
     let mut feed = runner_container(FEED_CONTAINER, &spec.run, feed_args, env_vars.clone());
-    let mut pre = runner_container(MAIN_CONTAINER, &spec.run, pre_args, env_vars);
+    // Only preprocess registers silver: feed never sees the Metastore.
+    let mut pre_env = env_vars;
+    if let Some(catalog) = &spec.catalog {
+        pre_env.push(env("AURUM_METASTORE", &catalog.metastore));
+        pre_env.push(env("AURUM_METASTORE_DATABASE", &catalog.database));
+    }
+    let mut pre = runner_container(MAIN_CONTAINER, &spec.run, pre_args, pre_env);
     if !mounts.is_empty() {
         feed.volume_mounts = Some(mounts.clone());
         pre.volume_mounts = Some(mounts);
@@ -397,8 +403,8 @@ pub fn datamart_job(
 mod tests {
     use super::*;
     use crate::crd::{
-        DataLakeSpec, DatabaseSpec, DatamartKind, DatamartSpec, DeletionPolicy, LocalRef,
-        SecretKeyRef, SourceSpec,
+        CatalogSpec, DataLakeSpec, DatabaseSpec, DatamartKind, DatamartSpec, DeletionPolicy,
+        LocalRef, SecretKeyRef, SourceSpec,
     };
 
     fn lake() -> DataLake {
@@ -411,6 +417,7 @@ mod tests {
                     path: Some("/data/source".into()),
                     ..Default::default()
                 },
+                catalog: None,
                 run: RunPolicy::default(),
             },
         );
@@ -507,6 +514,49 @@ mod tests {
                 "/dev/termination-log"
             ]
         );
+    }
+
+    #[test]
+    fn datalake_job_passes_the_catalog_to_preprocess_only() {
+        let envs = |c: &Container| -> Vec<(String, String)> {
+            c.env
+                .iter()
+                .flatten()
+                .filter(|e| e.name.starts_with("AURUM_METASTORE"))
+                .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+                .collect()
+        };
+        let pod = |l: &DataLake| {
+            datalake_job(l, &run())
+                .spec
+                .expect("spec")
+                .template
+                .spec
+                .expect("pod")
+        };
+        let p = pod(&lake());
+        assert!(envs(&p.containers[0]).is_empty());
+
+        let mut l = lake();
+        l.spec.catalog = Some(CatalogSpec {
+            metastore: "thrift://hms:9083".into(),
+            database: "lake_db".into(),
+        });
+        let p = pod(&l);
+        assert_eq!(
+            envs(&p.containers[0]),
+            [
+                (
+                    "AURUM_METASTORE".to_string(),
+                    "thrift://hms:9083".to_string()
+                ),
+                (
+                    "AURUM_METASTORE_DATABASE".to_string(),
+                    "lake_db".to_string()
+                ),
+            ]
+        );
+        assert!(envs(&p.init_containers.expect("init")[0]).is_empty());
     }
 
     #[test]

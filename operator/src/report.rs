@@ -30,6 +30,65 @@ pub struct RunReport {
     pub stages: Vec<StageReport>,
     #[serde(default)]
     pub checks: Vec<CheckReport>,
+    /// The registration in a Hive Metastore (`preprocess` given `--metastore`).
+    #[serde(default)]
+    pub catalog: Option<CatalogReport>,
+}
+
+/// The `catalog` section: how the published snapshot's registration went.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct CatalogReport {
+    #[serde(default)]
+    pub metastore: String,
+    #[serde(default)]
+    pub database: String,
+    /// `registered` or `failed`.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    #[serde(default)]
+    pub tables: Vec<CatalogTable>,
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+}
+
+/// One table of the catalog section.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct CatalogTable {
+    #[serde(default)]
+    pub table: String,
+    /// `created`, `altered` or `kept_newer`.
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub partitions: i64,
+}
+
+impl CatalogReport {
+    /// Whether every table points at the new snapshot.
+    pub fn registered(&self) -> bool {
+        self.status == "registered"
+    }
+
+    /// A one-line account: the error of a failed registration, or the tables.
+    pub fn summary(&self) -> String {
+        if !self.registered() {
+            return self
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("registration {}", self.status));
+        }
+        let partitions: i64 = self.tables.iter().map(|t| t.partitions).sum();
+        format!(
+            "{} tables registered in {} at {} ({partitions} partitions)",
+            self.tables.len(),
+            self.database,
+            self.metastore
+        )
+    }
 }
 
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
@@ -125,6 +184,40 @@ mod tests {
         assert_eq!(r.rows_written(Some("preprocess")), 8);
         assert_eq!(r.rows_rejected(), 2);
         assert_eq!(r.stages[0].rejects["malformed_record"], 2);
+    }
+
+    #[test]
+    fn parses_the_catalog_section() {
+        let ok = r#"{"status":"succeeded","silver_snapshot_id":"s2","catalog":{"metastore":"thrift://hms:9083",
+          "database":"aurum","status":"registered","error":null,"snapshot_id":"s2",
+          "tables":[{"table":"transactions","action":"altered","partitions":24},{"table":"countries","action":"created"}],
+          "duration_ms":840}}"#;
+        let c = RunReport::parse(ok)
+            .expect("report")
+            .catalog
+            .expect("catalog");
+        assert!(c.registered());
+        assert_eq!(c.snapshot_id.as_deref(), Some("s2"));
+        assert_eq!(c.tables[0].partitions, 24);
+        assert_eq!(c.tables[1].partitions, 0);
+        assert_eq!(
+            c.summary(),
+            "2 tables registered in aurum at thrift://hms:9083 (24 partitions)"
+        );
+
+        let failed = r#"{"status":"succeeded","catalog":{"metastore":"thrift://127.0.0.1:1","database":"aurum",
+          "status":"failed","error":"Hive Metastore thrift://127.0.0.1:1: connection refused","snapshot_id":"s3",
+          "tables":[],"duration_ms":3}}"#;
+        let r = RunReport::parse(failed).expect("report");
+        // A failed registration leaves the run succeeded.
+        assert!(r.succeeded());
+        let c = r.catalog.expect("catalog");
+        assert!(!c.registered());
+        assert_eq!(
+            c.summary(),
+            "Hive Metastore thrift://127.0.0.1:1: connection refused"
+        );
+        assert!(RunReport::parse(SAMPLE).expect("report").catalog.is_none());
     }
 
     #[test]

@@ -8,6 +8,10 @@ pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const SUSPENDED: &str = "Suspended";
+/// DataLake only, with `spec.catalog`: whether the last ingest registered
+/// silver in the Hive Metastore. Independent of Degraded: a failed
+/// registration does not fail the run.
+pub const CATALOG_REGISTERED: &str = "CatalogRegistered";
 
 pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -4,11 +4,11 @@ use super::{
     Context, Error, JobState, Launch, Result, RunOwner, finish_reconcile, observe_job,
     parse_schedule, requeue_at, start_due_run,
 };
-use crate::crd::{DataLake, DataLakeStatus, RunOutcome, RunRecord, TableStats};
+use crate::crd::{CatalogState, DataLake, DataLakeStatus, RunOutcome, RunRecord, TableStats};
 use crate::job::datalake_job;
 use crate::plan::plan;
 use crate::report::RunReport;
-use crate::status::{finish_run, fmt_time};
+use crate::status::{CATALOG_REGISTERED, finish_run, fmt_time, set_condition};
 use chrono::Utc;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
@@ -29,6 +29,102 @@ fn table_stats(reports: &[&RunReport]) -> Vec<TableStats> {
             rejects: s.rejects.clone(),
         })
         .collect()
+}
+
+/// Applies the catalog section of a finished ingest's report to
+/// `status.catalog` and the CatalogRegistered condition. Neither touches the
+/// run's outcome: the job-runner succeeds when only the registration failed.
+fn record_catalog(
+    status: &mut DataLakeStatus,
+    lake: &DataLake,
+    record: &RunRecord,
+    main: Option<&RunReport>,
+    now: chrono::DateTime<Utc>,
+) {
+    let generation = lake.metadata.generation;
+    let conditions = &mut status.state.conditions;
+    let Some(report) = main.and_then(|m| m.catalog.as_ref()) else {
+        // A succeeded run without the section: the image's job-runner does not
+        // know --metastore (older than the catalog), so nothing was registered.
+        if lake.spec.catalog.is_some() && record.outcome == Some(RunOutcome::Succeeded) {
+            let msg = format!(
+                "the report of run {} has no catalog section: is the job-runner image older than catalog support?",
+                record.job_name
+            );
+            set_condition(
+                conditions,
+                CATALOG_REGISTERED,
+                false,
+                "NotReported",
+                &msg,
+                generation,
+                now,
+            );
+        }
+        return;
+    };
+    let ok = report.registered();
+    let summary = report.summary();
+    let snapshot = report.snapshot_id.clone();
+    let msg = if ok {
+        format!(
+            "silver snapshot {} registered: {summary}",
+            snapshot.as_deref().unwrap_or("?")
+        )
+    } else {
+        format!(
+            "registration of silver snapshot {} failed (the tables keep their previous snapshot): {summary}",
+            snapshot.as_deref().unwrap_or("?")
+        )
+    };
+    let reason = if ok {
+        "Registered"
+    } else {
+        "RegistrationFailed"
+    };
+    set_condition(
+        conditions,
+        CATALOG_REGISTERED,
+        ok,
+        reason,
+        &msg,
+        generation,
+        now,
+    );
+    let prev = status.catalog.take().unwrap_or_default();
+    let when = record
+        .completion_time
+        .clone()
+        .or_else(|| Some(fmt_time(now)));
+    let same_target = prev.metastore == report.metastore && prev.database == report.database;
+    let (registered_snapshot_id, last_registered_time) = if ok {
+        (snapshot.clone(), when.clone())
+    } else if same_target {
+        (prev.registered_snapshot_id, prev.last_registered_time)
+    } else {
+        (None, None)
+    };
+    status.catalog = Some(CatalogState {
+        metastore: report.metastore.clone(),
+        database: report.database.clone(),
+        status: if ok { "Registered" } else { "Failed" }.into(),
+        snapshot_id: snapshot,
+        message: Some(summary.chars().take(1024).collect()),
+        last_attempt_time: when,
+        registered_snapshot_id,
+        last_registered_time,
+    });
+}
+
+/// Forgets the catalog state of a DataLake whose `spec.catalog` is gone.
+pub fn forget_catalog(status: &mut DataLakeStatus, lake: &DataLake) {
+    if lake.spec.catalog.is_none() {
+        status.catalog = None;
+        status
+            .state
+            .conditions
+            .retain(|c| c.type_ != CATALOG_REGISTERED);
+    }
 }
 
 /// Applies a finished ingest run to the DataLake status.
@@ -55,6 +151,7 @@ pub fn record_finished(
         status.rows_rejected = Some(reports.iter().map(|r| r.rows_rejected()).sum());
         status.tables = table_stats(&reports);
     }
+    record_catalog(status, lake, &record, main, now);
     finish_run(
         &mut status.state,
         record,
@@ -142,6 +239,7 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
         }
     }
 
+    forget_catalog(&mut status, &lake);
     finish_reconcile(
         &ctx,
         &owner,
@@ -152,4 +250,118 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
     )
     .await?;
     Ok(requeue_at(wake, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{CatalogSpec, DataLakeSpec, RunPolicy, SourceSpec};
+    use crate::status::{condition, settle};
+
+    fn lake() -> DataLake {
+        let mut l = DataLake::new(
+            "lake",
+            DataLakeSpec {
+                lake_uri: "file:///l".into(),
+                hadoop_config_map: None,
+                source: SourceSpec {
+                    path: Some("/s".into()),
+                    ..Default::default()
+                },
+                catalog: Some(CatalogSpec {
+                    metastore: "thrift://hms:9083".into(),
+                    database: "aurum".into(),
+                }),
+                run: RunPolicy::default(),
+            },
+        );
+        l.metadata.generation = Some(1);
+        l
+    }
+
+    fn finished(job: &str) -> RunRecord {
+        RunRecord {
+            job_name: job.into(),
+            trigger: "SpecChange".into(),
+            outcome: Some(RunOutcome::Succeeded),
+            completion_time: Some("2026-12-06T10:00:00Z".into()),
+            ..Default::default()
+        }
+    }
+
+    fn report(snapshot: &str, catalog: &str) -> RunReport {
+        RunReport::parse(&format!(
+            r#"{{"status":"succeeded","silver_snapshot_id":"{snapshot}","stages":[],"catalog":{catalog}}}"#
+        ))
+        .expect("report")
+    }
+
+    #[test]
+    fn a_failed_registration_shows_but_does_not_fail_the_lake() {
+        let l = lake();
+        let now = Utc::now();
+        let mut st = DataLakeStatus::default();
+        let ok = report(
+            "s1",
+            r#"{"metastore":"thrift://hms:9083","database":"aurum","status":"registered","snapshot_id":"s1",
+                "tables":[{"table":"transactions","action":"created","partitions":3}]}"#,
+        );
+        record_finished(&mut st, &l, finished("j1"), Some(&ok), None, now);
+        let c = st.catalog.clone().expect("catalog");
+        assert_eq!(c.status, "Registered");
+        assert_eq!(c.registered_snapshot_id.as_deref(), Some("s1"));
+        let cond = condition(&st.state.conditions, CATALOG_REGISTERED).expect("condition");
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("True", "Registered")
+        );
+
+        let failed = report(
+            "s2",
+            r#"{"metastore":"thrift://hms:9083","database":"aurum","status":"failed",
+                "error":"Hive Metastore thrift://hms:9083: connection refused","snapshot_id":"s2","tables":[]}"#,
+        );
+        record_finished(&mut st, &l, finished("j2"), Some(&failed), None, now);
+        settle(&mut st.state, false, None, None, Some(1), now);
+        assert_eq!(st.state.phase.as_deref(), Some("Ready"));
+        assert_eq!(st.silver_snapshot_id.as_deref(), Some("s2"));
+        let c = st.catalog.clone().expect("catalog");
+        assert_eq!(c.status, "Failed");
+        assert_eq!(c.snapshot_id.as_deref(), Some("s2"));
+        // The tables still point at the snapshot of the last success.
+        assert_eq!(c.registered_snapshot_id.as_deref(), Some("s1"));
+        assert!(
+            c.message
+                .as_deref()
+                .is_some_and(|m| m.contains("connection refused"))
+        );
+        let cond = condition(&st.state.conditions, CATALOG_REGISTERED).expect("condition");
+        assert_eq!(cond.status, "False");
+        assert_eq!(cond.reason, "RegistrationFailed");
+        assert!(
+            cond.message.contains("connection refused"),
+            "{}",
+            cond.message
+        );
+
+        let mut l2 = l.clone();
+        l2.spec.catalog = None;
+        forget_catalog(&mut st, &l2);
+        assert!(st.catalog.is_none());
+        assert!(condition(&st.state.conditions, CATALOG_REGISTERED).is_none());
+    }
+
+    #[test]
+    fn a_report_without_catalog_section_is_not_reported() {
+        let mut st = DataLakeStatus::default();
+        let r = RunReport::parse(r#"{"status":"succeeded","silver_snapshot_id":"s1"}"#)
+            .expect("report");
+        record_finished(&mut st, &lake(), finished("j1"), Some(&r), None, Utc::now());
+        let cond = condition(&st.state.conditions, CATALOG_REGISTERED).expect("condition");
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("False", "NotReported")
+        );
+        assert!(st.catalog.is_none());
+    }
 }
