@@ -5,6 +5,7 @@
 //! reads them, [`feed`] writes the raw layer, [`silver`] applies the contract's
 //! [`rules`] and publishes a [`snapshot`], [`datamart`] computes and checks the
 //! gold tables with DataFusion, and [`warehouse`] publishes them to PostgreSQL.
+//! [`resources`] sizes the run to its pod's cores and memory.
 //! [`storage`] is the one seam to the lake's file system; [`pipeline`] runs the
 //! commands and fills the [`report`].
 
@@ -14,6 +15,7 @@ pub mod generate;
 pub mod money;
 pub mod pipeline;
 pub mod report;
+pub mod resources;
 pub mod rules;
 pub mod silver;
 pub mod snapshot;
