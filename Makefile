@@ -18,7 +18,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/cargo-deny.sh check
 
-## Benchmark the pipeline at 1M and 5M transactions (rows/s per stage, peak RSS)
+## Benchmark the pipeline at 1M, 5M, 20M and 50M transactions under 1GiB (rows/s, CPU/wall per stage, peak RSS, spill)
 bench:
 	scripts/bench.sh
 

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# `make bench`: the pipeline at 1M and 5M transactions (or the sizes given as
-# arguments), per stage: rows/s and wall time, and the peak RSS of each command.
+# `make bench`: the pipeline at 1M, 5M, 20M and 50M transactions (or the sizes
+# given as arguments), each under a memory limit (AURUM_BENCH_LIMIT, default
+# 1GiB; 20M also at 512MiB), per stage: rows/s, wall time, CPU/wall (cores kept
+# busy) and bytes spilled, and the peak RSS of each command. The machine's load
+# average is printed with each size: figures taken on a busy machine are not
+# comparable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
 cache=${AURUM_BENCH_DIR:-$HOME/.cache/aurum/bench}
-sizes=("${@:-1000000 5000000}")
+sizes=("${@:-1000000 5000000 20000000 50000000}")
+limit=${AURUM_BENCH_LIMIT:-1GiB}
 mkdir -p "$cache"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 
@@ -18,35 +23,47 @@ trap 'testenv/postgres.sh stop "$cache/postgres"' EXIT
 
 measure() { # label, then the command; prints the report's stages and peak RSS
   local label=$1; shift
-  /usr/bin/time -f "%M %e" -o "$cache/time" "$@" --report "$cache/report.json" >/dev/null 2>"$cache/stderr" ||
-    { tail -5 "$cache/stderr"; exit 1; }
-  read -r rss_kb seconds < "$cache/time"
-  python3 - "$cache/report.json" "$label" "$rss_kb" "$seconds" <<'PY'
+  /usr/bin/time -f "%M %e %P" -o "$cache/time" "$@" --report "$cache/report.json" >/dev/null 2>"$cache/stderr" ||
+    { tail -5 "$cache/stderr"; return 1; }
+  read -r rss_kb seconds cpu < "$cache/time"
+  python3 - "$cache/report.json" "$label" "$rss_kb" "$seconds" "$cpu" <<'PY'
 import json, sys
-report, label, rss_kb, seconds = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+report, label = json.load(open(sys.argv[1])), sys.argv[2]
+rss_kb, seconds, cpu = int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 for s in report["stages"]:
-    print(f"  {s['stage']:<11}{s['table']:<31}{s['rows_read']:>10} rows {s['duration_ms']/1000:>7.2f} s {s['rows_per_sec']:>12,.0f} rows/s")
-print(f"  {label}: {seconds:.2f} s wall, peak RSS {rss_kb/1024:.0f} MiB")
+    print(f"  {s['stage']:<11}{s['table']:<31}{s['rows_read']:>10} rows {s['duration_ms']/1000:>7.2f} s "
+          f"{s['rows_per_sec']:>12,.0f} rows/s  cpu/wall {s['cpu_per_wall']:>4.2f}  spilled {s['spilled_bytes']/2**20:>7.0f} MiB")
+r = report.get("resources") or {}
+limit = r.get("memory_limit_bytes")
+limit = f"{limit/2**20:.0f} MiB" if limit else "none"
+print(f"  {label}: {seconds:.2f} s wall, CPU {cpu}, peak RSS {rss_kb/1024:.0f} MiB (limit {limit}), "
+      f"spilled {r.get('spilled_bytes', 0)/2**20:.0f} MiB, {r.get('threads', '?')} threads")
 PY
 }
 
-for n in ${sizes[@]}; do
+bench() { # size, memory limit
+  local n=$1 limit=$2
   src=$cache/source-$n
   [ -f "$src/transactions.csv" ] || "$runner" generate --out "$src" --transactions "$n" >/dev/null
   lake=$cache/lake-$n
   rm -rf "$lake"
-  echo "== $n transactions ($(du -sh "$src" | cut -f1) of CSV)"
+  echo "== $n transactions ($(du -sh "$src" | cut -f1) of CSV), --memory-limit $limit, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  export AURUM_MEMORY_LIMIT=$limit
   start=$(date +%s.%N)
   measure feed "$runner" feed --source "$src" --lake "$lake"
   measure preprocess "$runner" preprocess --lake "$lake"
-  measure datamarts "$runner" datamart sales-country-year --lake "$lake"
-  for d in top-products monthly-sales customer-lifetime-value; do
+  for d in sales-country-year top-products monthly-sales customer-lifetime-value; do
     measure "$d" "$runner" datamart "$d" --lake "$lake"
   done
   end=$(date +%s.%N)
-  echo "  total (four commands, as separate processes): $(python3 -c "print(f'{$end - $start:.2f}')") s"
+  echo "  total (six commands, as separate processes): $(python3 -c "print(f'{$end - $start:.2f}')") s"
   rm -rf "$lake"
-  start=$(date +%s.%N)
   measure "run (one process)" "$runner" run --source "$src" --lake "$lake"
   rm -rf "$lake"
+  echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+for n in ${sizes[@]}; do
+  bench "$n" "$limit"
+  [ "$n" != 20000000 ] || bench "$n" 512MiB
 done

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{
@@ -27,10 +28,11 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use postgres_types::ToSql;
 
 use crate::report::CheckReport;
+use crate::resources::{Engine, spilled_bytes};
 use crate::rules::from_date32;
 use crate::silver::{keyed_silver_schema, transactions_schema};
 use crate::snapshot::Snapshot;
@@ -231,6 +233,7 @@ pub struct Silver {
     country_names: HashSet<String>,
     product_nos: HashSet<String>,
     customer_nos: HashSet<String>,
+    spilled: AtomicU64,
 }
 
 /// One silver table: exactly the files its snapshot names, looked up when the
@@ -300,12 +303,12 @@ fn query_error(what: &str) -> impl Fn(DataFusionError) -> DatamartError + '_ {
 
 impl Silver {
     /// Opens a snapshot of a lake for querying.
-    pub async fn open(lake: &Storage, snapshot: &Snapshot) -> Result<Silver, DatamartError> {
-        let config = SessionConfig::new().with_target_partitions(2).set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        );
-        let ctx = SessionContext::new_with_config(config);
+    pub async fn open(
+        lake: &Storage,
+        snapshot: &Snapshot,
+        engine: &Engine,
+    ) -> Result<Silver, DatamartError> {
+        let ctx = engine.session(engine.config());
         lake.register(&ctx);
         let err = query_error("the silver tables");
         for table in Table::ALL {
@@ -368,6 +371,7 @@ impl Silver {
             country_names: HashSet::new(),
             product_nos: HashSet::new(),
             customer_nos: HashSet::new(),
+            spilled: AtomicU64::new(0),
         };
         let totals = silver
             .query(
@@ -459,13 +463,25 @@ impl Silver {
 
     async fn query(&self, what: &str, sql: &str) -> Result<Vec<RecordBatch>, DatamartError> {
         let err = query_error(what);
-        self.ctx
+        let plan = self
+            .ctx
             .sql(sql)
             .await
             .map_err(&err)?
-            .collect()
+            .create_physical_plan()
             .await
-            .map_err(&err)
+            .map_err(&err)?;
+        let batches = datafusion::physical_plan::collect(Arc::clone(&plan), self.ctx.task_ctx())
+            .await
+            .map_err(&err)?;
+        self.spilled
+            .fetch_add(spilled_bytes(plan.as_ref()), Ordering::Relaxed);
+        Ok(batches)
+    }
+
+    /// Bytes this session's queries have spilled to disk so far.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
     }
 
     /// Fills [`CountryTotals::products`]: how many distinct products each
@@ -1177,6 +1193,7 @@ mod tests {
             by_country,
             product_nos: ["p1", "p2"].map(str::to_owned).into(),
             customer_nos: ["c1", "c2"].map(str::to_owned).into(),
+            spilled: AtomicU64::new(0),
         }
     }
 

@@ -182,7 +182,7 @@ async fn feed_table(
         &lake.path(&raw_partition_path(table, ingest_date)),
     )
     .await?;
-    report.finish(progress.elapsed());
+    report.finish(progress.elapsed(), progress.cpu());
     Ok(report)
 }
 

@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use crate::report::StageReport;
 
@@ -214,7 +213,7 @@ pub fn generate(
         ("transactions", "transactions.csv", write_transactions),
     ];
     for (table, name, write) in files {
-        let started = Instant::now();
+        let clock = crate::resources::StageClock::start();
         let path = out.join(name);
         let file = File::create(&path).map_err(io(&path))?;
         let mut writer = BufWriter::with_capacity(1 << 20, file);
@@ -223,7 +222,7 @@ pub fn generate(
         let mut report = StageReport::new("generate", table);
         report.rows_written = rows;
         report.bytes_written = std::fs::metadata(&path).map_err(io(&path))?.len();
-        report.finish(started.elapsed());
+        report.finish(clock.wall(), clock.cpu());
         reports.push(report);
     }
     Ok(reports)

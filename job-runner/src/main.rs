@@ -7,6 +7,7 @@ use aurum_job_runner::catalog::{self, Metastore};
 use aurum_job_runner::datamart::Datamart;
 use aurum_job_runner::pipeline::{PipelineError, Run};
 use aurum_job_runner::report::RunStatus;
+use aurum_job_runner::resources::{CgroupLimits, Engine, Resources};
 use aurum_job_runner::snapshot::Snapshot;
 use aurum_job_runner::storage::Storage;
 use chrono::NaiveDate;
@@ -20,6 +21,18 @@ struct Cli {
     /// Also write the JSON run report, on one line, to this file.
     #[arg(long, env = "AURUM_REPORT", global = true)]
     report: Option<PathBuf>,
+    /// Worker threads and query partitions (default: the cgroup's CPU quota,
+    /// else the machine's cores).
+    #[arg(long, env = "AURUM_THREADS", global = true)]
+    threads: Option<usize>,
+    /// The memory the run stays under: bytes, or 512MiB, 1GiB, ... (default:
+    /// 70% of the cgroup's memory limit; none without one). Sorts spill to
+    /// --spill-dir to stay under it; a run that cannot fails, publishing nothing.
+    #[arg(long, env = "AURUM_MEMORY_LIMIT", global = true)]
+    memory_limit: Option<String>,
+    /// Where sorts spill under the memory limit (default: the temp dir, TMPDIR or /tmp).
+    #[arg(long, env = "AURUM_SPILL_DIR", global = true)]
+    spill_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -251,11 +264,48 @@ fn command_name(command: &Command) -> &'static str {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let mut run = Run::start(command_name(&cli.command));
+    let engine = Resources::resolve(
+        cli.threads,
+        cli.memory_limit.as_deref(),
+        cli.spill_dir.clone(),
+        CgroupLimits::of_this_process(),
+    )
+    .and_then(|resources| resources.engine());
+    let engine = match engine {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("hint: check the command's arguments and environment (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(engine.resources.threads)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run_command(cli, engine)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_command(cli: Cli, engine: Engine) -> ExitCode {
+    let resources = &engine.resources;
+    tracing::info!(
+        threads = resources.threads,
+        threads_from = ?resources.threads_origin,
+        memory_limit = resources.memory_limit.map(aurum_job_runner::resources::human_size),
+        memory_limit_from = ?resources.memory_origin,
+        spill_dir = %resources.spill_dir.display(),
+        "resources"
+    );
+    let mut run = Run::start(command_name(&cli.command), engine);
     tracing::info!(command = %run.report.command, run_id = %run.id(), "starting");
     let outcome = execute(&mut run, cli.command).await;
     let configuration_error = outcome

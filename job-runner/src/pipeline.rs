@@ -1,12 +1,12 @@
 //! The job-runner's commands, stage after stage, filling one run report.
 
-use std::time::Instant;
+use crate::resources::{Engine, StageClock};
 
 use chrono::{NaiveDate, Utc};
 
 use crate::datamart::{self, Datamart, DatamartError, GoldRow, Silver};
 use crate::feed::{self, FeedError};
-use crate::report::{RunReport, RunStatus, StageReport, timestamp};
+use crate::report::{ResourceReport, RunReport, RunStatus, StageReport, timestamp};
 use crate::silver::{self, SilverError};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::storage::{Storage, StorageError};
@@ -44,9 +44,44 @@ pub enum PipelineError {
     /// Writing the source files failed.
     #[error(transparent)]
     Generate(#[from] crate::generate::GenerateError),
+    /// A query ran out of the memory limit (and could not spill its way under it).
+    #[error(
+        "{cause}\nthe memory limit, {limit}, is too small for this step: nothing of it was published; \
+         raise --memory-limit (AURUM_MEMORY_LIMIT) and the pod's memory limit with it"
+    )]
+    MemoryLimit {
+        /// The limit and where it came from.
+        limit: String,
+        /// The query's error.
+        cause: Box<PipelineError>,
+    },
 }
 
 impl PipelineError {
+    /// Names the memory limit when `self` is a query out of memory.
+    pub fn naming_the_memory_limit(self, engine: &Engine) -> PipelineError {
+        if !crate::resources::is_memory_exhausted(&self) {
+            return self;
+        }
+        let resources = &engine.resources;
+        let limit = match resources.memory_limit {
+            Some(bytes) => format!(
+                "{} ({bytes} bytes, from {}; {} of it for queries)",
+                crate::resources::human_size(bytes),
+                match resources.memory_origin {
+                    crate::resources::Origin::Option => "--memory-limit",
+                    _ => "the cgroup's memory limit",
+                },
+                crate::resources::human_size(resources.pool_bytes().unwrap_or_default() as u64),
+            ),
+            None => "none".to_owned(),
+        };
+        PipelineError::MemoryLimit {
+            limit,
+            cause: Box::new(self),
+        }
+    }
+
     /// Whether the error is a configuration mistake (exit code 2) rather than
     /// a failure of the work (exit code 1).
     pub fn is_configuration(&self) -> bool {
@@ -72,13 +107,15 @@ pub fn new_run_id() -> String {
 pub struct Run {
     /// The report being filled.
     pub report: RunReport,
-    started: Instant,
+    clock: StageClock,
     started_at: chrono::DateTime<Utc>,
+    engine: Engine,
+    spilled: u64,
 }
 
 impl Run {
-    /// Starts a run of `command`.
-    pub fn start(command: &str) -> Run {
+    /// Starts a run of `command` with the cores and memory of `engine`.
+    pub fn start(command: &str, engine: Engine) -> Run {
         let started_at = Utc::now();
         Run {
             report: RunReport {
@@ -95,9 +132,12 @@ impl Run {
                 stages: Vec::new(),
                 checks: Vec::new(),
                 catalog: None,
+                resources: None,
             },
-            started: Instant::now(),
+            clock: StageClock::start(),
             started_at,
+            engine,
+            spilled: 0,
         }
     }
 
@@ -109,7 +149,21 @@ impl Run {
     /// Ends the run with the outcome of its work.
     pub fn finish(mut self, outcome: &Result<(), PipelineError>) -> RunReport {
         self.report.finished_at = timestamp(Utc::now());
-        self.report.duration_ms = self.started.elapsed().as_millis() as u64;
+        self.report.duration_ms = self.clock.wall().as_millis() as u64;
+        if self.report.command != "generate" {
+            let resources = &self.engine.resources;
+            self.report.resources = Some(ResourceReport {
+                threads: resources.threads,
+                threads_from: resources.threads_origin,
+                memory_limit_bytes: resources.memory_limit,
+                memory_limit_from: resources.memory_origin,
+                query_pool_bytes: resources.pool_bytes().map(|b| b as u64),
+                spill_dir: resources.spill_dir.display().to_string(),
+                spilled_bytes: self.spilled,
+                peak_rss_bytes: crate::resources::peak_rss(),
+                cpu_ms: self.clock.cpu().as_millis() as u64,
+            });
+        }
         if let Err(e) = outcome {
             self.report.status = RunStatus::Failed;
             self.report.error = Some(e.to_string());
@@ -158,7 +212,10 @@ impl Run {
         self.report.lake = Some(lake.display().to_owned());
         lake.clean_stale().await?;
         let run_id = self.id().to_owned();
-        let outcome = silver::preprocess(lake, &run_id, grace).await?;
+        let outcome = silver::preprocess(lake, &run_id, grace, &self.engine)
+            .await
+            .map_err(|e| PipelineError::from(e).naming_the_memory_limit(&self.engine))?;
+        self.spilled += outcome.reports.iter().map(|r| r.spilled_bytes).sum::<u64>();
         self.report.stages.extend(outcome.reports);
         self.report.silver_snapshot_id = Some(outcome.snapshot.snapshot_id.clone());
         Ok(outcome.snapshot)
@@ -184,26 +241,38 @@ impl Run {
         }
         let snapshot = Snapshot::require(lake).await?;
         self.report.silver_snapshot_id = Some(snapshot.snapshot_id.clone());
-        let mut silver = Silver::open(lake, &snapshot).await?;
+        let mut silver = Silver::open(lake, &snapshot, &self.engine)
+            .await
+            .map_err(|e| PipelineError::from(e).naming_the_memory_limit(&self.engine))?;
         if datamarts.contains(&Datamart::TopProducts) {
-            silver.count_products_per_country().await?;
+            silver
+                .count_products_per_country()
+                .await
+                .map_err(|e| PipelineError::from(e).naming_the_memory_limit(&self.engine))?;
         }
         let record = RunRecord {
             run_id: self.id().to_owned(),
             started_at: self.started_at,
             silver_snapshot_id: snapshot.snapshot_id.clone(),
         };
+        // Opening read the snapshot whole (totals, row counts): its spills count too.
+        self.spilled += silver.spilled_bytes();
         for &datamart in datamarts {
-            let started = Instant::now();
+            let clock = StageClock::start();
+            let spilled_before = silver.spilled_bytes();
             let result = self
                 .build(&silver, &mut warehouse, datamart, top_n, &record)
-                .await;
+                .await
+                .map_err(|e| e.naming_the_memory_limit(&self.engine));
+            let spilled = silver.spilled_bytes() - spilled_before;
+            self.spilled += spilled;
             match result {
                 Ok(rows) => {
                     let mut stage = StageReport::new("datamart", datamart.table());
                     stage.rows_read = silver.totals.lines as u64;
                     stage.rows_written = rows;
-                    stage.finish(started.elapsed());
+                    stage.spilled_bytes = spilled;
+                    stage.finish(clock.wall(), clock.cpu());
                     self.report.stages.push(stage);
                 }
                 Err(e) => {

@@ -37,6 +37,31 @@ pub struct RunReport {
     /// (`preprocess` and `run` with `--metastore` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog: Option<crate::catalog::CatalogReport>,
+    /// The cores and memory the run used (absent for `generate`).
+    pub resources: Option<ResourceReport>,
+}
+
+/// What a run was allowed and what it took.
+#[derive(Debug, Serialize)]
+pub struct ResourceReport {
+    /// Worker threads and query partitions.
+    pub threads: usize,
+    /// Where `threads` came from: `option`, `cgroup` or `machine`.
+    pub threads_from: crate::resources::Origin,
+    /// The memory limit the run stays under, in bytes (none: unlimited).
+    pub memory_limit_bytes: Option<u64>,
+    /// Where the limit came from: `option`, `cgroup` or `machine` (none).
+    pub memory_limit_from: crate::resources::Origin,
+    /// The part of the limit given to the query engine's pool.
+    pub query_pool_bytes: Option<u64>,
+    /// Where sorts spill.
+    pub spill_dir: String,
+    /// Bytes spilled to `spill_dir`, all stages.
+    pub spilled_bytes: u64,
+    /// The process's peak resident memory.
+    pub peak_rss_bytes: u64,
+    /// The process's CPU time (user + system).
+    pub cpu_ms: u64,
 }
 
 /// Outcome of a run.
@@ -72,6 +97,13 @@ pub struct StageReport {
     pub duration_ms: u64,
     /// Rows processed (read, or written by `generate`) per second.
     pub rows_per_sec: f64,
+    /// The process's CPU time (all threads) during the stage; stages that run
+    /// at the same time (the small tables beside the big one) share it.
+    pub cpu_ms: u64,
+    /// cpu_ms / duration_ms: how many cores the stage kept busy.
+    pub cpu_per_wall: f64,
+    /// Bytes the stage's queries spilled to disk under the memory limit.
+    pub spilled_bytes: u64,
 }
 
 impl StageReport {
@@ -95,10 +127,16 @@ impl StageReport {
         }
     }
 
-    /// Records the duration and rate, and logs the stage's figures.
-    pub fn finish(&mut self, elapsed: Duration) {
+    /// Records the wall and CPU time and the rate, and logs the stage's figures.
+    pub fn finish(&mut self, elapsed: Duration, cpu: Duration) {
         self.duration_ms = elapsed.as_millis() as u64;
         self.rows_per_sec = rate(self.rows_read.max(self.rows_written), elapsed);
+        self.cpu_ms = cpu.as_millis() as u64;
+        self.cpu_per_wall = if elapsed.is_zero() {
+            0.0
+        } else {
+            (cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0).round() / 100.0
+        };
         tracing::info!(
             stage = self.stage,
             table = %self.table,
@@ -108,6 +146,9 @@ impl StageReport {
             bytes_written = self.bytes_written,
             duration_ms = self.duration_ms,
             rows_per_sec = self.rows_per_sec as u64,
+            cpu_ms = self.cpu_ms,
+            cpu_per_wall = self.cpu_per_wall,
+            spilled_bytes = self.spilled_bytes,
             "stage done"
         );
     }
@@ -146,6 +187,7 @@ pub struct Progress {
     table: String,
     started: Instant,
     last: Instant,
+    clock: crate::resources::StageClock,
 }
 
 impl Progress {
@@ -157,6 +199,7 @@ impl Progress {
             table: table.into(),
             started: now,
             last: now,
+            clock: crate::resources::StageClock::start(),
         }
     }
 
@@ -177,5 +220,10 @@ impl Progress {
     /// Time since the stage started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// The process's CPU time since the stage started.
+    pub fn cpu(&self) -> Duration {
+        self.clock.cpu()
     }
 }

@@ -2,12 +2,15 @@
 //! "Silver layer").
 //!
 //! Keyed tables (countries, customers, products) are small: they are gathered
-//! whole, then the rules run in the contract's order. Transactions stream
-//! through partition by partition, in ingest order, with a set of fingerprints
-//! of the rows kept so far for the `duplicate_row` rule.
+//! whole, then the rules run in the contract's order. Transactions grow with
+//! the lake, so they never are held whole: rules 1 to 9 run on every core over
+//! the raw rows as they stream in; the rows that pass (the candidates) go
+//! through one DataFusion query, `row_number()` over the copies of each parsed
+//! line in (ingest date, line) order, whose sort spills to disk under the
+//! run's memory limit; the first copy is kept, the others are `duplicate_row`.
+//! Each of the query's partitions then writes its own silver files.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Utc};
@@ -15,14 +18,23 @@ use datafusion::arrow::array::{
     Array, ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Array,
     Int64Builder, RecordBatch, StringArray, StringBuilder,
 };
+use datafusion::arrow::array::{BooleanBuilder, UInt64Array};
+use datafusion::arrow::compute::filter;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Partitioning, lit};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlanProperties, SendableRecordBatchStream};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig};
 use futures::StreamExt;
 use object_store::ObjectMeta;
 use tokio::sync::mpsc;
 
 use crate::report::{Progress, StageReport, timestamp};
+use crate::resources::{Engine, spilled_bytes};
 use crate::rules;
 use crate::snapshot::{Snapshot, SnapshotError, TableFiles};
 use crate::storage::{ParquetFileWriter, Storage, StorageError};
@@ -108,6 +120,19 @@ pub enum SilverError {
     /// A background task died.
     #[error("the raw reader of {0} stopped unexpectedly")]
     ReaderGone(Table),
+    /// The silver writer of a table stopped (its error is the cause).
+    #[error("writing silver {0} stopped unexpectedly")]
+    WriterGone(Table),
+    /// A row that passed the rules failed them when read back.
+    #[error("{location} line {line}: passed the rules, then failed {reason} when read back")]
+    Inconsistent {
+        /// The raw file.
+        location: String,
+        /// The record number.
+        line: i64,
+        /// The rule.
+        reason: &'static str,
+    },
 }
 
 /// What a preprocess run published.
@@ -125,6 +150,7 @@ pub async fn preprocess(
     lake: &Storage,
     run_id: &str,
     grace: std::time::Duration,
+    engine: &Engine,
 ) -> Result<SilverOutcome, SilverError> {
     let mut snapshot = Snapshot {
         snapshot_id: run_id.to_owned(),
@@ -133,13 +159,18 @@ pub async fn preprocess(
         rejects: BTreeMap::new(),
         retained: Vec::new(),
     };
-    let countries = clean_keyed(lake, Table::Countries, &KeyedRules::countries()).await?;
+    let countries = clean_keyed(lake, Table::Countries, &KeyedRules::countries(), engine).await?;
     let country_ids = countries.keys();
-    let customers =
-        clean_keyed(lake, Table::Customers, &KeyedRules::customers(&country_ids)).await?;
-    let customer_nos = customers.keys();
-    let products = clean_keyed(lake, Table::Products, &KeyedRules::products()).await?;
-    let product_nos = products.keys();
+    let customers = clean_keyed(
+        lake,
+        Table::Customers,
+        &KeyedRules::customers(&country_ids),
+        engine,
+    )
+    .await?;
+    let customer_nos = Arc::new(customers.keys());
+    let products = clean_keyed(lake, Table::Products, &KeyedRules::products(), engine).await?;
+    let product_nos = Arc::new(products.keys());
 
     // Writing the keyed tables overlaps cleaning the transactions: on HDFS
     // each small file costs round trips that would otherwise add up.
@@ -149,7 +180,7 @@ pub async fn preprocess(
         countries.write(lake, &mut c),
         customers.write(lake, &mut u),
         products.write(lake, &mut p),
-        clean_transactions(lake, &product_nos, &customer_nos, &mut t),
+        clean_transactions(lake, &product_nos, &customer_nos, &mut t, engine),
     );
     let reports = vec![written.0?, written.1?, written.2?, written.3?];
     for part in [c, u, p, t] {
@@ -199,6 +230,7 @@ type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, Silve
 async fn read_partition(
     lake: &Storage,
     partition: &RawPartition,
+    engine: &Engine,
 ) -> Result<BatchStream, SilverError> {
     let location = lake.object_url(&partition.object.location);
     let read_error = {
@@ -210,12 +242,8 @@ async fn read_partition(
     };
     let config = SessionConfig::new()
         .with_target_partitions(1)
-        .with_batch_size(BATCH_ROWS)
-        .set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        );
-    let ctx = SessionContext::new_with_config(config);
+        .with_batch_size(BATCH_ROWS);
+    let ctx = engine.session(config);
     lake.register(&ctx);
     let stream = ctx
         .read_parquet(location.as_str(), ParquetReadOptions::default())
@@ -351,6 +379,7 @@ async fn clean_keyed(
     lake: &Storage,
     table: Table,
     rules: &KeyedRules<'_>,
+    engine: &Engine,
 ) -> Result<CleanedKeyed, SilverError> {
     let mut report = StageReport::new("preprocess", table.name());
     let progress = Progress::new("preprocess", table.name());
@@ -359,7 +388,7 @@ async fn clean_keyed(
         report.bytes_read += partition.object.size;
         let ingest_date: Arc<str> = Arc::from(partition.ingest_date.as_str());
         let location = lake.object_url(&partition.object.location);
-        let mut batches = read_partition(lake, &partition).await?;
+        let mut batches = read_partition(lake, &partition, engine).await?;
         while let Some(batch) = batches.next().await {
             let batch = batch?;
             let columns = RawColumns::of(&batch, table, &location)?;
@@ -496,7 +525,8 @@ impl CleanedKeyed {
                 rows: self.report.rows_rejected,
             },
         );
-        self.report.finish(self.progress.elapsed());
+        self.report
+            .finish(self.progress.elapsed(), self.progress.cpu());
         Ok(self.report)
     }
 }
@@ -601,30 +631,6 @@ impl RejectRows {
     }
 }
 
-/// A hasher for keys that are already uniformly distributed fingerprints.
-#[derive(Default)]
-struct FingerprintHasher(u64);
-
-impl Hasher for FingerprintHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64 ^ (value >> 64) as u64;
-    }
-}
-
-type FingerprintSet = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
-
 /// A 128-bit fingerprint of a parsed transaction line, for `duplicate_row`.
 /// The separator byte 0xff never occurs in UTF-8, so fields cannot run together.
 fn fingerprint(
@@ -663,15 +669,10 @@ struct MonthRows {
 }
 
 impl MonthRows {
-    fn new(
-        lake: &Storage,
-        snapshot_id: &str,
-        year: i32,
-        month: u32,
-    ) -> Result<MonthRows, SilverError> {
-        let path = format!(
-            "silver/transactions/year={year}/month={month}/snapshot={snapshot_id}/part-{snapshot_id}.parquet"
-        );
+    /// Rows of `year`/`month` for the file named `file` (relative to the
+    /// month's folder, without `.parquet`).
+    fn new(lake: &Storage, file: &str, year: i32, month: u32) -> Result<MonthRows, SilverError> {
+        let path = format!("silver/transactions/year={year}/month={month}/{file}.parquet");
         let writer = lake.parquet_writer(&lake.path(&path), transactions_schema())?;
         Ok(MonthRows {
             path,
@@ -710,102 +711,306 @@ impl MonthRows {
     }
 }
 
-async fn clean_transactions(
-    lake: &Storage,
-    products: &HashSet<String>,
-    customers: &HashSet<String>,
-    snapshot: &mut Snapshot,
-) -> Result<StageReport, SilverError> {
-    let table = Table::Transactions;
-    let mut report = StageReport::new("preprocess", table.name());
-    let mut progress = Progress::new("preprocess", table.name());
-    let partitions = raw_partitions(lake, table).await?;
-    report.bytes_read = partitions.iter().map(|p| p.object.size).sum();
+/// Column of the candidates: the parsed date (duplicates share it, and the
+/// query's output then comes month by month).
+const DAY_COLUMN: &str = "_day";
+/// Columns of the candidates: the two halves of the parsed line's fingerprint.
+const FP_HI_COLUMN: &str = "_fp_hi";
+const FP_LO_COLUMN: &str = "_fp_lo";
+/// Column of the query's output: the copy's position among its duplicates.
+const COPY_COLUMN: &str = "_copy";
 
-    // Decoding the raw Parquet runs in its own task, the rules here.
-    let (sender, mut batches) =
-        mpsc::channel::<Result<(Arc<str>, String, RecordBatch), SilverError>>(4);
-    let reader_lake = lake.clone();
-    let reader = tokio::spawn(async move {
-        for partition in partitions {
-            let ingest_date: Arc<str> = Arc::from(partition.ingest_date.as_str());
-            let location = reader_lake.object_url(&partition.object.location);
-            let mut stream = match read_partition(&reader_lake, &partition).await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    let _ = sender.send(Err(e)).await;
-                    return;
+/// The schema of the candidates: the raw row, where it comes from, and what
+/// identifies its parsed values.
+fn candidate_schema() -> SchemaRef {
+    let raw = Table::Transactions.raw_schema();
+    let mut fields: Vec<Field> = raw.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(INGEST_DATE_COLUMN, DataType::Utf8, false));
+    fields.push(Field::new(DAY_COLUMN, DataType::Date32, false));
+    fields.push(Field::new(FP_HI_COLUMN, DataType::Int64, false));
+    fields.push(Field::new(FP_LO_COLUMN, DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The `duplicate_row` query: each candidate with its position among the
+/// copies of its parsed line, earliest (ingest date, then line) first. The
+/// partition key starts with the date, so each output partition comes sorted
+/// by date: its silver files are written one month at a time.
+fn duplicate_row_sql() -> String {
+    let raw = Table::Transactions.raw_schema();
+    let columns: Vec<String> = raw
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .chain([format!("\"{INGEST_DATE_COLUMN}\"")])
+        .collect();
+    format!(
+        "SELECT {columns}, row_number() OVER (PARTITION BY \"{DAY_COLUMN}\", \"{FP_HI_COLUMN}\", \"{FP_LO_COLUMN}\" \
+         ORDER BY \"{INGEST_DATE_COLUMN}\", \"{LINE_COLUMN}\") AS \"{COPY_COLUMN}\" FROM candidates",
+        columns = columns.join(", ")
+    )
+}
+
+/// One partition of the candidates: the batches a rules task sends.
+struct CandidateStream {
+    schema: SchemaRef,
+    batches: std::sync::Mutex<Option<mpsc::Receiver<datafusion::error::Result<RecordBatch>>>>,
+}
+
+impl std::fmt::Debug for CandidateStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CandidateStream")
+    }
+}
+
+impl PartitionStream for CandidateStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let receiver = self.batches.lock().map(|mut r| r.take()).unwrap_or(None);
+        let stream: futures::stream::BoxStream<'static, _> = match receiver {
+            Some(mut receiver) => {
+                futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
+            }
+            // The plan runs once: a second execution is a bug, not data.
+            None => futures::stream::once(async {
+                Err(DataFusionError::Internal(
+                    "silver candidates read twice".to_owned(),
+                ))
+            })
+            .boxed(),
+        };
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        ))
+    }
+}
+
+/// What one task counted.
+#[derive(Default)]
+struct Counts {
+    read: u64,
+    written: u64,
+    bytes_written: u64,
+    rejects: BTreeMap<&'static str, u64>,
+    files: Vec<String>,
+}
+
+impl Counts {
+    fn reject(&mut self, why: &'static str) {
+        *self.rejects.entry(why).or_default() += 1;
+    }
+
+    fn add(&mut self, other: Counts, report: &mut StageReport) {
+        self.read += other.read;
+        self.written += other.written;
+        self.bytes_written += other.bytes_written;
+        self.files.extend(other.files);
+        for (why, count) in other.rejects {
+            report.rows_rejected += count;
+            *report.rejects.entry(why.to_owned()).or_default() += count;
+        }
+    }
+}
+
+/// What a transactions task needs, shared.
+struct TransactionRules {
+    products: Arc<HashSet<String>>,
+    customers: Arc<HashSet<String>>,
+    /// Raw file URL per ingest date, for error messages.
+    locations: HashMap<String, String>,
+    rejects: mpsc::Sender<RecordBatch>,
+}
+
+impl TransactionRules {
+    fn location(&self, ingest_date: &str) -> String {
+        self.locations
+            .get(ingest_date)
+            .cloned()
+            .unwrap_or_else(|| format!("raw transactions of {ingest_date}"))
+    }
+
+    async fn send_rejects(
+        &self,
+        rejects: &mut RejectRows,
+        at_least: usize,
+    ) -> Result<(), SilverError> {
+        if rejects.len() >= at_least.max(1) {
+            self.rejects
+                .send(rejects.finish())
+                .await
+                .map_err(|_| SilverError::WriterGone(Table::Transactions))?;
+        }
+        Ok(())
+    }
+}
+
+fn query_error(source: DataFusionError) -> SilverError {
+    SilverError::Read {
+        location: "raw transactions".to_owned(),
+        source,
+    }
+}
+
+/// Rules 1 to 9 over one partition of the raw rows: rejects go to the rejects
+/// writer, the rows that pass to the `duplicate_row` query with their fingerprint.
+async fn check_partition(
+    mut raw: SendableRecordBatchStream,
+    rules: Arc<TransactionRules>,
+    candidates: mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+) -> Result<Counts, SilverError> {
+    let table = Table::Transactions;
+    let schema = candidate_schema();
+    let mut counts = Counts::default();
+    let mut rejects = RejectRows::new(table);
+    let mut scratch = Vec::with_capacity(128);
+    while let Some(batch) = raw.next().await {
+        let batch = batch.map_err(query_error)?;
+        let ingest = batch
+            .column_by_name(INGEST_DATE_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(|| SilverError::RawColumn {
+                location: "raw transactions".to_owned(),
+                column: INGEST_DATE_COLUMN.to_owned(),
+            })?;
+        let location = rules.location(if batch.num_rows() > 0 {
+            ingest.value(0)
+        } else {
+            ""
+        });
+        let columns = RawColumns::of(&batch, table, &location)?;
+        let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
+        let mut day = Date32Builder::with_capacity(batch.num_rows());
+        let mut fp_hi = Int64Builder::with_capacity(batch.num_rows());
+        let mut fp_lo = Int64Builder::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            counts.read += 1;
+            let value = |c| columns.value(c, row);
+            match check_transaction(
+                [value(0), value(1), value(2), value(3), value(4), value(5)],
+                &rules.products,
+                &rules.customers,
+            ) {
+                Ok(parsed) => {
+                    let print = fingerprint(
+                        &mut scratch,
+                        parsed.transaction_no,
+                        parsed.date,
+                        parsed.product_no,
+                        parsed.customer_no,
+                        parsed.quantity,
+                        parsed.price,
+                    );
+                    keep.append_value(true);
+                    day.append_value(parsed.date);
+                    fp_hi.append_value((print >> 64) as i64);
+                    fp_lo.append_value(print as i64);
                 }
-            };
-            while let Some(batch) = stream.next().await {
-                let item = batch.map(|b| (Arc::clone(&ingest_date), location.clone(), b));
-                if sender.send(item).await.is_err() {
-                    return;
+                Err(why) => {
+                    keep.append_value(false);
+                    counts.reject(why);
+                    rejects.push(
+                        (0..6).map(value),
+                        ingest.value(row),
+                        columns.source_file.value(row),
+                        columns.line.value(row),
+                        why,
+                    );
                 }
             }
         }
-    });
+        rules.send_rejects(&mut rejects, BATCH_ROWS).await?;
+        let keep = keep.finish();
+        let mut arrays = Vec::with_capacity(schema.fields().len());
+        for field in table.raw_schema().fields() {
+            let column =
+                batch
+                    .column_by_name(field.name())
+                    .ok_or_else(|| SilverError::RawColumn {
+                        location: location.clone(),
+                        column: field.name().clone(),
+                    })?;
+            arrays.push(filter(column, &keep).map_err(|e| query_error(e.into()))?);
+        }
+        arrays.push(filter(ingest, &keep).map_err(|e| query_error(e.into()))?);
+        arrays.push(Arc::new(day.finish()) as ArrayRef);
+        arrays.push(Arc::new(fp_hi.finish()) as ArrayRef);
+        arrays.push(Arc::new(fp_lo.finish()) as ArrayRef);
+        let kept =
+            RecordBatch::try_new(Arc::clone(&schema), arrays).map_err(|e| query_error(e.into()))?;
+        if kept.num_rows() > 0 && candidates.send(Ok(kept)).await.is_err() {
+            // The query stopped (its error is the cause): nothing to add.
+            return Ok(counts);
+        }
+    }
+    rules.send_rejects(&mut rejects, 1).await?;
+    Ok(counts)
+}
 
-    let snapshot_id = snapshot.snapshot_id.clone();
-    let mut months: BTreeMap<(i32, u32), MonthRows> = BTreeMap::new();
+/// One partition of the `duplicate_row` query's output: first copies become
+/// silver rows (in files of this partition, one month after the other), the
+/// others are rejected as `duplicate_row`.
+async fn write_partition(
+    mut copies: SendableRecordBatchStream,
+    rules: Arc<TransactionRules>,
+    lake: Storage,
+    file: String,
+) -> Result<Counts, SilverError> {
+    let table = Table::Transactions;
+    let mut counts = Counts::default();
     let mut rejects = RejectRows::new(table);
-    let rejects_path =
-        format!("silver/_rejects/{table}/snapshot={snapshot_id}/part-{snapshot_id}.parquet");
-    let mut rejects_writer =
-        lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
-    let mut kept = FingerprintSet::default();
-    let mut scratch = Vec::with_capacity(128);
-
-    while let Some(item) = batches.recv().await {
-        let (ingest_date, location, batch) = item?;
-        let columns = RawColumns::of(&batch, table, &location)?;
+    let mut month: Option<((i32, u32), MonthRows)> = None;
+    // Months this partition already closed a file of: a month seen again
+    // (only if the output were not sorted by date) gets a further file.
+    let mut written: HashMap<(i32, u32), usize> = HashMap::new();
+    while let Some(batch) = copies.next().await {
+        let batch = batch.map_err(query_error)?;
+        let columns = RawColumns::of(&batch, table, "the duplicate_row query")?;
+        let ingest = batch
+            .column_by_name(INGEST_DATE_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let copy = batch
+            .column_by_name(COPY_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>());
+        let (Some(ingest), Some(copy)) = (ingest, copy) else {
+            return Err(SilverError::RawColumn {
+                location: "the duplicate_row query".to_owned(),
+                column: COPY_COLUMN.to_owned(),
+            });
+        };
         for row in 0..batch.num_rows() {
-            report.rows_read += 1;
             let value = |c| columns.value(c, row);
-            let outcome = check_transaction(
-                [value(0), value(1), value(2), value(3), value(4), value(5)],
-                products,
-                customers,
-            );
             let line = columns.line.value(row);
-            let parsed = match outcome {
-                Ok(parsed) => parsed,
-                Err(why) => {
-                    report.reject(why);
-                    rejects.push(
-                        (0..6).map(value),
-                        &ingest_date,
-                        columns.source_file.value(row),
-                        line,
-                        why,
-                    );
-                    continue;
-                }
-            };
-            let print = fingerprint(
-                &mut scratch,
-                parsed.transaction_no,
-                parsed.date,
-                parsed.product_no,
-                parsed.customer_no,
-                parsed.quantity,
-                parsed.price,
-            );
-            if !kept.insert(print) {
-                report.reject(reason::DUPLICATE_ROW);
+            if copy.value(row) > 1 {
+                counts.reject(reason::DUPLICATE_ROW);
                 rejects.push(
                     (0..6).map(value),
-                    &ingest_date,
+                    ingest.value(row),
                     columns.source_file.value(row),
                     line,
                     reason::DUPLICATE_ROW,
                 );
                 continue;
             }
+            // The candidates passed these rules a moment ago: parsing again
+            // is cheaper than carrying the parsed columns through the sort.
+            let parsed = check_transaction(
+                [value(0), value(1), value(2), value(3), value(4), value(5)],
+                &rules.products,
+                &rules.customers,
+            )
+            .map_err(|why| SilverError::Inconsistent {
+                location: rules.location(ingest.value(row)),
+                line,
+                reason: why,
+            })?;
             let amount = i128::from(parsed.quantity) * i128::from(parsed.price);
             if amount.unsigned_abs() >= 10u128.pow(18) {
                 return Err(SilverError::AmountOverflow {
-                    location,
+                    location: rules.location(ingest.value(row)),
                     line,
                     quantity: parsed.quantity,
                     price: value(5).unwrap_or_default().to_owned(),
@@ -813,52 +1018,204 @@ async fn clean_transactions(
             }
             let date = rules::from_date32(parsed.date);
             let key = (date.year(), date.month());
-            let month = match months.entry(key) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(MonthRows::new(lake, &snapshot_id, key.0, key.1)?)
+            if month.as_ref().is_some_and(|(open, _)| *open != key)
+                && let Some((closed, rows)) = month.take()
+            {
+                close_month(rows, &mut counts).await?;
+                *written.entry(closed).or_default() += 1;
+            }
+            let rows = match &mut month {
+                Some((_, rows)) => rows,
+                None => {
+                    let name = match written.get(&key) {
+                        None => file.clone(),
+                        Some(n) => format!("{file}-{n}"),
+                    };
+                    &mut month
+                        .insert((key, MonthRows::new(&lake, &name, key.0, key.1)?))
+                        .1
                 }
             };
-            month.transaction_no.append_value(parsed.transaction_no);
-            month.date.append_value(parsed.date);
-            month.product_no.append_value(parsed.product_no);
-            month.customer_no.append_value(parsed.customer_no);
-            month.quantity.append_value(parsed.quantity);
-            month.price.append_value(i128::from(parsed.price));
-            month.amount.append_value(amount);
-            report.rows_written += 1;
-            if month.len() >= BATCH_ROWS {
-                month.flush().await?;
+            rows.transaction_no.append_value(parsed.transaction_no);
+            rows.date.append_value(parsed.date);
+            rows.product_no.append_value(parsed.product_no);
+            rows.customer_no.append_value(parsed.customer_no);
+            rows.quantity.append_value(parsed.quantity);
+            rows.price.append_value(i128::from(parsed.price));
+            rows.amount.append_value(amount);
+            counts.written += 1;
+            if rows.len() >= BATCH_ROWS {
+                rows.flush().await?;
             }
         }
-        if rejects.len() >= BATCH_ROWS {
-            rejects_writer.write(&rejects.finish()).await?;
-        }
-        progress.update(report.rows_read);
+        rules.send_rejects(&mut rejects, BATCH_ROWS).await?;
     }
-    reader.await.map_err(|_| SilverError::ReaderGone(table))?;
+    if let Some((_, rows)) = month.take() {
+        close_month(rows, &mut counts).await?;
+    }
+    rules.send_rejects(&mut rejects, 1).await?;
+    Ok(counts)
+}
 
-    // Close the month files together: on HDFS each close waits for the
-    // NameNode to see the last block replicated, and those waits overlap.
-    let closing = months.into_values().map(|mut month| async move {
-        month.flush().await?;
-        let bytes = month.writer.close().await?;
-        Ok::<_, SilverError>((month.path, bytes))
-    });
-    let mut files = Vec::new();
-    for (path, bytes) in futures::future::try_join_all(closing).await? {
-        report.bytes_written += bytes;
-        files.push(path);
+async fn close_month(mut rows: MonthRows, counts: &mut Counts) -> Result<(), SilverError> {
+    rows.flush().await?;
+    counts.bytes_written += rows.writer.close().await?;
+    counts.files.push(rows.path);
+    Ok(())
+}
+
+/// The first error of a set of tasks that failed together, preferring a cause
+/// over its consequences (a task that only saw another one stop).
+fn first_cause(errors: Vec<SilverError>) -> Option<SilverError> {
+    let is_consequence =
+        |e: &SilverError| matches!(e, SilverError::WriterGone(_) | SilverError::ReaderGone(_));
+    let (consequences, causes): (Vec<_>, Vec<_>) = errors.into_iter().partition(is_consequence);
+    causes
+        .into_iter()
+        .next()
+        .or_else(|| consequences.into_iter().next())
+}
+
+async fn clean_transactions(
+    lake: &Storage,
+    products: &Arc<HashSet<String>>,
+    customers: &Arc<HashSet<String>>,
+    snapshot: &mut Snapshot,
+    engine: &Engine,
+) -> Result<StageReport, SilverError> {
+    let table = Table::Transactions;
+    let mut report = StageReport::new("preprocess", table.name());
+    let progress = Progress::new("preprocess", table.name());
+    let partitions = raw_partitions(lake, table).await?;
+    report.bytes_read = partitions.iter().map(|p| p.object.size).sum();
+    let snapshot_id = snapshot.snapshot_id.clone();
+    let n = engine.partitions();
+
+    // Every raw partition, with its ingest date, spread over n partitions.
+    // Batches of DataFusion's usual size, not of the writers' BATCH_ROWS: the
+    // sort's memory is counted in batches, and small ones let it fit (and
+    // spill) under a small memory limit.
+    let ctx = engine.session(engine.config().with_batch_size(8192));
+    lake.register(&ctx);
+    let mut raw: Option<DataFrame> = None;
+    let mut locations = HashMap::new();
+    for partition in &partitions {
+        let location = lake.object_url(&partition.object.location);
+        let read_error = |source| SilverError::Read {
+            location: location.clone(),
+            source,
+        };
+        let frame = ctx
+            .read_parquet(location.as_str(), ParquetReadOptions::default())
+            .await
+            .map_err(read_error)?
+            .with_column(INGEST_DATE_COLUMN, lit(partition.ingest_date.as_str()))
+            .map_err(read_error)?;
+        raw = Some(match raw {
+            None => frame,
+            Some(all) => all.union(frame).map_err(read_error)?,
+        });
+        locations.insert(partition.ingest_date.clone(), location);
     }
+    let raw = raw
+        .ok_or(SilverError::NoRawData(table))?
+        .repartition(Partitioning::RoundRobinBatch(n))
+        .map_err(query_error)?;
+    let raw_plan = raw.create_physical_plan().await.map_err(query_error)?;
+    let task_ctx = ctx.task_ctx();
+
+    // The rejects of every task go to one file.
+    let rejects_path =
+        format!("silver/_rejects/{table}/snapshot={snapshot_id}/part-{snapshot_id}.parquet");
+    let mut rejects_writer =
+        lake.parquet_writer(&lake.path(&rejects_path), reject_schema(table))?;
+    let (reject_sender, mut reject_batches) = mpsc::channel::<RecordBatch>(4);
+    let rejects_task = tokio::spawn(async move {
+        while let Some(batch) = reject_batches.recv().await {
+            rejects_writer.write(&batch).await?;
+        }
+        rejects_writer.close().await
+    });
+    let rules = Arc::new(TransactionRules {
+        products: Arc::clone(products),
+        customers: Arc::clone(customers),
+        locations,
+        rejects: reject_sender,
+    });
+
+    // Rules 1 to 9 on every core, feeding the duplicate_row query.
+    let mut checking = Vec::with_capacity(n);
+    let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::with_capacity(n);
+    for i in 0..raw_plan.output_partitioning().partition_count() {
+        let (sender, receiver) = mpsc::channel(2);
+        streams.push(Arc::new(CandidateStream {
+            schema: candidate_schema(),
+            batches: std::sync::Mutex::new(Some(receiver)),
+        }));
+        let input = raw_plan
+            .execute(i, Arc::clone(&task_ctx))
+            .map_err(query_error)?;
+        checking.push(tokio::spawn(check_partition(
+            input,
+            Arc::clone(&rules),
+            sender,
+        )));
+    }
+    let candidates = StreamingTable::try_new(candidate_schema(), streams).map_err(query_error)?;
+    ctx.register_table("candidates", Arc::new(candidates))
+        .map_err(query_error)?;
+    let plan = ctx
+        .sql(&duplicate_row_sql())
+        .await
+        .map_err(query_error)?
+        .create_physical_plan()
+        .await
+        .map_err(query_error)?;
+    let mut writing = Vec::new();
+    for j in 0..plan.output_partitioning().partition_count() {
+        let output = plan
+            .execute(j, Arc::clone(&task_ctx))
+            .map_err(query_error)?;
+        writing.push(tokio::spawn(write_partition(
+            output,
+            Arc::clone(&rules),
+            lake.clone(),
+            // In the snapshot's own folder, which a Hive table's partition points at.
+            format!("snapshot={snapshot_id}/part-{snapshot_id}-{j}"),
+        )));
+    }
+    drop(rules);
+
+    // Every task ends before this returns, failed or not: no write is left
+    // running while the process reports and exits.
+    let mut counts = Counts::default();
+    let mut errors = Vec::new();
+    for task in checking.into_iter().chain(writing) {
+        match task.await {
+            Ok(Ok(task_counts)) => counts.add(task_counts, &mut report),
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push(SilverError::ReaderGone(table)),
+        }
+    }
+    let rejects_written = rejects_task
+        .await
+        .map_err(|_| SilverError::WriterGone(table));
+    if let Some(error) = first_cause(errors) {
+        return Err(error);
+    }
+    report.bytes_written += rejects_written??;
+    report.rows_read = counts.read;
+    report.rows_written = counts.written;
+    report.bytes_written += counts.bytes_written;
+    report.spilled_bytes = spilled_bytes(plan.as_ref()) + spilled_bytes(raw_plan.as_ref());
+    counts.files.sort();
     snapshot.tables.insert(
         table.name().to_owned(),
         TableFiles {
-            files,
+            files: counts.files,
             rows: report.rows_written,
         },
     );
-    rejects_writer.write(&rejects.finish()).await?;
-    report.bytes_written += rejects_writer.close().await?;
     snapshot.rejects.insert(
         table.name().to_owned(),
         TableFiles {
@@ -866,7 +1223,7 @@ async fn clean_transactions(
             rows: report.rows_rejected,
         },
     );
-    report.finish(progress.elapsed());
+    report.finish(progress.elapsed(), progress.cpu());
     Ok(report)
 }
 
