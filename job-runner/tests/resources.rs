@@ -2,6 +2,8 @@
 //! binary: the same silver and gold whatever the threads, spilling under a
 //! small memory limit, and a clean failure (nothing published) under one too
 //! small to work.
+// A test stops at the line that failed.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod support;
 
