@@ -261,16 +261,31 @@ async fn resolve_env(
         if let Some(v) = e.value {
             out.insert(e.name, v);
         } else if let Some(sel) = e.value_from.and_then(|f| f.secret_key_ref) {
-            let s = secrets
+            // As the kubelet: an optional key or Secret that is missing leaves
+            // the variable unset; a required one fails the container.
+            let optional = sel.optional == Some(true);
+            let Some(s) = secrets
                 .get_opt(&sel.name)
                 .await
                 .map_err(|err| err.to_string())?
-                .ok_or_else(|| format!("secret \"{}\" not found", sel.name))?;
-            let v = s
-                .data
-                .and_then(|d| d.get(&sel.key).cloned())
-                .ok_or_else(|| format!("couldn't find key {} in Secret {}", sel.key, sel.name))?;
-            out.insert(e.name, String::from_utf8_lossy(&v.0).to_string());
+            else {
+                if optional {
+                    continue;
+                }
+                return Err(format!("secret \"{}\" not found", sel.name));
+            };
+            match s.data.and_then(|d| d.get(&sel.key).cloned()) {
+                Some(v) => {
+                    out.insert(e.name, String::from_utf8_lossy(&v.0).to_string());
+                }
+                None if optional => {}
+                None => {
+                    return Err(format!(
+                        "couldn't find key {} in Secret {}",
+                        sel.key, sel.name
+                    ));
+                }
+            }
         }
     }
     Ok(out)
