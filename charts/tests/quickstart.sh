@@ -218,6 +218,31 @@ export AURUM_TEST_ARTIFACTS=$artifacts
 check "the dashboard through the ingress in Chromium (login, overview, CSV)" \
   cargo test -q --workspace --test quickstart -- --ignored --nocapture the_quickstart_dashboard
 
+# --- serving while PostgreSQL is away -------------------------------------------
+# Readiness means "can serve": with PostgreSQL stopped, the API pods stay Ready
+# (and the dashboard with them) and serve the snapshot they hold; /readyz says
+# the database is unreachable.
+deployment_ready() { [ "$(k get deployment "$1" -o jsonpath='{.status.readyReplicas}')" -ge 1 ]; }
+readyz_says() { [[ "$(api GET /readyz)" == *"\"database\":\"$1\""* ]]; }
+k scale statefulset aurum-postgresql --replicas=0 >/dev/null
+k wait --for=delete pod/aurum-postgresql-0 --timeout=120s >/dev/null 2>&1 || true
+check "without PostgreSQL, /readyz through the ingress says the database is unreachable" \
+  wait_for 60 "/readyz: database unreachable" readyz_says unreachable
+# Longer than the API's readiness probe takes to fail (3 x 5 s).
+sleep 25
+check "without PostgreSQL, the API pods stay Ready" deployment_ready aurum-api
+check "without PostgreSQL, the dashboard pods stay Ready" deployment_ready aurum-dashboard
+check "without PostgreSQL, the API serves its last snapshot" \
+  test "$(api GET /gold/top-products -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token")" = 200
+k scale statefulset aurum-postgresql --replicas=1 >/dev/null
+k rollout status statefulset aurum-postgresql --timeout=180s >/dev/null 2>&1 || true
+kill "$pf_pid" 2>/dev/null || true
+k port-forward svc/aurum-postgresql "$pg_port:5432" >"$state/port-forward.log" 2>&1 &
+pf_pid=$!
+wait_for 60 "PostgreSQL back" psql "$AURUM_QUICKSTART_DATABASE_URL" -c 'SELECT 1' || true
+check "PostgreSQL back: /readyz says the database is reachable" \
+  wait_for 60 "/readyz: database reachable" readyz_says reachable
+
 # --- 5. failure paths ----------------------------------------------------------
 condition() { # condition KIND NAME TYPE: "status|reason|message"
   k get "$1" "$2" -o jsonpath="{.status.conditions[?(@.type==\"$3\")].status}|{.status.conditions[?(@.type==\"$3\")].reason}|{.status.conditions[?(@.type==\"$3\")].message}"
