@@ -33,6 +33,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY gold gold
 COPY operator operator
 COPY job-runner job-runner
 COPY api api
