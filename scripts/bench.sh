@@ -15,7 +15,8 @@ limit=${AURUM_BENCH_LIMIT:-1GiB}
 mkdir -p "$cache"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 
-cargo build --release -p aurum-job-runner
+# --workspace: the features the tests and images build with (no second DataFusion build).
+cargo build --release --workspace --bin aurum-job-runner
 runner=$CARGO_TARGET_DIR/release/aurum-job-runner
 eval "$(testenv/postgres.sh start "$cache/postgres")"
 export DATABASE_URL
