@@ -41,6 +41,10 @@ case ${1:-check} in
     install
     cd "$repo"
     "$bin" --version >&2
+    # cargo-deny reads every platform's crates (licences of Windows-only
+    # dependencies too); a build downloads only this platform's, so fetch them
+    # all first. cargo-deny itself then stays offline (no advisory database).
+    cargo fetch --locked --quiet
     "$bin" --offline check --show-stats --hide-inclusion-graph licenses bans sources
     ;;
   *) echo "usage: $0 install|check" >&2; exit 2 ;;
