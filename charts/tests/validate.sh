@@ -21,6 +21,12 @@
 #   9. the Dockerfile, statically (check_images.py): a target per component
 #      building a workspace binary with --locked, running it as user 65532, the
 #      names and tag that the chart and docs/kubernetes.md use;
+#  11. Ballista (off by default): the scheduler Deployment and Service and the
+#      executor Deployment as the job-runner's entry points and the operator's
+#      runs need them (check_ballista.py), for an HDFS lake and for a file://
+#      lake on a claim; applied server-side, `kubectl scale` of the executors
+#      makes the controller-manager create the pods; the example DataLake's
+#      spec.engine names the scheduler, and the CRD's CEL rule refuses others;
 #  10. monitoring (off by default): the ServiceMonitors and PrometheusRule
 #      applied server-side against the Prometheus operator's own CRDs, the rules
 #      through a real `promtool check rules` and `promtool test rules`
@@ -78,6 +84,7 @@ ns_default=aurum-chart-default-$suffix
 ns_quick=aurum-chart-quick-$suffix
 ns_cluster=aurum-chart-cluster-$suffix
 ns_install=aurum-chart-install-$suffix
+ns_ballista=aurum-chart-ballista-$suffix
 created_crds=0
 created_monitoring_crds=0
 passed=0
@@ -110,7 +117,7 @@ cleanup() {
       "$kubectl" -n "$ns" patch "$pvc" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
     done
   done
-  "$kubectl" delete ns "$ns_default" "$ns_quick" "$ns_cluster" "$ns_install" \
+  "$kubectl" delete ns "$ns_default" "$ns_quick" "$ns_cluster" "$ns_install" "$ns_ballista" \
     --ignore-not-found --wait=false >/dev/null 2>&1
   "$kubectl" delete clusterrole,clusterrolebinding "aurum-operator-$ns_cluster" \
     --ignore-not-found >/dev/null 2>&1
@@ -178,7 +185,8 @@ check "quickstart: PostgreSQL, HDFS, loader Job, ingresses, 1 DataLake and 4 Dat
 check "cluster scope: a ClusterRole and binding, the Lease Role only, an HPA" expect_kinds "$work/cluster.yaml" \
   ClusterRole=1 ClusterRoleBinding=1 Role=1 RoleBinding=1 HorizontalPodAutoscaler=1 Secret=2
 check "the longest release name (53 characters) gives valid object names" bash -c "
-  '$helm' template aurum-a-release-name-of-the-longest-length-helm-allow '$chart' -f '$quickstart' |
+  '$helm' template aurum-a-release-name-of-the-longest-length-helm-allow '$chart' -f '$quickstart' \
+    --set ballista.enabled=true |
     python3 -c '
 import re, sys
 bad = []
@@ -200,6 +208,32 @@ check "quickstart database URL carries the generated PostgreSQL password" bash -
   pw=\$(awk '/name: aurum-postgresql\$/{f=1} f&&/password:/{print \$2; exit}' '$work/quick.yaml' | tr -d '\"' | base64 -d)
   url=\$(awk '/name: aurum-database\$/{f=1} f&&/ url:/{print \$2; exit}' '$work/quick.yaml' | tr -d '\"' | base64 -d)
   [ -n \"\$pw\" ] && [ \"\$url\" = \"postgres://aurum:\$pw@aurum-postgresql:5432/aurum\" ]"
+
+# Ballista: with the quickstart's HDFS (3 executors of 4 tasks), and with a
+# file:// lake on a claim (scheduler on another port) for the server-side apply.
+ballista_quick=(-f "$quickstart" --set ballista.enabled=true --set ballista.executors.replicas=3
+  --set ballista.executors.concurrentTasks=4)
+ballista_pvc=(--set ballista.enabled=true --set ballista.scheduler.port=7000
+  --set ballista.lake.persistentVolumeClaim=aurum-lake --set database.existingSecret=gold-db
+  --set examples.enabled=true --set examples.dataLake.lakeUri=file:///data/lake/aurum
+  --set examples.dataLake.sourcePath=/data/lake/landing)
+check "helm lint --strict (ballista.enabled, quickstart)" "$helm" lint --strict "$chart" "${ballista_quick[@]}"
+check "helm template (ballista.enabled, quickstart HDFS)" render "$work/ballista-quick.yaml" "$ns_quick" "${ballista_quick[@]}"
+check "helm template (ballista.enabled, file:// lake on a claim)" \
+  render "$work/ballista.yaml" "$ns_ballista" "${ballista_pvc[@]}"
+check "ballista off by default: no scheduler, no executors, no spec.engine" \
+  bash -c "! grep -qi 'ballista\|engine:' '$work/default.yaml' '$work/quick.yaml'"
+check "ballista: two more Deployments and the scheduler's Service" \
+  expect_kinds "$work/ballista.yaml" Deployment=5 Service=4 DataLake=1 Datamart=4
+check "ballista (HDFS): scheduler, Service and 3 executors of 4 tasks as the entry points expect; HDFS config mounted" \
+  bash -c "'$kubectl' create --dry-run=client -o json -f '$work/ballista-quick.yaml' |
+    python3 '$here/check_ballista.py' aurum 50050 3 4 hdfs:aurum-hadoop-conf"
+check "ballista (file:// lake): the claim mounted at the lake's path, scheduler port 7000 in spec.engine" \
+  bash -c "'$kubectl' create --dry-run=client -o json -f '$work/ballista.yaml' |
+    python3 '$here/check_ballista.py' aurum 7000 2 2 pvc:aurum-lake:/data/lake"
+check "ballista: examples.dataLake.engine wins over the chart's scheduler" bash -c "
+  '$helm' template aurum '$chart' ${ballista_pvc[*]} --set examples.dataLake.engine=in-process \
+    --show-only templates/examples.yaml | grep -c '^  engine: \"in-process\"\$' | grep -qx 1"
 
 # ---------------------------------------------------------------------------
 section "schema and chart checks reject bad values"
@@ -246,6 +280,18 @@ rejects "examples without HDFS and without a lake URI" \
 rejects "HDFS replication above the DataNode count" \
   "hdfs.replication must not exceed hdfs.datanode.replicas" \
   --set hdfs.enabled=true --set hdfs.replication=3 --set hdfs.datanode.replicas=2
+rejects "Ballista executors with no task slot" \
+  "at '/ballista/executors/concurrentTasks': minimum: got 0, want 1" \
+  --set ballista.enabled=true --set ballista.executors.concurrentTasks=0
+rejects "Ballista executor Flight and gRPC on one port" \
+  "ballista.executors.flightPort and grpcPort must differ" \
+  --set ballista.enabled=true --set ballista.executors.grpcPort=50051
+rejects "a Ballista lake mounted at a relative path" \
+  "at '/ballista/lake/mountPath'" --set ballista.lake.mountPath=data/lake
+rejects "a misspelt Ballista key" \
+  "additional properties 'executor' not allowed" --set ballista.executor.replicas=3
+rejects "an example engine that is neither in-process nor ballista://HOST:PORT" \
+  "at '/examples/dataLake/engine'" --set examples.dataLake.engine=spark://master:7077
 check "existing JWT and users Secrets: nothing generated, the Deployment mounts them" bash -c "
   '$helm' template aurum '$chart' --set api.jwt.generate=false --set api.jwt.existingSecret=my-jwt \
     --set api.users.existingSecret=my-users --set database.existingSecret=my-db > '$work/existing.yaml'
@@ -312,6 +358,25 @@ apply_release() { # apply_release NAME FILE NAMESPACE
 apply_release "default values" "$work/default.yaml" "$ns_default"
 apply_release "quickstart values" "$work/quick.yaml" "$ns_quick"
 apply_release "cluster scope" "$work/cluster.yaml" "$ns_cluster"
+apply_release "ballista (file:// lake)" "$work/ballista.yaml" "$ns_ballista"
+check "ballista: the example DataLake is stored with spec.engine naming the scheduler; its Datamarts set none" bash -c "
+  [ \"\$('$kubectl' -n '$ns_ballista' get datalake lake -o jsonpath='{.spec.engine}')\" = ballista://aurum-ballista-scheduler:7000 ] &&
+  [ -z \"\$('$kubectl' -n '$ns_ballista' get datamarts -o jsonpath='{.items[*].spec.engine}')\" ]"
+check "the CRDs' CEL rules apply to spec.engine: spark://master:7077 is refused" bash -c "
+  '$kubectl' -n '$ns_ballista' patch datalake lake --type merge -p '{\"spec\":{\"engine\":\"spark://master:7077\"}}' 2>&1 |
+    grep -q 'engine must be in-process or ballista://HOST:PORT'"
+check "ballista: the controller-manager creates the scheduler pod and 2 executor pods" bash -c "
+  for i in \$(seq 1 60); do
+    s=\$('$kubectl' -n '$ns_ballista' get pods -l app.kubernetes.io/component=ballista-scheduler -o name | wc -l)
+    e=\$('$kubectl' -n '$ns_ballista' get pods -l app.kubernetes.io/component=ballista-executor -o name | wc -l)
+    [ \"\$s\" = 1 ] && [ \"\$e\" = 2 ] && exit 0; sleep 0.5; done
+  echo \"scheduler pods=\$s executor pods=\$e\"; exit 1"
+check "ballista: kubectl scale deploy/aurum-ballista-executor --replicas 4 makes 4 executor pods" bash -c "
+  '$kubectl' -n '$ns_ballista' scale deploy/aurum-ballista-executor --replicas 4 >/dev/null &&
+  for i in \$(seq 1 60); do
+    e=\$('$kubectl' -n '$ns_ballista' get pods -l app.kubernetes.io/component=ballista-executor -o name | wc -l)
+    [ \"\$e\" = 4 ] && exit 0; sleep 0.5; done
+  echo \"executor pods=\$e\"; exit 1"
 check "quickstart: the example resources are stored with their defaults" bash -c "
   [ \"\$('$kubectl' -n '$ns_quick' get datamarts -o name | wc -l)\" = 4 ] &&
   [ \"\$('$kubectl' -n '$ns_quick' get datamart top-products -o jsonpath='{.spec.topN}/{.spec.concurrencyPolicy}')\" = 10/Forbid ] &&
@@ -838,8 +903,9 @@ fi
 
 # ---------------------------------------------------------------------------
 section "pod security of the applied workloads"
-check "every container: non-root, read-only root filesystem, no privilege escalation, capabilities dropped" bash -c "
-  '$kubectl' get deploy,sts,job -n '$ns_quick' -l app.kubernetes.io/managed-by=Helm -o json | python3 -c '
+for ns in "$ns_quick" "$ns_ballista"; do
+check "every container (${ns%-$suffix}): non-root, read-only root filesystem, no privilege escalation, capabilities dropped" bash -c "
+  '$kubectl' get deploy,sts,job -n '$ns' -l app.kubernetes.io/managed-by=Helm -o json | python3 -c '
 import json, sys
 bad = []
 for obj in json.load(sys.stdin)[\"items\"]:
@@ -855,6 +921,7 @@ for obj in json.load(sys.stdin)[\"items\"]:
         if \"ALL\" not in sc.get(\"capabilities\", {}).get(\"drop\", []): bad.append(where + \": capabilities kept\")
     if psc.get(\"seccompProfile\", {}).get(\"type\") != \"RuntimeDefault\": bad.append(obj[\"metadata\"][\"name\"] + \": no RuntimeDefault seccomp\")
 print(\"\\n\".join(bad)); sys.exit(1 if bad else 0)'"
+done
 check "probes on /healthz and /readyz for the operator, API and dashboard" bash -c "
   '$kubectl' -n '$ns_quick' get deploy -o jsonpath='{range .items[*]}{.metadata.name} {.spec.template.spec.containers[0].livenessProbe.httpGet.path} {.spec.template.spec.containers[0].readinessProbe.httpGet.path}{\"\\n\"}{end}' |
     tee /dev/stderr | awk '\$2 == \"/healthz\" && \$3 == \"/readyz\" {n++} END {exit n != 3 || NR != 3}'"
