@@ -15,27 +15,14 @@ probes are tcpSocket probes on ports the container declares; both reach the
 lake; the example DataLake's spec.engine names the scheduler Service. Exits 1
 with every reason if not.
 """
-import json
 import sys
+
+from rendered import read_objects
 
 fullname, port, replicas, tasks, lake = sys.argv[1:6]
 port, replicas = int(port), int(replicas)
 scheduler, executor = f"{fullname}-ballista-scheduler", f"{fullname}-ballista-executor"
 bad = []
-
-
-def read_objects(text):
-    """kubectl prints one JSON document per object, one after the other."""
-    decoder, objects, at = json.JSONDecoder(), [], 0
-    while at < len(text.rstrip()):
-        obj, end = decoder.raw_decode(text, at)
-        objects.extend(obj["items"] if obj.get("kind") == "List" else [obj])
-        at = end
-        while at < len(text) and text[at].isspace():
-            at += 1
-    return objects
-
-
 objects = read_objects(sys.stdin.read())
 
 

@@ -53,6 +53,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 chart=${AURUM_CHART:-$repo/charts/aurum}  # AURUM_CHART: validate another copy
 quickstart=$chart/values-quickstart.yaml
+# The check_*.py scripts import rendered.py: no __pycache__ in the tree.
+export PYTHONDONTWRITEBYTECODE=1
 
 # Without AURUM_KUBE_BIN (set by testenv/kube.sh only, so a KUBECONFIG of a real
 # cluster alone is never used), start a throwaway control plane, and stop it at

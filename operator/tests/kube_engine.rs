@@ -19,6 +19,24 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(60);
 const MESSAGE: &str = "engine must be in-process or ballista://HOST:PORT";
 
+/// Applies `obj` and expects the API server to refuse it, saying `want`.
+async fn refused<K>(api: &Api<K>, obj: &serde_json::Value, want: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj["metadata"]["name"].as_str().unwrap();
+    let pp = PatchParams::apply("tests").force();
+    let err = api
+        .patch(name, &pp, &Patch::Apply(obj))
+        .await
+        .expect_err(&format!("{} must be refused", obj["spec"]));
+    assert!(
+        err.to_string().contains(want),
+        "{}: expected {want:?} in {err}",
+        obj["spec"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_engines_are_rejected_by_the_api_server() {
     let Some(env) = TestEnv::new("engine-crd", fake_runner()).await else {
@@ -26,7 +44,6 @@ async fn bad_engines_are_rejected_by_the_api_server() {
     };
     let dl: Api<DataLake> = env.api();
     let dm: Api<Datamart> = env.api();
-    let pp = PatchParams::apply("tests").force();
     let cases = [
         ("spark://master:7077", MESSAGE),
         ("ballista://scheduler", MESSAGE),
@@ -41,30 +58,15 @@ async fn bad_engines_are_rejected_by_the_api_server() {
     ];
     for (i, (engine, want)) in cases.into_iter().enumerate() {
         let name = format!("bad{i}");
-        let lake = env.lake_json(&name, json!({ "engine": engine, "suspend": true }));
-        let err = dl
-            .patch(&name, &pp, &Patch::Apply(&lake))
-            .await
-            .expect_err(&format!("DataLake engine {engine:?} must be rejected"));
-        assert!(
-            err.to_string().contains(want),
-            "DataLake {engine:?}: expected {want:?} in {err}"
-        );
-        let mart = datamart_json(
-            &name,
-            "lake",
-            "monthly-sales",
-            "pg",
-            json!({ "engine": engine, "suspend": true }),
-        );
-        let err = dm
-            .patch(&name, &pp, &Patch::Apply(&mart))
-            .await
-            .expect_err(&format!("Datamart engine {engine:?} must be rejected"));
-        assert!(
-            err.to_string().contains(want),
-            "Datamart {engine:?}: expected {want:?} in {err}"
-        );
+        let spec = json!({ "engine": engine, "suspend": true });
+        let lake = env.lake_json(&name, spec.clone());
+        refused(&dl, &lake, want).await;
+        refused(
+            &dm,
+            &datamart_json(&name, "lake", "monthly-sales", "pg", spec),
+            want,
+        )
+        .await;
     }
     // The default, Service names (short and cluster-wide) and addresses pass.
     for (i, engine) in [
@@ -123,14 +125,7 @@ async fn engine_reaches_the_jobs_and_datamarts_inherit_it() {
     let Some(env) = TestEnv::new("engine", fake_runner()).await else {
         return;
     };
-    // The stand-in's datamart only checks that something listens there.
-    let db = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "postgres://aurum:secret@127.0.0.1:{}/aurum",
-        db.local_addr().unwrap().port()
-    );
+    let (_db, url) = reachable_db().await;
     env.secret("pg", &url).await;
     let dl: Api<DataLake> = env.api();
     let dm: Api<Datamart> = env.api();
