@@ -43,6 +43,10 @@
 # creates the ingest Job, writes status, finalizers and events, reads the
 # database Secret, and none of its requests is forbidden.
 #
+# With AURUM_JOB_RUNNER_BIN (a job-runner with the `ballista-scheduler` and
+# `ballista-executor` entry points), starts them with the arguments and
+# environment of the chart's Ballista Deployments: the executor registers.
+#
 # Uses KUBECONFIG (an admin of a throwaway apiserver) with AURUM_KUBE_BIN (its
 # kubectl), as `testenv/kube.sh start DIR` prints them, and AURUM_HELM_BIN
 # (testenv/helm.sh); without them it starts and builds its own. Everything it
@@ -104,9 +108,10 @@ section() { echo; echo "== $* ($((SECONDS - started)) s)"; }
 operator_pid=
 api_pid=
 dashboard_pid=
+ballista_pids=()
 cleanup() {
   set +e
-  for pid in "$operator_pid" "$api_pid" "$dashboard_pid"; do
+  for pid in "$operator_pid" "$api_pid" "$dashboard_pid" "${ballista_pids[@]}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
   done
   "$helm" uninstall aurum -n "$ns_install" >/dev/null 2>&1
@@ -861,6 +866,56 @@ PY
 else
   echo
   echo "     (AURUM_API_BIN or DATABASE_URL not set: the API and dashboard binaries are not run)"
+fi
+
+# ---------------------------------------------------------------------------
+# The real job-runner's Ballista entry points (AURUM_JOB_RUNNER_BIN, when it has
+# them), started with the arguments and plain environment of the chart's
+# scheduler and executor Deployments: ports moved to free ones, the scheduler
+# Service's name and $(POD_IP) to loopback, /tmp to a scratch folder. The
+# executor must register with the scheduler (its /readyz count).
+runner=${AURUM_JOB_RUNNER_BIN:-}
+if [ -n "$runner" ] && [ -x "$runner" ] && "$runner" ballista-scheduler --help >/dev/null 2>&1; then
+  section "the job-runner's Ballista scheduler and executor, as the chart starts them"
+  bsp=$(free_port 29650); bfp=$(free_port $((bsp + 1))); bgp=$(free_port $((bfp + 1)))
+  "$helm" template aurum "$chart" --set ballista.enabled=true --set ballista.scheduler.port="$bsp" \
+    --set ballista.executors.flightPort="$bfp" --set ballista.executors.grpcPort="$bgp" \
+    --set ballista.executors.concurrentTasks=1 --show-only templates/ballista.yaml |
+    "$kubectl" create --dry-run=client -o json -f - > "$work/ballista.json"
+  ballista_cmd() { # ballista_cmd DEPLOYMENT OUT: writes OUT.args and OUT.env
+    python3 - "$work/ballista.json" "$1" "$2" "$work/root" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[5])
+from rendered import read_objects
+objects, name, out, root = read_objects(open(sys.argv[1]).read()), sys.argv[2], sys.argv[3], sys.argv[4]
+c = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == name)["spec"]["template"]["spec"]["containers"][0]
+def local(v):
+    v = v.replace("$(POD_IP)", "127.0.0.1").replace("aurum-ballista-scheduler:", "127.0.0.1:")
+    return root + v if v.startswith("/tmp") else v
+open(out + ".args", "w").write("\n".join(local(a) for a in c["args"]) + "\n")
+# run_with_env moves absolute paths of the environment under the scratch root itself.
+open(out + ".env", "w").write("".join(f"{e['name']}={e['value']}\n" for e in c.get("env", []) if "value" in e))
+PY
+  }
+  ballista_start() { # ballista_start DEPLOYMENT LOG: in the background
+    local out=$work/$1 args=()
+    ballista_cmd "$1" "$out"
+    mapfile -t args < "$out.args"
+    mkdir -p "$work/root/tmp"
+    ballista_pids+=("$(run_with_env "$out.env" "$2" "$runner" "${args[@]}")")
+  }
+  ballista_start aurum-ballista-scheduler "$work/ballista-scheduler.log"
+  waits "the scheduler listens on the chart's port ($bsp)" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$bsp"
+  ballista_start aurum-ballista-executor "$work/ballista-executor.log"
+  waits "the executor, started with the chart's arguments, registers with the scheduler" 60 \
+    bash -c "[ \"\$(curl -s --max-time 2 http://127.0.0.1:$bsp/readyz | sed -n 's/^[a-z ]*: \([0-9]*\)[/ ].*/\1/p')\" = 1 ]"
+  check "the executor serves Flight and gRPC on the chart's ports ($bfp, $bgp): what its probes dial" \
+    bash -c "exec 3<>/dev/tcp/127.0.0.1/$bfp && exec 4<>/dev/tcp/127.0.0.1/$bgp"
+  kill "${ballista_pids[@]}" 2>/dev/null || true
+  if [ "$failed" != 0 ]; then tail -5 "$work/ballista-scheduler.log" "$work/ballista-executor.log" | sed 's/^/     /'; fi
+else
+  echo
+  echo "     (AURUM_JOB_RUNNER_BIN not set, or without ballista-scheduler: the chart's Ballista commands are not run)"
 fi
 
 # ---------------------------------------------------------------------------
