@@ -52,9 +52,11 @@ declare -A figures=()
 figure() { figures[$1]=$2; log "figure: $1 = $2"; }
 
 pf_pid=
+sched_pf=
 cleanup() {
   local rc=$?
   if [ -n "$pf_pid" ]; then kill "$pf_pid" 2>/dev/null || true; fi
+  if [ -n "$sched_pf" ]; then kill "$sched_pf" 2>/dev/null || true; fi
   if [ "${AURUM_BALLISTA_K8S_KEEP:-}" != 1 ]; then
     testenv/cluster.sh stop "$state/cluster" >/dev/null 2>&1 || true
   fi
@@ -111,6 +113,15 @@ check "2 executor pods, each with its own pod IP" \
     -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}' | sort -u | grep -c .)" = 2
 check "the example DataLake sends its runs to the scheduler" \
   test "$(k get datalake lake -o jsonpath='{.spec.engine}')" = "$scheduler"
+
+# The scheduler's own count of live executors (/readyz on its port: "ready: N/1
+# executors registered"), through a port-forward to its Service.
+sched_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+k port-forward svc/aurum-ballista-scheduler "$sched_port:50050" >"$state/port-forward-scheduler.log" 2>&1 &
+sched_pf=$!
+registered() { curl -s --max-time 2 "http://127.0.0.1:$sched_port/readyz" | sed -n 's/^[a-z ]*: \([0-9]*\)[/ ].*/\1/p'; }
+registered_is() { [ "$(registered)" = "$1" ]; }
+check "the scheduler counts 2 registered executors" wait_for 120 "2 executors registered" registered_is 2
 
 # wait_for SECONDS WHAT COMMAND...: polls COMMAND every 2 s until it succeeds.
 wait_for() {
@@ -194,6 +205,9 @@ one_executor() {
     [ "$(k get deploy aurum-ballista-executor -o jsonpath='{.status.readyReplicas}')" = 1 ]
 }
 check "kubectl scale --replicas 1: one executor pod left" wait_for 120 "one executor" one_executor
+# A removed executor counts until its heartbeats have been missing for the
+# scheduler's executor timeout.
+check "  ... and the scheduler counts 1 executor" wait_for 180 "1 executor registered" registered_is 1
 job_before=$(jp datamart monthly-sales '{.status.runs[0].jobName}')
 # The scheduler takes a vanished executor as lost only after its heartbeat
 # timeout: a run right away may still be offered to the gone one, fail, and be
@@ -240,8 +254,9 @@ for p in json.load(sys.stdin).get("pods", []):
         ws = sum(c.get("memory", {}).get("workingSetBytes", 0) for c in p.get("containers", []))
         print("ballista.sh: memory %s: %.0f MiB working set" % (p["podRef"]["name"], ws / 2**20), file=sys.stderr)
 ' || log "no kubelet stats summary"
-kill "$pf_pid" 2>/dev/null || true
+kill "$pf_pid" "$sched_pf" 2>/dev/null || true
 pf_pid=
+sched_pf=
 check "helm uninstall" "$helm" uninstall "$release" -n "$ns" --wait --timeout 5m
 gone() { [ -z "$(k get pods -l 'app.kubernetes.io/component in (ballista-scheduler,ballista-executor)' -o name 2>/dev/null)" ]; }
 check "no scheduler or executor pod left" wait_for 180 "the Ballista pods gone" gone
