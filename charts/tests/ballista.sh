@@ -48,6 +48,18 @@ check() { # check NAME COMMAND...: one check, passed when COMMAND succeeds
   shift
   if "$@"; then pass "$name"; else fail "$name"; fi
 }
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 2 s until it succeeds.
+wait_for() {
+  local limit=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "timed out after ${limit}s waiting for $what"
+      return 1
+    fi
+    sleep 2
+  done
+}
 declare -A figures=()
 figure() { figures[$1]=$2; log "figure: $1 = $2"; }
 
@@ -123,18 +135,6 @@ registered() { curl -s --max-time 2 "http://127.0.0.1:$sched_port/readyz" | sed 
 registered_is() { [ "$(registered)" = "$1" ]; }
 check "the scheduler counts 2 registered executors" wait_for 120 "2 executors registered" registered_is 2
 
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 2 s until it succeeds.
-wait_for() {
-  local limit=$1 what=$2 deadline=$((SECONDS + $1))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "timed out after ${limit}s waiting for $what"
-      return 1
-    fi
-    sleep 2
-  done
-}
 jp() { k get "$1" "$2" -o jsonpath="$3" 2>/dev/null; }
 # settled KIND NAME [SNAPSHOT]: Ready, no run active (on SNAPSHOT when given)
 settled() {

@@ -8,8 +8,9 @@ LAKE is `hdfs:CONFIGMAP` (the Hadoop configuration mounted as the Jobs have
 it) or `pvc:CLAIM:MOUNTPATH` (a file:// lake's claim mounted in every pod).
 
 What the job-runner's Ballista entry points and the operator's runs rely on:
-the scheduler is one pod behind a Service on SCHEDULER-PORT; the executors
-(EXECUTORS of them) dial that Service, announce their pod IP (downward API),
+the scheduler is one pod behind a Service on SCHEDULER-PORT, announcing its pod
+IP for the executors' callbacks; the executors (EXECUTORS of them) dial that
+Service, announce their pod IP (downward API),
 run CONCURRENT-TASKS tasks, keep their shuffle files on the /tmp emptyDir; the
 probes are tcpSocket probes on ports the container declares; both reach the
 lake; the example DataLake's spec.engine names the scheduler Service. Exits 1
@@ -37,6 +38,13 @@ def find(kind, name):
 def flag(args, name):
     """The value after `name` in a container's args."""
     return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else None
+
+
+def announces_pod_ip(name, args, env):
+    """The address others reach the pod at is its pod IP, from the downward API."""
+    if flag(args, "--external-host") != "$(POD_IP)" or \
+            env.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.podIP":
+        bad.append(f"{name}: does not announce its pod IP (--external-host $(POD_IP) from status.podIP)")
 
 
 def check_pod(deploy, command):
@@ -75,7 +83,9 @@ def check_pod(deploy, command):
 
 d = find("Deployment", scheduler)
 if d:
-    pod, c, args, ports, _ = check_pod(d, "ballista-scheduler")
+    pod, c, args, ports, env = check_pod(d, "ballista-scheduler")
+    # The executors call back at it with their tasks' status.
+    announces_pod_ip(scheduler, args, env)
     if d["spec"].get("replicas") != 1 or d["spec"].get("strategy", {}).get("type") != "Recreate":
         bad.append(f"{scheduler}: not one replica replaced with Recreate")
     if flag(args, "--port") != str(port) or ports.get("grpc") != port:
@@ -99,9 +109,7 @@ if d:
         bad.append(f"{executor}: {d['spec'].get('replicas')} replicas, expected {replicas}")
     if flag(args, "--scheduler") != f"{scheduler}:{port}":
         bad.append(f"{executor}: --scheduler {flag(args, '--scheduler')}, expected {scheduler}:{port}")
-    if flag(args, "--external-host") != "$(POD_IP)" or \
-            env.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.podIP":
-        bad.append(f"{executor}: does not announce its pod IP (POD_IP from status.podIP)")
+    announces_pod_ip(executor, args, env)
     if flag(args, "--concurrent-tasks") != tasks:
         bad.append(f"{executor}: --concurrent-tasks {flag(args, '--concurrent-tasks')}, expected {tasks}")
     for f, p in (("--flight-port", "flight"), ("--grpc-port", "grpc")):

@@ -120,6 +120,15 @@ struct SchedulerArgs {
     /// The gRPC port clients and executors connect to.
     #[arg(long, env = "AURUM_BALLISTA_PORT", default_value_t = 50050)]
     port: u16,
+    /// The host or address executors call back at with their tasks' status
+    /// (Ballista's scheduler endpoint, with --port): the pod IP on Kubernetes.
+    /// The default, localhost, only works with every executor on this machine.
+    #[arg(
+        long,
+        env = "AURUM_BALLISTA_EXTERNAL_HOST",
+        default_value = "localhost"
+    )]
+    external_host: String,
     /// Seconds without a heartbeat after which an executor is lost and its
     /// tasks run again elsewhere (more than the executors' --heartbeat-secs).
     #[arg(
@@ -389,6 +398,7 @@ async fn run_command(cli: Cli, mut engine: Engine) -> ExitCode {
                 ballista::run_scheduler(SchedulerOptions {
                     bind_host: args.bind_host,
                     port: args.port,
+                    external_host: args.external_host,
                     executor_timeout_secs: args.executor_timeout_secs,
                 })
                 .await,
