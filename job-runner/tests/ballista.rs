@@ -236,7 +236,11 @@ async fn an_unreachable_scheduler_fails_the_datamarts_and_publishes_nothing() {
         String::from_utf8_lossy(&output.stderr)
     );
     let error = last_error_line(&output);
-    assert!(error.contains("silver tables"), "{error}");
+    // The first query of the datamarts names the scheduler it could not reach.
+    assert!(
+        error.contains("127.0.0.1:9") && error.contains("Connection refused"),
+        "{error}"
+    );
     let client = support::connect(&url).await;
     let published: i64 = client
         .query_one(
@@ -293,6 +297,8 @@ async fn an_executor_killed_during_the_datamarts_is_survived_by_task_retry() {
     // it runs a task of this run.
     let executor_log = dir.join("logs/executor1.log");
     let offset = std::fs::metadata(&executor_log).unwrap().len() as usize;
+    let scheduler_log = dir.join("logs/scheduler.log");
+    let scheduler_offset = std::fs::metadata(&scheduler_log).unwrap().len() as usize;
     let mut child = Command::new(env!("CARGO_BIN_EXE_aurum-job-runner"))
         .args([
             "datamart",
@@ -327,6 +333,13 @@ async fn an_executor_killed_during_the_datamarts_is_survived_by_task_retry() {
         took.as_secs_f64(),
         output.status
     );
+    // The kill hit a live executor: the scheduler dropped it as lost.
+    assert!(wait_for_log(
+        &scheduler_log,
+        scheduler_offset,
+        "Removing executor",
+        Duration::from_secs(1)
+    ));
     // Executor 1 back for the other tests (the scheduler forgets the dead one
     // by itself).
     ballista_sh(&["start-executor", dir.to_str().unwrap(), "1"]);
