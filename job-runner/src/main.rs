@@ -40,6 +40,11 @@ struct Cli {
     /// process either way.
     #[arg(long, env = "AURUM_ENGINE", global = true, default_value = "in-process", value_parser = engine_choice)]
     engine: EngineChoice,
+    /// With --engine ballista://...: the partitions of each distributed query
+    /// stage, i.e. how many tasks can run at once; set it to the executors'
+    /// total slots or more (default: --threads).
+    #[arg(long, env = "AURUM_ENGINE_PARTITIONS", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    engine_partitions: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -417,7 +422,14 @@ async fn run_command(cli: Cli, mut engine: Engine) -> ExitCode {
         }
         batch => batch,
     };
-    engine.choice = cli.engine.clone();
+    engine.choice = match cli.engine.clone() {
+        EngineChoice::Ballista { host, port, .. } => EngineChoice::Ballista {
+            host,
+            port,
+            partitions: cli.engine_partitions.map(|p| p as usize),
+        },
+        EngineChoice::InProcess => EngineChoice::InProcess,
+    };
     let resources = &engine.resources;
     tracing::info!(
         threads = resources.threads,
