@@ -54,6 +54,9 @@ pub struct SchedulerOptions {
     pub bind_host: String,
     /// Its port.
     pub port: u16,
+    /// The host executors reach the scheduler by: the scheduler sends it
+    /// with every task, and the executor reports the task's result there.
+    pub external_host: String,
     /// An executor silent for this long is taken as lost: its tasks run
     /// again elsewhere.
     pub executor_timeout_secs: u64,
@@ -133,6 +136,7 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<(), BallistaErro
     let config = SchedulerConfig {
         bind_host: options.bind_host.clone(),
         bind_port: options.port,
+        external_host: options.external_host.clone(),
         executor_timeout_seconds: options.executor_timeout_secs,
         // Ballista's grace for a cluster with no executor left follows the
         // timeout (see SchedulerConfig::validate).

@@ -125,6 +125,14 @@ struct SchedulerArgs {
     /// The gRPC port clients and executors connect to.
     #[arg(long, env = "AURUM_BALLISTA_PORT", default_value_t = 50050)]
     port: u16,
+    /// The host name or address executors report task results to, with
+    /// --port: on Kubernetes the scheduler Service's name or the pod IP.
+    #[arg(
+        long,
+        env = "AURUM_BALLISTA_EXTERNAL_HOST",
+        default_value = "localhost"
+    )]
+    external_host: String,
     /// Seconds without a heartbeat after which an executor is lost and its
     /// tasks run again elsewhere (more than the executors' --heartbeat-secs).
     #[arg(
@@ -394,6 +402,7 @@ async fn run_command(cli: Cli, mut engine: Engine) -> ExitCode {
                 ballista::run_scheduler(SchedulerOptions {
                     bind_host: args.bind_host,
                     port: args.port,
+                    external_host: args.external_host,
                     executor_timeout_secs: args.executor_timeout_secs,
                 })
                 .await,
