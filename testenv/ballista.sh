@@ -42,41 +42,34 @@ pidfile() { echo "$1/run/$2.pid"; }
 
 # running DIR NAME: the recorded pid is alive and is this DIR's process NAME
 running() {
-  local f pid
-  f=$(pidfile "$1" "$2")
-  [ -f "$f" ] || return 1
-  pid=$(cat "$f")
-  [ -n "$pid" ] && [ -r "/proc/$pid/environ" ] || return 1
-  tr '\0' '\n' < "/proc/$pid/environ" | grep -qxF "AURUM_BALLISTA_ROLE=$1/$2" || return 1
+  local pid
+  pid=$(cat "$(pidfile "$1" "$2")" 2>/dev/null) && [ -n "$pid" ] || return 1
+  tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ" | grep -qxF "AURUM_BALLISTA_ROLE=$1/$2"
 }
 
-# stop_proc DIR NAME SIGNAL: signal a process and wait until it is gone
+# stop_proc DIR NAME SIGNAL: signal a process, give it 15 s to go (a zombie of
+# ours counts as gone), then SIGKILL it
 stop_proc() {
-  local dir=$1 name=$2 sig=$3 pid i
-  running "$dir" "$name" || { rm -f "$(pidfile "$dir" "$name")"; return 0; }
-  pid=$(cat "$(pidfile "$dir" "$name")")
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for i in $(seq 1 150); do
-    [ -d "/proc/$pid" ] || break
-    grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && break
-    sleep 0.1
-  done
-  if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.2
+  local dir=$1 name=$2 sig=$3 pid
+  if running "$dir" "$name"; then
+    pid=$(cat "$(pidfile "$dir" "$name")")
+    kill -"$sig" "$pid" 2>/dev/null || true
+    timeout 15 bash -c "while [ -d /proc/$pid ] && ! grep -q '^State:.*Z' /proc/$pid/status 2>/dev/null; do sleep 0.1; done" ||
+      kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$(pidfile "$dir" "$name")"
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# pick_ports: the scheduler's, then Flight and gRPC per executor; free now and
+# below Linux's ephemeral range (32768 up), where no outgoing connection takes one
+# before the processes bind them
 pick_ports() {
-  local p=${AURUM_BALLISTA_BASE_PORT:-29500} n=0 want=$((1 + 2 * executors))
-  local picked=()
-  while [ "$n" -lt "$want" ]; do
+  local p=${AURUM_BALLISTA_BASE_PORT:-29500} picked=()
+  for ((; ${#picked[@]} < 1 + 2 * executors; p++)); do
     [ "$p" -lt 32000 ] || die "no free ports found"
-    if port_free "$p"; then picked+=("$p"); n=$((n + 1)); fi
-    p=$((p + 1))
+    port_free "$p" && picked+=("$p")
   done
   echo "${picked[@]}"
 }
@@ -192,7 +185,12 @@ case "$cmd" in
     log "killed executor $3" ;;
   start-executor)
     dir=$(cd "$2" && pwd)
+    # the scheduler may still count the dead one: wait for this one's own word
+    from=$(stat -c %s "$dir/logs/executor$3.log" 2>/dev/null || echo 0)
     start_executor_proc "$dir" "$3"
-    wait_registered "$dir" "$executors"
+    until tail -c +"$((from + 1))" "$dir/logs/executor$3.log" | grep -q "Executor registration succeed"; do
+      running "$dir" "executor$3" || die "executor $3 exited (log: $dir/logs/executor$3.log)"
+      sleep 0.2
+    done
     log "executor $3 is up" ;;
 esac

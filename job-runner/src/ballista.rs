@@ -54,8 +54,8 @@ pub struct SchedulerOptions {
     pub bind_host: String,
     /// Its port.
     pub port: u16,
-    /// The host executors reach the scheduler at to report their tasks'
-    /// status (Ballista's scheduler endpoint is this and `port`).
+    /// The host executors reach the scheduler by: the scheduler sends it
+    /// with every task, and the executor reports the task's result there.
     pub external_host: String,
     /// An executor silent for this long is taken as lost: its tasks run
     /// again elsewhere.

@@ -313,8 +313,15 @@ impl Silver {
         let remote = engine.choice != EngineChoice::InProcess;
         let ctx = match &engine.choice {
             EngineChoice::InProcess => engine.session(engine.config()),
-            EngineChoice::Ballista { host, port } => {
-                ballista_session(engine.config(), host, *port).map_err(&err)?
+            EngineChoice::Ballista {
+                host,
+                port,
+                partitions,
+            } => {
+                let config = engine
+                    .config()
+                    .with_target_partitions(partitions.unwrap_or(engine.partitions()));
+                ballista_session(config, host, *port).map_err(&err)?
             }
         };
         lake.register(&ctx);

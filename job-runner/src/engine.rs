@@ -53,6 +53,9 @@ pub enum EngineChoice {
         host: String,
         /// The scheduler's gRPC port.
         port: u16,
+        /// Partitions of every distributed query's stages (`--engine-partitions`);
+        /// `None`: the run's own partitions (`--threads`).
+        partitions: Option<usize>,
     },
 }
 
@@ -71,7 +74,11 @@ impl FromStr for EngineChoice {
             return Err(bad("unknown engine"));
         };
         let (host, port) = split_host_port(rest.trim_end_matches('/')).map_err(|r| bad(&r))?;
-        Ok(EngineChoice::Ballista { host, port })
+        Ok(EngineChoice::Ballista {
+            host,
+            port,
+            partitions: None,
+        })
     }
 }
 
@@ -79,7 +86,7 @@ impl std::fmt::Display for EngineChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EngineChoice::InProcess => f.write_str("in-process"),
-            EngineChoice::Ballista { host, port } => write!(f, "ballista://{host}:{port}"),
+            EngineChoice::Ballista { host, port, .. } => write!(f, "ballista://{host}:{port}"),
         }
     }
 }
@@ -217,7 +224,8 @@ mod tests {
             "ballista://sched.aurum:50050".parse::<EngineChoice>().ok(),
             Some(EngineChoice::Ballista {
                 host: "sched.aurum".into(),
-                port: 50050
+                port: 50050,
+                partitions: None,
             })
         );
         assert_eq!(

@@ -40,6 +40,11 @@ struct Cli {
     /// process either way.
     #[arg(long, env = "AURUM_ENGINE", global = true, default_value = "in-process", value_parser = engine_choice)]
     engine: EngineChoice,
+    /// With --engine ballista://...: the partitions of each distributed query
+    /// stage, i.e. how many tasks can run at once; set it to the executors'
+    /// total slots or more (default: --threads).
+    #[arg(long, env = "AURUM_ENGINE_PARTITIONS", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    engine_partitions: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,9 +125,8 @@ struct SchedulerArgs {
     /// The gRPC port clients and executors connect to.
     #[arg(long, env = "AURUM_BALLISTA_PORT", default_value_t = 50050)]
     port: u16,
-    /// The host or address executors call back at with their tasks' status
-    /// (Ballista's scheduler endpoint, with --port): the pod IP on Kubernetes.
-    /// The default, localhost, only works with every executor on this machine.
+    /// The host name or address executors report task results to, with
+    /// --port: on Kubernetes the scheduler Service's name or the pod IP.
     #[arg(
         long,
         env = "AURUM_BALLISTA_EXTERNAL_HOST",
@@ -427,7 +431,14 @@ async fn run_command(cli: Cli, mut engine: Engine) -> ExitCode {
         }
         batch => batch,
     };
-    engine.choice = cli.engine.clone();
+    engine.choice = match cli.engine.clone() {
+        EngineChoice::Ballista { host, port, .. } => EngineChoice::Ballista {
+            host,
+            port,
+            partitions: cli.engine_partitions.map(|p| p as usize),
+        },
+        EngineChoice::InProcess => EngineChoice::InProcess,
+    };
     let resources = &engine.resources;
     tracing::info!(
         threads = resources.threads,
