@@ -10,8 +10,11 @@
 #   3. the DataLake and the Datamarts Ready, every run's status and Job saying it
 #      went to the scheduler, the Jobs' containers carrying AURUM_ENGINE, gold
 #      equal to the independent reference for source/;
-#   4. `kubectl scale` of the executors to 1: a Datamart's next run still
-#      succeeds on the one left;
+#   4. an executor pod force-deleted while a Datamart runs: the run survives
+#      (Ballista's task retry) or fails cleanly and the operator's retry
+#      succeeds (printed); gold still equal to the reference; then `kubectl
+#      scale` of the executors to 1: a Datamart's next run still succeeds on the
+#      one left;
 #   5. the DataLake moved back in-process (spec.engine: in-process): the
 #      Datamarts re-run in-process for its new snapshot and give the same gold,
 #      row for row, as the Ballista runs;
@@ -197,6 +200,54 @@ gold_dump() {
 }
 gold_dump "$state/gold-ballista.tsv"
 log "gold from Ballista: $(grep -vc '^#' "$state/gold-ballista.tsv") rows"
+
+# --- an executor killed mid-run ---------------------------------------------------
+# Force-deleted (no graceful leave: the scheduler learns of it from the failed
+# calls or the missing heartbeats). Either Ballista runs its tasks again on the
+# other executor and the run succeeds, or the run fails cleanly (the previous
+# gold kept) and the operator's retry succeeds; the Datamart ends Ready with the
+# right gold either way, and which of the two happened is printed.
+job_before=$(jp datamart top-products '{.status.runs[0].jobName}')
+k annotate datamart top-products aurum.dev/run-now="kill-$(date +%s)" --overwrite >/dev/null
+run_pod_running() {
+  local job
+  job=$(jp datamart top-products '{.status.activeRun.jobName}')
+  [ -n "$job" ] && [ "$(k get pods -l job-name="$job" -o jsonpath='{.items[0].status.phase}')" = Running ]
+}
+if wait_for 120 "top-products' run pod Running" run_pod_running; then
+  sleep 2 # into the query: the job-runner plans and submits it in its first seconds
+  victim=$(k get pods -l app.kubernetes.io/component=ballista-executor -o jsonpath='{.items[0].metadata.name}')
+  check "executor $victim killed while top-products runs on the cluster" \
+    k delete pod "$victim" --grace-period=0 --force
+else
+  fail "top-products' run did not start"
+fi
+recovered() {
+  settled datamart top-products &&
+    [ "$(jp datamart top-products '{.status.runs[0].outcome}')" = Succeeded ] &&
+    [ "$(jp datamart top-products '{.status.runs[0].jobName}')" != "$job_before" ]
+}
+t=$SECONDS
+check "top-products ends Ready with a successful run after the kill" wait_for 600 "top-products recovered" recovered
+figure "executor killed: run-now to Ready (s)" $((SECONDS - t))
+# The runs since job_before, oldest first: Succeeded alone (Ballista retried the
+# tasks), or Failed then Succeeded (the run failed cleanly, the operator retried).
+outcomes=$(k get datamart top-products -o json | python3 -c '
+import json, sys
+before = sys.argv[1]
+runs = json.load(sys.stdin)["status"].get("runs", [])
+names = [r["jobName"] for r in runs]
+new = runs[:names.index(before)] if before in names else runs
+print(" then ".join(r.get("outcome", "?") + (" (" + r["message"][:160] + ")" if r.get("message") else "") for r in reversed(new)))' "$job_before")
+figure "executor killed mid-run: the run(s)" "$outcomes"
+check "  ... gold still equals the reference" \
+  cargo test -q --workspace --test quickstart -- --ignored the_quickstart_gold
+# The killed one counts until the scheduler's executor timeout (60 s).
+two_again() {
+  [ "$(k get deploy aurum-ballista-executor -o jsonpath='{.status.readyReplicas}')" = 2 ] && registered_is 2
+}
+check "  ... the Deployment replaced the executor (2 Ready) and the scheduler counts 2" \
+  wait_for 240 "2 executors again" two_again
 
 # --- 4. kubectl scale: one executor left ------------------------------------------
 k scale deploy/aurum-ballista-executor --replicas 1 >/dev/null
