@@ -214,13 +214,34 @@ run_pod_running() {
   job=$(jp datamart top-products '{.status.activeRun.jobName}')
   [ -n "$job" ] && [ "$(k get pods -l job-name="$job" -o jsonpath='{.items[0].status.phase}')" = Running ]
 }
+# working_executor SINCE: an executor pod that logged a task since SINCE (RFC 3339)
+working_executor() {
+  local pod
+  for pod in $(k get pods -l app.kubernetes.io/component=ballista-executor -o name); do
+    if k logs "$pod" --since-time="$1" 2>/dev/null | grep -q 'Execute task'; then
+      echo "${pod#pod/}"
+      return 0
+    fi
+  done
+  return 1
+}
+victim=
 if wait_for 120 "top-products' run pod Running" run_pod_running; then
-  sleep 2 # into the query: the job-runner plans and submits it in its first seconds
-  victim=$(k get pods -l app.kubernetes.io/component=ballista-executor -o jsonpath='{.items[0].metadata.name}')
-  check "executor $victim killed while top-products runs on the cluster" \
+  run_job=$(jp datamart top-products '{.status.activeRun.jobName}')
+  since=$(k get pods -l job-name="$run_job" -o jsonpath='{.items[0].status.startTime}')
+  # Kill the first executor seen running a task of this run, at once.
+  for _ in $(seq 1 100); do
+    victim=$(working_executor "$since") && break
+    sleep 0.2
+  done
+fi
+if [ -n "$victim" ] && [ -n "$(jp datamart top-products '{.status.activeRun.jobName}')" ]; then
+  killed_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  check "executor $victim, running a task of top-products' run, killed while the run goes on" \
     k delete pod "$victim" --grace-period=0 --force
 else
-  fail "top-products' run did not start"
+  fail "no executor seen running a task of top-products' run while it was active"
+  killed_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 fi
 recovered() {
   settled datamart top-products &&
@@ -240,6 +261,9 @@ names = [r["jobName"] for r in runs]
 new = runs[:names.index(before)] if before in names else runs
 print(" then ".join(r.get("outcome", "?") + (" (" + r["message"][:160] + ")" if r.get("message") else "") for r in reversed(new)))' "$job_before")
 figure "executor killed mid-run: the run(s)" "$outcomes"
+# What the scheduler said about it (lost executor, tasks run again, ...).
+k logs deploy/aurum-ballista-scheduler --since-time="$killed_at" 2>/dev/null |
+  grep -iE 'lost|reset|dead|remov|fail|error' | head -8 | sed 's/^/ballista.sh: scheduler: /' >&2 || true
 check "  ... gold still equals the reference" \
   cargo test -q --workspace --test quickstart -- --ignored the_quickstart_gold
 # The killed one counts until the scheduler's executor timeout (60 s).
