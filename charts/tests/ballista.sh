@@ -41,30 +41,10 @@ scheduler=ballista://aurum-ballista-scheduler:50050
 datamarts=(sales-country-year top-products monthly-sales customer-lifetime-value)
 mkdir -p "$state"
 
-passed=0
-failed=0
-log() { echo "ballista.sh: $*" >&2; }
-pass() { passed=$((passed + 1)); echo "ok   - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { # check NAME COMMAND...: one check, passed when COMMAND succeeds
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 2 s until it succeeds.
-wait_for() {
-  local limit=$1 what=$2 deadline=$((SECONDS + $1))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "timed out after ${limit}s waiting for $what"
-      return 1
-    fi
-    sleep 2
-  done
-}
-declare -A figures=()
-figure() { figures[$1]=$2; log "figure: $1 = $2"; }
+me=ballista.sh
+# check, figure, wait_for, node_start, helm_bin, images_import, finish
+# shellcheck source=charts/tests/node-lib.sh
+. "$here/node-lib.sh"
 
 pf_pid=
 sched_pf=
@@ -81,25 +61,9 @@ trap cleanup EXIT
 
 # --- 1. the node and the images --------------------------------------------------
 started=$SECONDS
-t=$SECONDS
-service_env=$(testenv/cluster.sh start "$state/cluster")
-eval "$service_env"
-export KUBECONFIG
-figure "node start (s)" $((SECONDS - t))
-kubectl=$AURUM_KUBE_BIN/kubectl
-k() { "$kubectl" -n "$ns" "$@"; }
-if [ -z "${AURUM_HELM_BIN:-}" ]; then
-  service_env=$(testenv/helm.sh)
-  eval "$service_env"
-fi
-helm=$AURUM_HELM_BIN/helm
-
-t=$SECONDS
-service_env=$(scripts/images.sh all)
-eval "$service_env"
-# shellcheck disable=SC2086
-testenv/cluster.sh import "$state/cluster" $AURUM_IMAGE_ARCHIVES >&2
-figure "images build and import (s)" $((SECONDS - t))
+node_start
+helm_bin
+images_import
 
 # --- 2. helm install with the Ballista cluster --------------------------------------
 # The quickstart's image overrides, and executors small enough for a 2-core node
@@ -337,7 +301,4 @@ gone() { [ -z "$(k get pods -l 'app.kubernetes.io/component in (ballista-schedul
 check "no scheduler or executor pod left" wait_for 180 "the Ballista pods gone" gone
 
 figure "total (s)" $((SECONDS - started))
-log "figures:"
-for f in "${!figures[@]}"; do echo "  $f: ${figures[$f]}"; done | sort >&2
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
