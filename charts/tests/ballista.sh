@@ -42,7 +42,7 @@ datamarts=(sales-country-year top-products monthly-sales customer-lifetime-value
 mkdir -p "$state"
 
 me=ballista.sh
-# check, figure, wait_for, node_start, helm_bin, images_import, finish
+# check, figure, wait_for, node_start, helm_bin, images_import, helm_install, finish
 # shellcheck source=charts/tests/node-lib.sh
 . "$here/node-lib.sh"
 
@@ -78,12 +78,7 @@ install_args=(charts/aurum -n "$ns" -f charts/aurum/values-quickstart.yaml
   --set ballista.executors.resources.requests.memory=256Mi
   --set ballista.executors.resources.limits.memory=1Gi)
 t=$SECONDS
-"$helm" uninstall "$release" -n "$ns" --wait --timeout 2m >/dev/null 2>&1 || true
-"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
-"$kubectl" label namespace "$ns" --overwrite \
-  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
-check "helm install of the quickstart with ballista.enabled" \
-  "$helm" install "$release" "${install_args[@]}" --wait --wait-for-jobs --timeout 15m
+helm_install "helm install of the quickstart with ballista.enabled" "${install_args[@]}"
 check "the Ballista scheduler is Ready (1/1)" \
   k rollout status deploy/aurum-ballista-scheduler --timeout 120s
 check "2 Ballista executors are Ready" k rollout status deploy/aurum-ballista-executor --timeout 120s
@@ -109,6 +104,11 @@ settled() {
     { [ -z "${3:-}" ] || [ "$(jp "$1" "$2" '{.status.silverSnapshotId}')" = "$3" ]; }
 }
 last_engine() { jp "$1" "$2" '{.status.runs[0].engine}'; }
+# succeeded_after DATAMART JOB: settled, its newest run another Job than JOB, and successful
+succeeded_after() {
+  settled datamart "$1" && [ "$(jp datamart "$1" '{.status.runs[0].outcome}')" = Succeeded ] &&
+    [ "$(jp datamart "$1" '{.status.runs[0].jobName}')" != "$2" ]
+}
 # job_engine KIND NAME: the AURUM_ENGINE of the last run's job-runner container
 # (none for in-process) and the Job's aurum.dev/engine annotation
 job_engine() {
@@ -207,13 +207,9 @@ else
   fail "no executor seen running a task of top-products' run while it was active"
   killed_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 fi
-recovered() {
-  settled datamart top-products &&
-    [ "$(jp datamart top-products '{.status.runs[0].outcome}')" = Succeeded ] &&
-    [ "$(jp datamart top-products '{.status.runs[0].jobName}')" != "$job_before" ]
-}
 t=$SECONDS
-check "top-products ends Ready with a successful run after the kill" wait_for 600 "top-products recovered" recovered
+check "top-products ends Ready with a successful run after the kill" \
+  wait_for 600 "top-products recovered" succeeded_after top-products "$job_before"
 figure "executor killed: run-now to Ready (s)" $((SECONDS - t))
 # The runs since job_before, oldest first: Succeeded alone (Ballista retried the
 # tasks), or Failed then Succeeded (the run failed cleanly, the operator retried).
@@ -252,13 +248,9 @@ job_before=$(jp datamart monthly-sales '{.status.runs[0].jobName}')
 # timeout: a run right away may still be offered to the gone one, fail, and be
 # retried by the operator (maxRetries).
 k annotate datamart monthly-sales aurum.dev/run-now="ballista-$(date +%s)" --overwrite >/dev/null
-rerun() {
-  settled datamart monthly-sales &&
-    [ "$(jp datamart monthly-sales '{.status.runs[0].outcome}')" = Succeeded ] &&
-    [ "$(jp datamart monthly-sales '{.status.runs[0].jobName}')" != "$job_before" ]
-}
 t=$SECONDS
-check "monthly-sales runs again on the one executor left" wait_for 600 "monthly-sales re-run" rerun
+check "monthly-sales runs again on the one executor left" \
+  wait_for 600 "monthly-sales re-run" succeeded_after monthly-sales "$job_before"
 check "  ... and that run succeeded on the scheduler" \
   test "$(jp datamart monthly-sales '{.status.runs[0].outcome}') $(last_engine datamart monthly-sales)" = "Succeeded $scheduler"
 figure "monthly-sales run-now to Ready on 1 executor (s)" $((SECONDS - t))

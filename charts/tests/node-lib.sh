@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2154,SC2034 # me, state, ns come from the sourcing script; helm, kubectl go to it
+# shellcheck shell=bash disable=SC2154,SC2034 # me, state, ns, release come from the sourcing script; helm, kubectl go to it
 # Shared by the scripts that test the chart on the real node (quickstart.sh,
 # ballista.sh); sourced, not run. Before sourcing, set `me` (the script's name,
 # the prefix of its log lines) and `state` (its state folder); the current
@@ -11,6 +11,8 @@
 #                           $kubectl, k (kubectl -n $ns)
 #   helm_bin                $helm (AURUM_HELM_BIN, else testenv/helm.sh)
 #   images_import           scripts/images.sh all, imported into the node
+#   helm_install NAME ARGS... check NAME: `helm install $release ARGS --wait` into
+#                           a fresh namespace $ns enforcing Pod Security restricted
 #   finish                  the figures, "N passed, N failed", its status
 
 passed=0
@@ -64,6 +66,16 @@ images_import() {
   # shellcheck disable=SC2086
   testenv/cluster.sh import "$state/cluster" $AURUM_IMAGE_ARCHIVES >&2
   figure "images build and import (s)" $((SECONDS - t))
+}
+
+helm_install() {
+  local name=$1
+  shift
+  "$helm" uninstall "$release" -n "$ns" --wait --timeout 2m >/dev/null 2>&1 || true
+  "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+  "$kubectl" label namespace "$ns" --overwrite \
+    pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
+  check "$name" "$helm" install "$release" "$@" --wait --wait-for-jobs --timeout 15m
 }
 
 finish() {

@@ -42,7 +42,7 @@ release=aurum
 mkdir -p "$state" "$artifacts"
 
 me=quickstart.sh
-# check, figure, wait_for, node_start, helm_bin, images_import, finish
+# check, figure, wait_for, node_start, helm_bin, images_import, helm_install, finish
 # shellcheck source=charts/tests/node-lib.sh
 . "$here/node-lib.sh"
 
@@ -87,12 +87,7 @@ overrides=(
 install_args=(charts/aurum -n "$ns" -f charts/aurum/values-quickstart.yaml "${overrides[@]}")
 
 t=$SECONDS
-"$helm" uninstall "$release" -n "$ns" --wait --timeout 2m >/dev/null 2>&1 || true
-"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
-"$kubectl" label namespace "$ns" --overwrite \
-  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
-check "helm install of the quickstart" \
-  "$helm" install "$release" "${install_args[@]}" --wait --wait-for-jobs --timeout 15m
+helm_install "helm install of the quickstart" "${install_args[@]}"
 figure "helm install --wait (s)" $((SECONDS - t))
 
 ready() { # ready KIND NAME: phase Ready (its last run succeeded and none is due)
