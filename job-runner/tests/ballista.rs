@@ -282,7 +282,7 @@ async fn an_executor_killed_during_the_datamarts_is_survived_by_task_retry() {
     let offset = std::fs::metadata(&executor_log).unwrap().len() as usize;
     let scheduler_log = dir.join("logs/scheduler.log");
     let scheduler_offset = std::fs::metadata(&scheduler_log).unwrap().len() as usize;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aurum-job-runner"))
+    let child = Command::new(env!("CARGO_BIN_EXE_aurum-job-runner"))
         .args([
             "datamart",
             "customer-lifetime-value",
