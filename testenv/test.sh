@@ -14,6 +14,7 @@ state=${AURUM_TEST_STATE:-$HOME/.cache/aurum/test}
 mkdir -p "$state"
 
 cleanup() {
+  testenv/ballista.sh stop "$state/ballista" >/dev/null 2>&1 || true
   testenv/metastore.sh stop "$state/metastore" >/dev/null 2>&1 || true
   testenv/kube.sh stop "$state/kube" >/dev/null 2>&1 || true
   testenv/hdfs.sh stop "$state/hdfs" >/dev/null 2>&1 || true
@@ -59,6 +60,13 @@ cargo build --workspace --bins
 # Tests of other crates run the real job-runner to load gold tables.
 export AURUM_JOB_RUNNER_BIN=$CARGO_TARGET_DIR/debug/aurum-job-runner
 export AURUM_API_BIN=$CARGO_TARGET_DIR/debug/aurum-api
+# A Ballista scheduler and two executors of the job-runner just built, on
+# loopback (job-runner/tests/ballista.rs; they reach the test HDFS too).
+service_env=$(testenv/ballista.sh start "$state/ballista")
+eval "$service_env"
+export AURUM_BALLISTA_URL
+export AURUM_BALLISTA_DIR=$state/ballista
+echo "test.sh: Ballista ready after $((SECONDS - started)) s" >&2
 # Where the dashboard's browser test saves its screenshots.
 export AURUM_TEST_ARTIFACTS=${AURUM_TEST_ARTIFACTS:-$state/artifacts}
 

@@ -7,23 +7,11 @@ The API mounts only the certificate and key of SECRET and serves TLS with them,
 its probes use HTTPS, and the dashboard reaches it over https trusting only the
 CA certificate of SECRET (never mounting its key). Exits 1 with the reason if not.
 """
-import json
 import sys
 
+from rendered import read_objects
+
 secret = sys.argv[1]
-
-
-def read_objects(text):
-    """kubectl prints one JSON document per object, one after the other."""
-    decoder, objects, at = json.JSONDecoder(), [], 0
-    while at < len(text.rstrip()):
-        obj, end = decoder.raw_decode(text, at)
-        objects.extend(obj["items"] if obj.get("kind") == "List" else [obj])
-        at = end
-        while at < len(text) and text[at].isspace():
-            at += 1
-    return objects
-
 
 objects = read_objects(sys.stdin.read())
 pods = {

@@ -41,18 +41,10 @@ ns=aurum
 release=aurum
 mkdir -p "$state" "$artifacts"
 
-passed=0
-failed=0
-log() { echo "quickstart.sh: $*" >&2; }
-pass() { passed=$((passed + 1)); echo "ok   - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { # check NAME COMMAND...: one check, passed when COMMAND succeeds
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-declare -A figures=()
-figure() { figures[$1]=$2; log "figure: $1 = $2"; }
+me=quickstart.sh
+# check, figure, wait_for, node_start, helm_bin, images_import, helm_install, finish
+# shellcheck source=charts/tests/node-lib.sh
+. "$here/node-lib.sh"
 
 cleanup() {
   local rc=$?
@@ -66,13 +58,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- 1. the node and the ingress controller -----------------------------------
-t=$SECONDS
-service_env=$(testenv/cluster.sh start "$state/cluster")
-eval "$service_env"
-export KUBECONFIG
-figure "node start (s)" $((SECONDS - t))
-kubectl=$AURUM_KUBE_BIN/kubectl
-k() { "$kubectl" -n "$ns" "$@"; }
+node_start
 
 # What any node must do (pods, probes, DNS, volumes, OOM kills, exec, logs).
 check "the node's smoke test (testenv/cluster-smoke.sh)" testenv/cluster-smoke.sh "$state/cluster"
@@ -83,19 +69,10 @@ eval "$service_env"
 figure "ingress controller start (s)" $((SECONDS - t))
 ingress_hostport=${AURUM_INGRESS_URL#http://}
 
-if [ -z "${AURUM_HELM_BIN:-}" ]; then
-  service_env=$(testenv/helm.sh)
-  eval "$service_env"
-fi
-helm=$AURUM_HELM_BIN/helm
+helm_bin
 
 # --- 2. images -----------------------------------------------------------------
-t=$SECONDS
-service_env=$(scripts/images.sh all)
-eval "$service_env"
-# shellcheck disable=SC2086
-testenv/cluster.sh import "$state/cluster" $AURUM_IMAGE_ARCHIVES >&2
-figure "images build and import (s)" $((SECONDS - t))
+images_import
 
 # --- 3. helm install -----------------------------------------------------------
 # Only image overrides: the Aurum images under localhost/, and the quickstart's
@@ -110,26 +87,9 @@ overrides=(
 install_args=(charts/aurum -n "$ns" -f charts/aurum/values-quickstart.yaml "${overrides[@]}")
 
 t=$SECONDS
-"$helm" uninstall "$release" -n "$ns" --wait --timeout 2m >/dev/null 2>&1 || true
-"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
-"$kubectl" label namespace "$ns" --overwrite \
-  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
-check "helm install of the quickstart" \
-  "$helm" install "$release" "${install_args[@]}" --wait --wait-for-jobs --timeout 15m
+helm_install "helm install of the quickstart" "${install_args[@]}"
 figure "helm install --wait (s)" $((SECONDS - t))
 
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 2 s until it succeeds.
-wait_for() {
-  local limit=$1 what=$2 deadline=$((SECONDS + $1))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "timed out after ${limit}s waiting for $what"
-      return 1
-    fi
-    sleep 2
-  done
-}
 ready() { # ready KIND NAME: phase Ready (its last run succeeded and none is due)
   [ "$(k get "$1" "$2" -o jsonpath='{.status.phase}')" = Ready ]
 }
@@ -370,7 +330,4 @@ nothing_left() { [ -z "$(k get jobs,pods -o name 2>/dev/null)" ]; }
 check "no Jobs or pods left after helm uninstall" wait_for 180 "an empty namespace" nothing_left
 k get all >&2 || true
 
-log "figures:"
-for f in "${!figures[@]}"; do echo "  $f: ${figures[$f]}"; done | sort >&2
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

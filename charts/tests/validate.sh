@@ -21,6 +21,12 @@
 #   9. the Dockerfile, statically (check_images.py): a target per component
 #      building a workspace binary with --locked, running it as user 65532, the
 #      names and tag that the chart and docs/kubernetes.md use;
+#  11. Ballista (off by default): the scheduler Deployment and Service and the
+#      executor Deployment as the job-runner's entry points and the operator's
+#      runs need them (check_ballista.py), for an HDFS lake and for a file://
+#      lake on a claim; applied server-side, `kubectl scale` of the executors
+#      makes the controller-manager create the pods; the example DataLake's
+#      spec.engine names the scheduler, and the CRD's CEL rule refuses others;
 #  10. monitoring (off by default): the ServiceMonitors and PrometheusRule
 #      applied server-side against the Prometheus operator's own CRDs, the rules
 #      through a real `promtool check rules` and `promtool test rules`
@@ -37,6 +43,10 @@
 # creates the ingest Job, writes status, finalizers and events, reads the
 # database Secret, and none of its requests is forbidden.
 #
+# With AURUM_JOB_RUNNER_BIN (a job-runner with the `ballista-scheduler` and
+# `ballista-executor` entry points), starts them with the arguments and
+# environment of the chart's Ballista Deployments: the executor registers.
+#
 # Uses KUBECONFIG (an admin of a throwaway apiserver) with AURUM_KUBE_BIN (its
 # kubectl), as `testenv/kube.sh start DIR` prints them, and AURUM_HELM_BIN
 # (testenv/helm.sh); without them it starts and builds its own. Everything it
@@ -47,6 +57,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 chart=${AURUM_CHART:-$repo/charts/aurum}  # AURUM_CHART: validate another copy
 quickstart=$chart/values-quickstart.yaml
+# The check_*.py scripts import rendered.py: no __pycache__ in the tree.
+export PYTHONDONTWRITEBYTECODE=1
 
 # Without AURUM_KUBE_BIN (set by testenv/kube.sh only, so a KUBECONFIG of a real
 # cluster alone is never used), start a throwaway control plane, and stop it at
@@ -78,6 +90,7 @@ ns_default=aurum-chart-default-$suffix
 ns_quick=aurum-chart-quick-$suffix
 ns_cluster=aurum-chart-cluster-$suffix
 ns_install=aurum-chart-install-$suffix
+ns_ballista=aurum-chart-ballista-$suffix
 created_crds=0
 created_monitoring_crds=0
 passed=0
@@ -95,9 +108,10 @@ section() { echo; echo "== $* ($((SECONDS - started)) s)"; }
 operator_pid=
 api_pid=
 dashboard_pid=
+ballista_pids=()
 cleanup() {
   set +e
-  for pid in "$operator_pid" "$api_pid" "$dashboard_pid"; do
+  for pid in "$operator_pid" "$api_pid" "$dashboard_pid" "${ballista_pids[@]}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
   done
   "$helm" uninstall aurum -n "$ns_install" >/dev/null 2>&1
@@ -110,7 +124,7 @@ cleanup() {
       "$kubectl" -n "$ns" patch "$pvc" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
     done
   done
-  "$kubectl" delete ns "$ns_default" "$ns_quick" "$ns_cluster" "$ns_install" \
+  "$kubectl" delete ns "$ns_default" "$ns_quick" "$ns_cluster" "$ns_install" "$ns_ballista" \
     --ignore-not-found --wait=false >/dev/null 2>&1
   "$kubectl" delete clusterrole,clusterrolebinding "aurum-operator-$ns_cluster" \
     --ignore-not-found >/dev/null 2>&1
@@ -178,7 +192,8 @@ check "quickstart: PostgreSQL, HDFS, loader Job, ingresses, 1 DataLake and 4 Dat
 check "cluster scope: a ClusterRole and binding, the Lease Role only, an HPA" expect_kinds "$work/cluster.yaml" \
   ClusterRole=1 ClusterRoleBinding=1 Role=1 RoleBinding=1 HorizontalPodAutoscaler=1 Secret=2
 check "the longest release name (53 characters) gives valid object names" bash -c "
-  '$helm' template aurum-a-release-name-of-the-longest-length-helm-allow '$chart' -f '$quickstart' |
+  '$helm' template aurum-a-release-name-of-the-longest-length-helm-allow '$chart' -f '$quickstart' \
+    --set ballista.enabled=true |
     python3 -c '
 import re, sys
 bad = []
@@ -200,6 +215,32 @@ check "quickstart database URL carries the generated PostgreSQL password" bash -
   pw=\$(awk '/name: aurum-postgresql\$/{f=1} f&&/password:/{print \$2; exit}' '$work/quick.yaml' | tr -d '\"' | base64 -d)
   url=\$(awk '/name: aurum-database\$/{f=1} f&&/ url:/{print \$2; exit}' '$work/quick.yaml' | tr -d '\"' | base64 -d)
   [ -n \"\$pw\" ] && [ \"\$url\" = \"postgres://aurum:\$pw@aurum-postgresql:5432/aurum\" ]"
+
+# Ballista: with the quickstart's HDFS (3 executors of 4 tasks), and with a
+# file:// lake on a claim (scheduler on another port) for the server-side apply.
+ballista_quick=(-f "$quickstart" --set ballista.enabled=true --set ballista.executors.replicas=3
+  --set ballista.executors.concurrentTasks=4)
+ballista_pvc=(--set ballista.enabled=true --set ballista.scheduler.port=7000
+  --set ballista.lake.persistentVolumeClaim=aurum-lake --set database.existingSecret=gold-db
+  --set examples.enabled=true --set examples.dataLake.lakeUri=file:///data/lake/aurum
+  --set examples.dataLake.sourcePath=/data/lake/landing)
+check "helm lint --strict (ballista.enabled, quickstart)" "$helm" lint --strict "$chart" "${ballista_quick[@]}"
+check "helm template (ballista.enabled, quickstart HDFS)" render "$work/ballista-quick.yaml" "$ns_quick" "${ballista_quick[@]}"
+check "helm template (ballista.enabled, file:// lake on a claim)" \
+  render "$work/ballista.yaml" "$ns_ballista" "${ballista_pvc[@]}"
+check "ballista off by default: no scheduler, no executors, no spec.engine" \
+  bash -c "! grep -qi 'ballista\|engine:' '$work/default.yaml' '$work/quick.yaml'"
+check "ballista: two more Deployments and the scheduler's Service" \
+  expect_kinds "$work/ballista.yaml" Deployment=5 Service=4 DataLake=1 Datamart=4
+check "ballista (HDFS): scheduler, Service and 3 executors of 4 tasks as the entry points expect; HDFS config mounted" \
+  bash -c "'$kubectl' create --dry-run=client -o json -f '$work/ballista-quick.yaml' |
+    python3 '$here/check_ballista.py' aurum 50050 3 4 hdfs:aurum-hadoop-conf"
+check "ballista (file:// lake): the claim mounted at the lake's path, scheduler port 7000 in spec.engine" \
+  bash -c "'$kubectl' create --dry-run=client -o json -f '$work/ballista.yaml' |
+    python3 '$here/check_ballista.py' aurum 7000 2 2 pvc:aurum-lake:/data/lake"
+check "ballista: examples.dataLake.engine wins over the chart's scheduler" bash -c "
+  '$helm' template aurum '$chart' ${ballista_pvc[*]} --set examples.dataLake.engine=in-process \
+    --show-only templates/examples.yaml | grep -c '^  engine: \"in-process\"\$' | grep -qx 1"
 
 # ---------------------------------------------------------------------------
 section "schema and chart checks reject bad values"
@@ -246,6 +287,18 @@ rejects "examples without HDFS and without a lake URI" \
 rejects "HDFS replication above the DataNode count" \
   "hdfs.replication must not exceed hdfs.datanode.replicas" \
   --set hdfs.enabled=true --set hdfs.replication=3 --set hdfs.datanode.replicas=2
+rejects "Ballista executors with no task slot" \
+  "at '/ballista/executors/concurrentTasks': minimum: got 0, want 1" \
+  --set ballista.enabled=true --set ballista.executors.concurrentTasks=0
+rejects "Ballista executor Flight and gRPC on one port" \
+  "ballista.executors.flightPort and grpcPort must differ" \
+  --set ballista.enabled=true --set ballista.executors.grpcPort=50051
+rejects "a Ballista lake mounted at a relative path" \
+  "at '/ballista/lake/mountPath'" --set ballista.lake.mountPath=data/lake
+rejects "a misspelt Ballista key" \
+  "additional properties 'executor' not allowed" --set ballista.executor.replicas=3
+rejects "an example engine that is neither in-process nor ballista://HOST:PORT" \
+  "at '/examples/dataLake/engine'" --set examples.dataLake.engine=spark://master:7077
 check "existing JWT and users Secrets: nothing generated, the Deployment mounts them" bash -c "
   '$helm' template aurum '$chart' --set api.jwt.generate=false --set api.jwt.existingSecret=my-jwt \
     --set api.users.existingSecret=my-users --set database.existingSecret=my-db > '$work/existing.yaml'
@@ -312,6 +365,25 @@ apply_release() { # apply_release NAME FILE NAMESPACE
 apply_release "default values" "$work/default.yaml" "$ns_default"
 apply_release "quickstart values" "$work/quick.yaml" "$ns_quick"
 apply_release "cluster scope" "$work/cluster.yaml" "$ns_cluster"
+apply_release "ballista (file:// lake)" "$work/ballista.yaml" "$ns_ballista"
+check "ballista: the example DataLake is stored with spec.engine naming the scheduler; its Datamarts set none" bash -c "
+  [ \"\$('$kubectl' -n '$ns_ballista' get datalake lake -o jsonpath='{.spec.engine}')\" = ballista://aurum-ballista-scheduler:7000 ] &&
+  [ -z \"\$('$kubectl' -n '$ns_ballista' get datamarts -o jsonpath='{.items[*].spec.engine}')\" ]"
+check "the CRDs' CEL rules apply to spec.engine: spark://master:7077 is refused" bash -c "
+  '$kubectl' -n '$ns_ballista' patch datalake lake --type merge -p '{\"spec\":{\"engine\":\"spark://master:7077\"}}' 2>&1 |
+    grep -q 'engine must be in-process or ballista://HOST:PORT'"
+check "ballista: the controller-manager creates the scheduler pod and 2 executor pods" bash -c "
+  for i in \$(seq 1 60); do
+    s=\$('$kubectl' -n '$ns_ballista' get pods -l app.kubernetes.io/component=ballista-scheduler -o name | wc -l)
+    e=\$('$kubectl' -n '$ns_ballista' get pods -l app.kubernetes.io/component=ballista-executor -o name | wc -l)
+    [ \"\$s\" = 1 ] && [ \"\$e\" = 2 ] && exit 0; sleep 0.5; done
+  echo \"scheduler pods=\$s executor pods=\$e\"; exit 1"
+check "ballista: kubectl scale deploy/aurum-ballista-executor --replicas 4 makes 4 executor pods" bash -c "
+  '$kubectl' -n '$ns_ballista' scale deploy/aurum-ballista-executor --replicas 4 >/dev/null &&
+  for i in \$(seq 1 60); do
+    e=\$('$kubectl' -n '$ns_ballista' get pods -l app.kubernetes.io/component=ballista-executor -o name | wc -l)
+    [ \"\$e\" = 4 ] && exit 0; sleep 0.5; done
+  echo \"executor pods=\$e\"; exit 1"
 check "quickstart: the example resources are stored with their defaults" bash -c "
   [ \"\$('$kubectl' -n '$ns_quick' get datamarts -o name | wc -l)\" = 4 ] &&
   [ \"\$('$kubectl' -n '$ns_quick' get datamart top-products -o jsonpath='{.spec.topN}/{.spec.concurrencyPolicy}')\" = 10/Forbid ] &&
@@ -797,6 +869,56 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+# The real job-runner's Ballista entry points (AURUM_JOB_RUNNER_BIN, when it has
+# them), started with the arguments and plain environment of the chart's
+# scheduler and executor Deployments: ports moved to free ones, the scheduler
+# Service's name and $(POD_IP) to loopback, /tmp to a scratch folder. The
+# executor must register with the scheduler (its /readyz count).
+runner=${AURUM_JOB_RUNNER_BIN:-}
+if [ -n "$runner" ] && [ -x "$runner" ] && "$runner" ballista-scheduler --help >/dev/null 2>&1; then
+  section "the job-runner's Ballista scheduler and executor, as the chart starts them"
+  bsp=$(free_port 29650); bfp=$(free_port $((bsp + 1))); bgp=$(free_port $((bfp + 1)))
+  "$helm" template aurum "$chart" --set ballista.enabled=true --set ballista.scheduler.port="$bsp" \
+    --set ballista.executors.flightPort="$bfp" --set ballista.executors.grpcPort="$bgp" \
+    --set ballista.executors.concurrentTasks=1 --show-only templates/ballista.yaml |
+    "$kubectl" create --dry-run=client -o json -f - > "$work/ballista.json"
+  ballista_cmd() { # ballista_cmd DEPLOYMENT OUT: writes OUT.args and OUT.env
+    python3 - "$work/ballista.json" "$1" "$2" "$work/root" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[5])
+from rendered import read_objects
+objects, name, out, root = read_objects(open(sys.argv[1]).read()), sys.argv[2], sys.argv[3], sys.argv[4]
+c = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == name)["spec"]["template"]["spec"]["containers"][0]
+def local(v):
+    v = v.replace("$(POD_IP)", "127.0.0.1").replace("aurum-ballista-scheduler:", "127.0.0.1:")
+    return root + v if v.startswith("/tmp") else v
+open(out + ".args", "w").write("\n".join(local(a) for a in c["args"]) + "\n")
+# run_with_env moves absolute paths of the environment under the scratch root itself.
+open(out + ".env", "w").write("".join(f"{e['name']}={e['value']}\n" for e in c.get("env", []) if "value" in e))
+PY
+  }
+  ballista_start() { # ballista_start DEPLOYMENT LOG: in the background
+    local out=$work/$1 args=()
+    ballista_cmd "$1" "$out"
+    mapfile -t args < "$out.args"
+    mkdir -p "$work/root/tmp"
+    ballista_pids+=("$(run_with_env "$out.env" "$2" "$runner" "${args[@]}")")
+  }
+  ballista_start aurum-ballista-scheduler "$work/ballista-scheduler.log"
+  waits "the scheduler listens on the chart's port ($bsp)" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$bsp"
+  ballista_start aurum-ballista-executor "$work/ballista-executor.log"
+  waits "the executor, started with the chart's arguments, registers with the scheduler" 60 \
+    bash -c "[ \"\$(curl -s --max-time 2 http://127.0.0.1:$bsp/readyz | sed -n 's/^[a-z ]*: \([0-9]*\)[/ ].*/\1/p')\" = 1 ]"
+  check "the executor serves Flight and gRPC on the chart's ports ($bfp, $bgp): what its probes dial" \
+    bash -c "exec 3<>/dev/tcp/127.0.0.1/$bfp && exec 4<>/dev/tcp/127.0.0.1/$bgp"
+  kill "${ballista_pids[@]}" 2>/dev/null || true
+  if [ "$failed" != 0 ]; then tail -5 "$work/ballista-scheduler.log" "$work/ballista-executor.log" | sed 's/^/     /'; fi
+else
+  echo
+  echo "     (AURUM_JOB_RUNNER_BIN not set, or without ballista-scheduler: the chart's Ballista commands are not run)"
+fi
+
+# ---------------------------------------------------------------------------
 # Every metric the PrometheusRule and the Grafana dashboard name is one the real
 # binaries export (their /metrics after the runs above; a family counts even
 # while it has no series yet), or one of Prometheus (up) or kube-state-metrics.
@@ -838,8 +960,9 @@ fi
 
 # ---------------------------------------------------------------------------
 section "pod security of the applied workloads"
-check "every container: non-root, read-only root filesystem, no privilege escalation, capabilities dropped" bash -c "
-  '$kubectl' get deploy,sts,job -n '$ns_quick' -l app.kubernetes.io/managed-by=Helm -o json | python3 -c '
+for ns in "$ns_quick" "$ns_ballista"; do
+check "every container (${ns%-$suffix}): non-root, read-only root filesystem, no privilege escalation, capabilities dropped" bash -c "
+  '$kubectl' get deploy,sts,job -n '$ns' -l app.kubernetes.io/managed-by=Helm -o json | python3 -c '
 import json, sys
 bad = []
 for obj in json.load(sys.stdin)[\"items\"]:
@@ -855,6 +978,7 @@ for obj in json.load(sys.stdin)[\"items\"]:
         if \"ALL\" not in sc.get(\"capabilities\", {}).get(\"drop\", []): bad.append(where + \": capabilities kept\")
     if psc.get(\"seccompProfile\", {}).get(\"type\") != \"RuntimeDefault\": bad.append(obj[\"metadata\"][\"name\"] + \": no RuntimeDefault seccomp\")
 print(\"\\n\".join(bad)); sys.exit(1 if bad else 0)'"
+done
 check "probes on /healthz and /readyz for the operator, API and dashboard" bash -c "
   '$kubectl' -n '$ns_quick' get deploy -o jsonpath='{range .items[*]}{.metadata.name} {.spec.template.spec.containers[0].livenessProbe.httpGet.path} {.spec.template.spec.containers[0].readinessProbe.httpGet.path}{\"\\n\"}{end}' |
     tee /dev/stderr | awk '\$2 == \"/healthz\" && \$3 == \"/readyz\" {n++} END {exit n != 3 || NR != 3}'"

@@ -31,6 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use postgres_types::ToSql;
 
+use crate::engine::{EngineChoice, ballista_session, register_snapshot_table};
 use crate::report::CheckReport;
 use crate::resources::{Engine, spilled_bytes};
 use crate::rules::from_date32;
@@ -308,34 +309,56 @@ impl Silver {
         snapshot: &Snapshot,
         engine: &Engine,
     ) -> Result<Silver, DatamartError> {
-        let ctx = engine.session(engine.config());
-        lake.register(&ctx);
         let err = query_error("the silver tables");
+        let remote = engine.choice != EngineChoice::InProcess;
+        let ctx = match &engine.choice {
+            EngineChoice::InProcess => engine.session(engine.config()),
+            EngineChoice::Ballista {
+                host,
+                port,
+                partitions,
+            } => {
+                let config = engine
+                    .config()
+                    .with_target_partitions(partitions.unwrap_or(engine.partitions()));
+                ballista_session(config, host, *port).map_err(&err)?
+            }
+        };
+        lake.register(&ctx);
         for table in Table::ALL {
             let schema = match table {
                 Table::Transactions => transactions_schema(),
                 keyed => keyed_silver_schema(keyed),
             };
             let files = snapshot.table(table.name());
+            let mut parts = Vec::with_capacity(files.len());
+            for file in files {
+                let path = lake.path(file);
+                let size = lake
+                    .size(&path)
+                    .await
+                    .map_err(|source| DatamartError::Storage {
+                        snapshot_id: snapshot.snapshot_id.clone(),
+                        source: Box::new(source),
+                    })?
+                    .ok_or_else(|| DatamartError::MissingFile {
+                        file: lake.object_url(&path),
+                        snapshot_id: snapshot.snapshot_id.clone(),
+                    })?;
+                parts.push(PartitionedFile::new(path.to_string(), size));
+            }
+            if remote {
+                // The snapshot table below cannot be sent to a scheduler.
+                let urls: Vec<String> = files
+                    .iter()
+                    .map(|f| lake.object_url(&lake.path(f)))
+                    .collect();
+                register_snapshot_table(&ctx, table.name(), schema, &urls).map_err(&err)?;
+                continue;
+            }
             let provider: Arc<dyn TableProvider> = if files.is_empty() {
                 Arc::new(MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(&err)?)
             } else {
-                let mut parts = Vec::with_capacity(files.len());
-                for file in files {
-                    let path = lake.path(file);
-                    let size = lake
-                        .size(&path)
-                        .await
-                        .map_err(|source| DatamartError::Storage {
-                            snapshot_id: snapshot.snapshot_id.clone(),
-                            source: Box::new(source),
-                        })?
-                        .ok_or_else(|| DatamartError::MissingFile {
-                            file: lake.object_url(&path),
-                            snapshot_id: snapshot.snapshot_id.clone(),
-                        })?;
-                    parts.push(PartitionedFile::new(path.to_string(), size));
-                }
                 let store = ListingTableUrl::parse(lake.object_url(&lake.path(&files[0])))
                     .map_err(&err)?
                     .object_store();

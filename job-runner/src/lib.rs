@@ -8,10 +8,14 @@
 //! [`resources`] sizes the run to its pod's cores and memory.
 //! [`storage`] is the one seam to the lake's file system; [`pipeline`] runs the
 //! commands and fills the [`report`]; [`catalog`] registers a published
-//! snapshot's tables in a Hive Metastore, when one is given.
+//! snapshot's tables in a Hive Metastore, when one is given. [`engine`] chooses
+//! where the datamarts' queries run (in this process or on Ballista), and
+//! [`ballista`] is the job-runner's own Ballista scheduler and executor.
 
+pub mod ballista;
 pub mod catalog;
 pub mod datamart;
+pub mod engine;
 pub mod feed;
 pub mod generate;
 pub mod pipeline;

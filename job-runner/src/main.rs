@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aurum_job_runner::ballista::{self, ExecutorOptions, SchedulerOptions};
 use aurum_job_runner::catalog::{self, Metastore};
 use aurum_job_runner::datamart::Datamart;
+use aurum_job_runner::engine::EngineChoice;
 use aurum_job_runner::pipeline::{PipelineError, Run};
 use aurum_job_runner::report::RunStatus;
 use aurum_job_runner::resources::{CgroupLimits, Engine, Resources};
@@ -33,6 +35,16 @@ struct Cli {
     /// Where sorts spill under the memory limit (default: the temp dir, TMPDIR or /tmp).
     #[arg(long, env = "AURUM_SPILL_DIR", global = true)]
     spill_dir: Option<PathBuf>,
+    /// Where the datamarts' queries run: in-process, or ballista://HOST:PORT
+    /// for a Ballista scheduler (docs/ballista.md). Preprocess runs in this
+    /// process either way.
+    #[arg(long, env = "AURUM_ENGINE", global = true, default_value = "in-process", value_parser = engine_choice)]
+    engine: EngineChoice,
+    /// With --engine ballista://...: the partitions of each distributed query
+    /// stage, i.e. how many tasks can run at once; set it to the executors'
+    /// total slots or more (default: --threads).
+    #[arg(long, env = "AURUM_ENGINE_PARTITIONS", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    engine_partitions: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +102,74 @@ enum Command {
         #[command(flatten)]
         gold: GoldArgs,
     },
+    /// Serve a Ballista scheduler for --engine ballista://HOST:PORT (until SIGTERM).
+    BallistaScheduler(SchedulerArgs),
+    /// Serve a Ballista executor with the lake's object stores (until SIGTERM).
+    BallistaExecutor(ExecutorArgs),
+}
+
+fn engine_choice(text: &str) -> Result<EngineChoice, String> {
+    text.parse()
+        .map_err(|e: aurum_job_runner::engine::EngineError| e.to_string())
+}
+
+fn host_port(text: &str) -> Result<(String, u16), String> {
+    aurum_job_runner::engine::split_host_port(text)
+}
+
+#[derive(Args)]
+struct SchedulerArgs {
+    /// The address to listen on.
+    #[arg(long, env = "AURUM_BALLISTA_BIND_HOST", default_value = "0.0.0.0")]
+    bind_host: String,
+    /// The gRPC port clients and executors connect to.
+    #[arg(long, env = "AURUM_BALLISTA_PORT", default_value_t = 50050)]
+    port: u16,
+    /// The host name or address executors report task results to, with
+    /// --port: on Kubernetes the scheduler Service's name or the pod IP.
+    #[arg(
+        long,
+        env = "AURUM_BALLISTA_EXTERNAL_HOST",
+        default_value = "localhost"
+    )]
+    external_host: String,
+    /// Seconds without a heartbeat after which an executor is lost and its
+    /// tasks run again elsewhere (more than the executors' --heartbeat-secs).
+    #[arg(
+        long,
+        env = "AURUM_BALLISTA_EXECUTOR_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
+    executor_timeout_secs: u64,
+}
+
+#[derive(Args)]
+struct ExecutorArgs {
+    /// The scheduler, HOST:PORT.
+    #[arg(long, env = "AURUM_BALLISTA_SCHEDULER", value_parser = host_port)]
+    scheduler: (String, u16),
+    /// The address to listen on.
+    #[arg(long, env = "AURUM_BALLISTA_BIND_HOST", default_value = "0.0.0.0")]
+    bind_host: String,
+    /// The host or address others reach this executor by (the pod IP on
+    /// Kubernetes; default: the address the scheduler sees it connect from).
+    #[arg(long, env = "AURUM_BALLISTA_EXTERNAL_HOST")]
+    external_host: Option<String>,
+    /// Arrow Flight port (shuffle and result fetches).
+    #[arg(long, env = "AURUM_BALLISTA_FLIGHT_PORT", default_value_t = 50051)]
+    flight_port: u16,
+    /// gRPC port (the scheduler pushes tasks to it).
+    #[arg(long, env = "AURUM_BALLISTA_GRPC_PORT", default_value_t = 50052)]
+    grpc_port: u16,
+    /// Tasks run at once (default: --threads, i.e. the cgroup's CPU quota or the cores).
+    #[arg(long, env = "AURUM_BALLISTA_CONCURRENT_TASKS")]
+    concurrent_tasks: Option<usize>,
+    /// Where shuffle files go (default: a folder per executor in the temp dir).
+    #[arg(long, env = "AURUM_BALLISTA_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, env = "AURUM_BALLISTA_HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_secs: u64,
 }
 
 #[derive(Args)]
@@ -251,6 +331,8 @@ async fn execute(run: &mut Run, command: Command) -> Result<(), PipelineError> {
             )
             .await
         }
+        // Served by run_command before a run starts.
+        Command::BallistaScheduler(_) | Command::BallistaExecutor(_) => Ok(()),
     }
 }
 
@@ -261,6 +343,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Preprocess { .. } => "preprocess",
         Command::Datamart { .. } => "datamart",
         Command::Run { .. } => "run",
+        Command::BallistaScheduler(_) => "ballista-scheduler",
+        Command::BallistaExecutor(_) => "ballista-executor",
     }
 }
 
@@ -295,7 +379,66 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_command(cli: Cli, engine: Engine) -> ExitCode {
+/// The exit of a scheduler or executor: they serve until stopped, with no run report.
+fn served(outcome: Result<(), ballista::BallistaError>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ballista::BallistaError::Configuration(_)) => {
+            eprintln!("error: {e}");
+            eprintln!("hint: check the command's arguments and environment (see --help)");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_command(cli: Cli, mut engine: Engine) -> ExitCode {
+    let command = match cli.command {
+        Command::BallistaScheduler(args) => {
+            return served(
+                ballista::run_scheduler(SchedulerOptions {
+                    bind_host: args.bind_host,
+                    port: args.port,
+                    external_host: args.external_host,
+                    executor_timeout_secs: args.executor_timeout_secs,
+                })
+                .await,
+            );
+        }
+        Command::BallistaExecutor(args) => {
+            let (scheduler_host, scheduler_port) = args.scheduler;
+            let work_dir = args.work_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("aurum-ballista-executor-{}", std::process::id()))
+            });
+            return served(
+                ballista::run_executor(ExecutorOptions {
+                    scheduler_host,
+                    scheduler_port,
+                    bind_host: args.bind_host,
+                    external_host: args.external_host,
+                    flight_port: args.flight_port,
+                    grpc_port: args.grpc_port,
+                    concurrent_tasks: args.concurrent_tasks.unwrap_or(engine.resources.threads),
+                    work_dir,
+                    heartbeat_secs: args.heartbeat_secs,
+                    memory_pool_bytes: engine.resources.pool_bytes().map(|b| b as u64),
+                })
+                .await,
+            );
+        }
+        batch => batch,
+    };
+    engine.choice = match cli.engine.clone() {
+        EngineChoice::Ballista { host, port, .. } => EngineChoice::Ballista {
+            host,
+            port,
+            partitions: cli.engine_partitions.map(|p| p as usize),
+        },
+        EngineChoice::InProcess => EngineChoice::InProcess,
+    };
     let resources = &engine.resources;
     tracing::info!(
         threads = resources.threads,
@@ -303,11 +446,12 @@ async fn run_command(cli: Cli, engine: Engine) -> ExitCode {
         memory_limit = resources.memory_limit.map(aurum_job_runner::resources::human_size),
         memory_limit_from = ?resources.memory_origin,
         spill_dir = %resources.spill_dir.display(),
+        engine = %engine.choice,
         "resources"
     );
-    let mut run = Run::start(command_name(&cli.command), engine);
+    let mut run = Run::start(command_name(&command), engine);
     tracing::info!(command = %run.report.command, run_id = %run.id(), "starting");
-    let outcome = execute(&mut run, cli.command).await;
+    let outcome = execute(&mut run, command).await;
     let configuration_error = outcome
         .as_ref()
         .err()

@@ -16,6 +16,8 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::engine::EngineChoice;
+
 /// Share of the cgroup memory limit a run takes by default: the rest is left
 /// for the allocator's slack and the pod's other usage, so the kernel's OOM
 /// killer is never the one to stop a run.
@@ -305,6 +307,7 @@ impl Resources {
         Ok(Engine {
             runtime: builder.build_arc()?,
             resources: self.clone(),
+            choice: EngineChoice::InProcess,
         })
     }
 }
@@ -449,6 +452,8 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     /// The settings.
     pub resources: Resources,
+    /// Where the datamarts' plans run (`--engine`); preprocess always runs here.
+    pub choice: EngineChoice,
 }
 
 impl Engine {

@@ -39,6 +39,7 @@ pub fn default_job_runner_image() -> String {
     printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".status.silverSnapshotId"}"#,
     printcolumn = r#"{"name":"Rows","type":"integer","jsonPath":".status.rowsWritten"}"#,
     printcolumn = r#"{"name":"Catalog","type":"string","priority":1,"jsonPath":".status.catalog.status"}"#,
+    printcolumn = r#"{"name":"Engine","type":"string","priority":1,"jsonPath":".spec.engine"}"#,
     printcolumn = r#"{"name":"Last Run","type":"date","jsonPath":".status.lastRunTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -177,6 +178,7 @@ impl DatamartKind {
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Rows","type":"integer","jsonPath":".status.rowsWritten"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","priority":1,"jsonPath":".status.silverSnapshotId"}"#,
+    printcolumn = r#"{"name":"Engine","type":"string","priority":1,"jsonPath":".spec.engine"}"#,
     printcolumn = r#"{"name":"Last Run","type":"date","jsonPath":".status.lastRunTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -334,6 +336,21 @@ pub struct RunPolicy {
     #[schemars(range(min = 0, max = 50))]
     pub failed_run_history_limit: i32,
 
+    /// Where the run's query work executes: `in-process` (the job-runner's own
+    /// DataFusion, the default) or `ballista://HOST:PORT`, a Ballista
+    /// scheduler (docs/ballista.md; the chart's `ballista.enabled` deploys
+    /// one). The Job gets it as `AURUM_ENGINE`. A Datamart without it uses its
+    /// DataLake's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 270),
+        extend("x-kubernetes-validations" = [{
+            "rule": "self == 'in-process' || self.matches('^ballista://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?:[0-9]{1,5}$')",
+            "message": "engine must be in-process or ballista://HOST:PORT (a Ballista scheduler, e.g. ballista://aurum-ballista-scheduler:50050)"
+        }])
+    )]
+    pub engine: Option<String>,
+
     /// Job-runner container image. Default: the operator's `--job-runner-image`,
     /// the job-runner of the operator's own version (the chart sets it from
     /// `jobRunner.image`).
@@ -416,6 +433,7 @@ impl Default for RunPolicy {
             backoff_max_seconds: default_backoff_max(),
             successful_run_history_limit: default_history(),
             failed_run_history_limit: default_history(),
+            engine: None,
             image: None,
             image_pull_policy: None,
             resources: None,
@@ -500,6 +518,11 @@ pub struct RunRecord {
     /// Silver snapshot published (DataLake) or read (Datamart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silver_snapshot_id: Option<String>,
+    /// Where the run's query work executed: `in-process` or the Ballista
+    /// scheduler's `ballista://HOST:PORT` (for a Datamart, its own
+    /// `spec.engine` or else its DataLake's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Error message of a failed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -34,6 +34,37 @@ pub const ANN_TRIGGER: &str = "aurum.dev/trigger";
 pub const ANN_RUN_KEY: &str = "aurum.dev/run-key";
 pub const ANN_ATTEMPT: &str = "aurum.dev/attempt";
 pub const ANN_SNAPSHOT: &str = "aurum.dev/silver-snapshot";
+/// The engine of the run (`in-process` or `ballista://HOST:PORT`).
+pub const ANN_ENGINE: &str = "aurum.dev/engine";
+
+/// The job-runner's variable naming the engine (`--engine`).
+pub const ENGINE_ENV: &str = "AURUM_ENGINE";
+/// The engine of a run whose resource names none: the job-runner's own DataFusion.
+pub const IN_PROCESS: &str = "in-process";
+
+/// The engine of a DataLake's runs: its `spec.engine`, else in-process.
+pub fn datalake_engine(lake: &DataLake) -> &str {
+    lake.spec.run.engine.as_deref().unwrap_or(IN_PROCESS)
+}
+
+/// The engine of a Datamart's runs: its own `spec.engine`, else its
+/// DataLake's, else in-process. Inheriting lets one field move a lake and
+/// every datamart built from it onto a Ballista cluster; a Datamart that sets
+/// `in-process` stays off it.
+pub fn datamart_engine<'a>(dm: &'a Datamart, lake: &'a DataLake) -> &'a str {
+    dm.spec
+        .run
+        .engine
+        .as_deref()
+        .unwrap_or_else(|| datalake_engine(lake))
+}
+
+/// `AURUM_ENGINE` for a run on `engine`; none for in-process, the
+/// job-runner's default, so that the Job does not depend on the job-runner
+/// spelling that default the same way.
+fn engine_env(engine: &str) -> Option<EnvVar> {
+    (engine != IN_PROCESS).then(|| env(ENGINE_ENV, engine))
+}
 
 /// What identifies one run of a resource: why it runs and which attempt it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +203,7 @@ fn job(
     labels: BTreeMap<String, String>,
     run: &RunIdentity,
     snapshot: Option<&str>,
+    engine: &str,
     policy: &RunPolicy,
     pod: PodSpec,
 ) -> Job {
@@ -182,6 +214,7 @@ fn job(
     if let Some(s) = snapshot {
         annotations.insert(ANN_SNAPSHOT.to_string(), s.to_string());
     }
+    annotations.insert(ANN_ENGINE.to_string(), engine.to_string());
     Job {
         metadata: ObjectMeta {
             name: Some(name),
@@ -290,12 +323,15 @@ pub fn datalake_job(lake: &DataLake, run: &RunIdentity) -> Job {
     pre_args.extend(report);
 
     let mut feed = runner_container(FEED_CONTAINER, &spec.run, feed_args, env_vars.clone());
-    // Only preprocess registers silver: feed never sees the Metastore.
+    // Only preprocess registers silver: feed never sees the Metastore. Feed
+    // only copies CSVs into raw: it has no query work for an engine either.
     let mut pre_env = env_vars;
     if let Some(catalog) = &spec.catalog {
         pre_env.push(env("AURUM_METASTORE", &catalog.metastore));
         pre_env.push(env("AURUM_METASTORE_DATABASE", &catalog.database));
     }
+    let engine = datalake_engine(lake);
+    pre_env.extend(engine_env(engine));
     let mut pre = runner_container(MAIN_CONTAINER, &spec.run, pre_args, pre_env);
     if !mounts.is_empty() {
         feed.volume_mounts = Some(mounts.clone());
@@ -314,6 +350,7 @@ pub fn datalake_job(lake: &DataLake, run: &RunIdentity) -> Job {
         labels,
         run,
         None,
+        engine,
         &spec.run,
         pod,
     )
@@ -373,6 +410,8 @@ pub fn datamart_job(
         from_secret("AURUM_READER_ROLE", READER_ROLE_KEY, true),
         env("AURUM_LOG_FORMAT", "json"),
     ];
+    let engine = datamart_engine(dm, lake);
+    env_vars.extend(engine_env(engine));
     let mut volumes = Vec::new();
     let mut container_mounts = Vec::new();
     if let Some(cm) = &lake.spec.hadoop_config_map {
@@ -394,6 +433,7 @@ pub fn datamart_job(
         labels,
         run,
         snapshot,
+        engine,
         &spec.run,
         pod,
     )
@@ -557,6 +597,74 @@ mod tests {
             ]
         );
         assert!(envs(&p.init_containers.expect("init")[0]).is_empty());
+    }
+
+    /// The AURUM_ENGINE values of a pod's containers, by container name.
+    fn engine_envs(j: &Job) -> Vec<(String, Option<String>)> {
+        let pod = j.spec.clone().expect("spec").template.spec.expect("pod");
+        pod.init_containers
+            .iter()
+            .flatten()
+            .chain(&pod.containers)
+            .map(|c| {
+                let v = c.env.iter().flatten().find(|e| e.name == ENGINE_ENV);
+                (c.name.clone(), v.and_then(|e| e.value.clone()))
+            })
+            .collect()
+    }
+
+    fn engine_annotation(j: &Job) -> String {
+        j.metadata.annotations.as_ref().expect("ann")[ANN_ENGINE].clone()
+    }
+
+    #[test]
+    fn datalake_engine_reaches_preprocess_only() {
+        let j = datalake_job(&lake(), &run());
+        assert_eq!(
+            engine_envs(&j),
+            [(FEED_CONTAINER.into(), None), (MAIN_CONTAINER.into(), None)]
+        );
+        assert_eq!(engine_annotation(&j), IN_PROCESS);
+
+        let mut l = lake();
+        l.spec.run.engine = Some("ballista://sched:50050".into());
+        let j = datalake_job(&l, &run());
+        assert_eq!(
+            engine_envs(&j),
+            [
+                (FEED_CONTAINER.into(), None),
+                (MAIN_CONTAINER.into(), Some("ballista://sched:50050".into()))
+            ]
+        );
+        assert_eq!(engine_annotation(&j), "ballista://sched:50050");
+
+        // Naming the default is the same as leaving it out.
+        l.spec.run.engine = Some(IN_PROCESS.into());
+        let j = datalake_job(&l, &run());
+        assert_eq!(engine_envs(&j)[1], (MAIN_CONTAINER.into(), None));
+        assert_eq!(engine_annotation(&j), IN_PROCESS);
+    }
+
+    #[test]
+    fn datamart_engine_is_its_own_else_its_lakes() {
+        let mut l = lake();
+        let mut d = datamart();
+        let env_of = |d: &Datamart, l: &DataLake| {
+            let j = datamart_job(d, l, &run(), None);
+            (engine_envs(&j)[0].1.clone(), engine_annotation(&j))
+        };
+        assert_eq!(env_of(&d, &l), (None, IN_PROCESS.into()));
+
+        l.spec.run.engine = Some("ballista://lake-sched:50050".into());
+        let inherited = "ballista://lake-sched:50050".to_string();
+        assert_eq!(env_of(&d, &l), (Some(inherited.clone()), inherited));
+
+        d.spec.run.engine = Some("ballista://dm-sched:7000".into());
+        let own = "ballista://dm-sched:7000".to_string();
+        assert_eq!(env_of(&d, &l), (Some(own.clone()), own));
+
+        d.spec.run.engine = Some(IN_PROCESS.into());
+        assert_eq!(env_of(&d, &l), (None, IN_PROCESS.into()));
     }
 
     #[test]

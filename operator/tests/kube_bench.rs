@@ -81,13 +81,7 @@ async fn bench_apply_to_job_latency() {
     let Some(env) = TestEnv::new("bench-lat", fake_runner()).await else {
         return;
     };
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "postgres://a:b@127.0.0.1:{}/a",
-        l.local_addr().expect("addr").port()
-    );
+    let (_db, url) = reachable_db().await;
     env.secret("pg", &url).await;
     let op = OperatorProcess::start(&env.ns);
     env.apply::<DataLake>(env.lake_json("lake", json!({})))

@@ -21,14 +21,6 @@ const T: Duration = Duration::from_secs(60);
 
 /// A TCP listener standing in for a reachable database (the stand-in
 /// job-runner only connects).
-async fn reachable_db() -> (tokio::net::TcpListener, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    (l, format!("postgres://aurum:secret@127.0.0.1:{port}/aurum"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crds_install_and_reject_invalid_resources() {
     let Some(env) = TestEnv::new("crds", fake_runner()).await else {

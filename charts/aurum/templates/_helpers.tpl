@@ -241,6 +241,99 @@ always generates. */}}
 {{- printf "hdfs://%s:%d" (include "aurum.hdfs.namenode" .) (int .Values.hdfs.namenodePort) }}
 {{- end }}
 
+{{/* Ballista ----------------------------------------------------------------- */}}
+
+{{- define "aurum.ballista.scheduler" -}}
+{{- printf "%s-ballista-scheduler" (include "aurum.fullname" .) }}
+{{- end }}
+
+{{- define "aurum.ballista.executor" -}}
+{{- printf "%s-ballista-executor" (include "aurum.fullname" .) }}
+{{- end }}
+
+{{/* The `spec.engine` that sends runs to this release's scheduler. */}}
+{{- define "aurum.ballista.engine" -}}
+{{- printf "ballista://%s:%d" (include "aurum.ballista.scheduler" .) (int .Values.ballista.scheduler.port) }}
+{{- end }}
+
+{{/* The Hadoop client ConfigMap of the scheduler and executors: ballista.lake's,
+else the chart's own with hdfs.enabled, else none. */}}
+{{- define "aurum.ballista.hadoopConfigMap" -}}
+{{- if .Values.ballista.lake.hadoopConfigMap }}
+{{- .Values.ballista.lake.hadoopConfigMap }}
+{{- else if .Values.hdfs.enabled }}
+{{- include "aurum.hdfs.configMap" . }}
+{{- end }}
+{{- end }}
+
+{{/* What the scheduler and executors share with the Jobs to reach the lake:
+environment (call with the root context), then volume mounts and volumes. */}}
+{{- define "aurum.ballista.lakeEnv" -}}
+{{- if include "aurum.ballista.hadoopConfigMap" . }}
+- name: HADOOP_CONF_DIR
+  value: /etc/hadoop/conf
+{{- end }}
+{{- with .Values.jobRunner.env }}
+{{ toYaml . }}
+{{- end }}
+{{- with .Values.ballista.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "aurum.ballista.lakeMounts" -}}
+{{- if include "aurum.ballista.hadoopConfigMap" . }}
+- name: hadoop-conf
+  mountPath: /etc/hadoop/conf
+  readOnly: true
+{{- end }}
+{{- if .Values.ballista.lake.persistentVolumeClaim }}
+- name: lake
+  mountPath: {{ .Values.ballista.lake.mountPath }}
+{{- end }}
+{{- end }}
+
+{{- define "aurum.ballista.lakeVolumes" -}}
+{{- with include "aurum.ballista.hadoopConfigMap" . }}
+- name: hadoop-conf
+  configMap:
+    name: {{ . }}
+{{- end }}
+{{- with .Values.ballista.lake.persistentVolumeClaim }}
+- name: lake
+  persistentVolumeClaim:
+    claimName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* The pod-level fields of the scheduler's and the executors' pods (call with
+dict "ctx" . "component" .Values.ballista.scheduler|executors "sa" NAME). They run
+as the job-runner's ServiceAccount, as the Jobs do, without an API token. */}}
+{{- define "aurum.ballista.podSpec" -}}
+serviceAccountName: {{ .sa }}
+automountServiceAccountToken: false
+{{- with include "aurum.imagePullSecrets" .ctx }}
+{{ . }}
+{{- end }}
+securityContext:
+  {{- include "aurum.podSecurityContext" (dict "ctx" .ctx "component" .ctx.Values.ballista) | nindent 2 }}
+{{- with .component.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .component.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .component.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .component.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{/* Checks that need more than the schema -------------------------------------- */}}
 {{- define "aurum.validate" -}}
 {{- if and .Values.sourceLoader.enabled (not .Values.hdfs.enabled) }}
@@ -248,6 +341,9 @@ always generates. */}}
 {{- end }}
 {{- if and .Values.examples.enabled (not .Values.hdfs.enabled) (or (not .Values.examples.dataLake.lakeUri) (not .Values.examples.dataLake.sourcePath)) }}
 {{- fail "aurum: examples.enabled without hdfs.enabled needs examples.dataLake.lakeUri and examples.dataLake.sourcePath" }}
+{{- end }}
+{{- if and .Values.ballista.enabled (eq (int .Values.ballista.executors.flightPort) (int .Values.ballista.executors.grpcPort)) }}
+{{- fail "aurum: ballista.executors.flightPort and grpcPort must differ (an executor binds both)" }}
 {{- end }}
 {{- if gt (int .Values.hdfs.replication) (int .Values.hdfs.datanode.replicas) }}
 {{- fail "aurum: hdfs.replication must not exceed hdfs.datanode.replicas" }}

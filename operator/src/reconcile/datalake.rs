@@ -5,7 +5,7 @@ use super::{
     parse_schedule, requeue_at, start_due_run,
 };
 use crate::crd::{CatalogState, DataLake, DataLakeStatus, RunOutcome, RunRecord, TableStats};
-use crate::job::datalake_job;
+use crate::job::{datalake_engine, datalake_job};
 use crate::plan::plan;
 use crate::report::RunReport;
 use crate::status::{CATALOG_REGISTERED, finish_run, fmt_time, set_condition};
@@ -230,7 +230,10 @@ pub async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action>
                 Launch {
                     due: &due,
                     job: &job,
-                    record: RunRecord::default(),
+                    record: RunRecord {
+                        engine: Some(datalake_engine(&lake).to_string()),
+                        ..Default::default()
+                    },
                 },
                 &mut wake,
                 &mut waiting,

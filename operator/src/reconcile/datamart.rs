@@ -8,7 +8,7 @@ use super::{
 use crate::crd::{
     DataLake, Datamart, DatamartStatus, DeletionPolicy, GOLD_FINALIZER, RunOutcome, RunRecord,
 };
-use crate::job::datamart_job;
+use crate::job::{datamart_engine, datamart_job};
 use crate::plan::{SnapshotFacts, plan};
 use crate::report::RunReport;
 use crate::status::{finish_run, fmt_time};
@@ -199,6 +199,7 @@ async fn apply(dm: Arc<Datamart>, ctx: Arc<Context>, ns: String) -> Result<Actio
                     job: &job,
                     record: RunRecord {
                         silver_snapshot_id: lake_snapshot.clone(),
+                        engine: Some(datamart_engine(&dm, lake).to_string()),
                         ..Default::default()
                     },
                 },

@@ -47,6 +47,16 @@ pub async fn client(test: &str) -> Option<Client> {
     )
 }
 
+/// A "database" for the stand-in job-runner, which only checks that something
+/// listens at the URL's address: the listener (keep it alive) and the URL.
+pub async fn reachable_db() -> (tokio::net::TcpListener, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    (l, format!("postgres://aurum:secret@127.0.0.1:{port}/aurum"))
+}
+
 /// Installs (server-side applies) the CRDs and waits until they are established.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The datamarts in-process versus on Ballista (docs/ballista.md), at 5M
+# transactions (or the sizes given as arguments): one silver snapshot made once
+# per size (feed + preprocess, in-process: preprocess never runs on Ballista),
+# then the four datamarts, each its own `datamart` command, in-process and with
+# --engine on a loopback cluster of 1 executor (AURUM_BENCH_SLOTS slots, default
+# 2) and of 2 executors (1 slot each, then 2 each). Printed per configuration:
+# wall time of the four commands, CPU seconds of every process involved (the
+# job-runner, and the scheduler and executors: /proc's utime+stime before and
+# after) and CPU per silver row. The machine's load average is printed with
+# each size: figures taken on a busy machine are not comparable.
+#
+# Environment: AURUM_BENCH_DIR (default ~/.cache/aurum/bench-ballista; sources
+# are kept there, lakes deleted), AURUM_BENCH_SLOTS, AURUM_BENCH_PROFILE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
+cache=${AURUM_BENCH_DIR:-$HOME/.cache/aurum/bench-ballista}
+sizes=("${@:-5000000}")
+slots=${AURUM_BENCH_SLOTS:-2}
+mkdir -p "$cache"
+
+# --workspace: the features the tests and images build with (no second DataFusion build).
+# AURUM_BENCH_PROFILE=debug measures the debug build `make test` uses (no
+# release build needed; its figures are not the release build's).
+if [ "${AURUM_BENCH_PROFILE:-release}" = debug ]; then
+  cargo build --workspace --bins
+  runner=$CARGO_TARGET_DIR/debug/aurum-job-runner
+else
+  cargo build --release --workspace --bin aurum-job-runner
+  runner=$CARGO_TARGET_DIR/release/aurum-job-runner
+fi
+echo "binary: $runner"
+export AURUM_JOB_RUNNER_BIN=$runner
+eval "$(testenv/postgres.sh start "$cache/postgres")"
+export DATABASE_URL
+cluster=$cache/ballista
+trap 'testenv/ballista.sh stop "$cluster" >/dev/null 2>&1 || true; testenv/postgres.sh stop "$cache/postgres"' EXIT
+
+ticks=$(getconf CLK_TCK)
+# cpu_seconds PID...: user+system CPU so far of these processes
+cpu_seconds() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    # fields 14 and 15 after the ") " that ends the command name
+    total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+
+# datamarts LABEL LAKE ROWS ENGINE PIDS...: the four datamart commands, timed
+datamarts() {
+  local label=$1 lake=$2 rows=$3 engine=$4
+  shift 4
+  local before after start end d own=0 t
+  before=$(cpu_seconds "$@")
+  start=$(date +%s.%N)
+  for d in sales-country-year top-products monthly-sales customer-lifetime-value; do
+    /usr/bin/time -f "%U %S" -o "$cache/time" "$runner" datamart "$d" --lake "$lake" --engine "$engine" \
+      >/dev/null 2>"$cache/stderr" || { tail -5 "$cache/stderr"; return 1; }
+    t=$(awk '{print int(($1 + $2) * 100)}' "$cache/time")
+    own=$((own + t))
+  done
+  end=$(date +%s.%N)
+  after=$(cpu_seconds "$@")
+  python3 - "$label" "$start" "$end" "$own" "$((after - before))" "$ticks" "$rows" <<'PY'
+import sys
+label, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+own, cluster, ticks, rows = int(sys.argv[4]) / 100, int(sys.argv[5]) / int(sys.argv[6]), int(sys.argv[6]), int(sys.argv[7])
+cpu = own + cluster
+print(f"  {label:<34} {end - start:7.2f} s wall  CPU {cpu:7.2f} s (job-runner {own:6.2f}, cluster {cluster:6.2f})"
+      f"  {cpu / rows * 1e6:6.2f} us CPU/row  cores busy {cpu / (end - start):4.2f}")
+PY
+}
+
+# cluster N SLOTS: a fresh scheduler and N executors of SLOTS slots
+start_cluster() {
+  testenv/ballista.sh stop "$cluster" >/dev/null 2>&1 || true
+  AURUM_BALLISTA_EXECUTORS=$1 AURUM_BALLISTA_CONCURRENT_TASKS=$2 \
+    testenv/ballista.sh start "$cluster" > "$cache/ballista.env"
+  # shellcheck disable=SC1091
+  . "$cache/ballista.env"
+}
+
+bench() {
+  local n=$1
+  src=$cache/source-$n
+  [ -f "$src/transactions.csv" ] || "$runner" generate --out "$src" --transactions "$n" >/dev/null
+  lake=$cache/lake-$n
+  rm -rf "$lake"
+  /usr/bin/time -f "%e %U %S" -o "$cache/feed.time" "$runner" feed --source "$src" --lake "$lake" >/dev/null 2>&1
+  /usr/bin/time -f "%e %U %S" -o "$cache/preprocess.time" "$runner" preprocess --lake "$lake" \
+    > "$cache/preprocess.json" 2>/dev/null
+  rows=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sum(s['rows_written'] for s in r['stages'] if s['table']=='transactions'))" "$cache/preprocess.json")
+  echo "== $n source transactions, $rows silver transactions ($(du -sh "$lake/silver" | cut -f1) of silver Parquet), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for stage in feed preprocess; do
+    read -r wall user sys < "$cache/$stage.time"
+    echo "  $stage (in-process, always): $wall s wall, CPU $(python3 -c "print(f'{$user + $sys:.2f}')") s"
+  done
+  datamarts "in-process" "$lake" "$rows" in-process
+  for shape in "1 $slots" "2 1" "2 $slots"; do
+    read -r executors per <<< "$shape"
+    [ "$executors" = 2 ] && [ "$per" = "$slots" ] && [ "$slots" = 1 ] && continue
+    start_cluster "$executors" "$per"
+    # shellcheck disable=SC2086
+    datamarts "ballista, $executors executor(s) x $per slot(s)" "$lake" "$rows" "$AURUM_BALLISTA_URL" $AURUM_BALLISTA_PIDS
+    du -sh "$cluster"/executor* 2>/dev/null | sed 's/^/    shuffle files left: /' || true
+  done
+  testenv/ballista.sh stop "$cluster" >/dev/null 2>&1 || true
+  rm -rf "$lake"
+  echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+for n in ${sizes[@]}; do bench "$n"; done
