@@ -127,4 +127,10 @@ AURUM_QUICKSTART_STATE=$state/quickstart charts/tests/quickstart.sh || status=$?
 # job-runner image (the one the quickstart just built) with podOverrides.
 operator/tests/node_pvc_lake.sh "$state/node-pvc-lake" || status=$?
 
+# The chart's Ballista cluster on the real node: a scheduler and executors from
+# the job-runner image, DataLake and Datamart runs sent there (spec.engine), gold
+# equal to the reference and to in-process runs, an executor deleted mid-run,
+# `kubectl scale`.
+AURUM_BALLISTA_K8S_STATE=$state/ballista-k8s charts/tests/ballista.sh || status=$?
+
 exit "$status"
