@@ -123,7 +123,7 @@ print_env() {
     running "$dir" "$name" && pids+=("$(cat "$(pidfile "$dir" "$name")")")
   done
   echo "AURUM_BALLISTA_URL=ballista://127.0.0.1:$(scheduler_port "$dir")"
-  echo "AURUM_BALLISTA_PIDS=${pids[*]}"
+  echo "AURUM_BALLISTA_PIDS='${pids[*]}'"
 }
 
 start() {
