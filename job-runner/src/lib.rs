@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod datamart;
+pub mod dedup;
 pub mod feed;
 pub mod generate;
 pub mod pipeline;
