@@ -560,15 +560,22 @@ impl Silver {
                 (0..batch.num_rows()).map(move |row| (c.string(0, row), c.string(1, row)))
             })
             .collect();
-        // One scope kind at a time: each distinct count holds a hash table of
-        // (group, transaction_no), and two at once would double the peak.
+        // Transactions are counted as groups of an inner aggregation by
+        // (scope, product, transaction) rather than with COUNT(DISTINCT):
+        // plain sums aggregate in parallel and spill compactly, where distinct
+        // sets per group do neither. One scope kind at a time: two at once
+        // would double the peak.
         let scope_queries = [
-            "SELECT 'ALL', product_no, SUM(amount), SUM(CAST(quantity AS BIGINT)), \
-                    COUNT(DISTINCT transaction_no) \
-             FROM transactions GROUP BY product_no",
-            "SELECT country_name, product_no, SUM(amount), SUM(CAST(quantity AS BIGINT)), \
-                    COUNT(DISTINCT transaction_no) \
-             FROM sales GROUP BY country_name, product_no",
+            "SELECT 'ALL', product_no, SUM(amount), SUM(quantity), COUNT(*) \
+             FROM (SELECT product_no, transaction_no, SUM(amount) AS amount, \
+                          SUM(CAST(quantity AS BIGINT)) AS quantity \
+                   FROM transactions GROUP BY product_no, transaction_no) \
+             GROUP BY product_no",
+            "SELECT country_name, product_no, SUM(amount), SUM(quantity), COUNT(*) \
+             FROM (SELECT country_name, product_no, transaction_no, SUM(amount) AS amount, \
+                          SUM(CAST(quantity AS BIGINT)) AS quantity \
+                   FROM sales GROUP BY country_name, product_no, transaction_no) \
+             GROUP BY country_name, product_no",
         ];
         let mut scopes: BTreeMap<String, Vec<TopProduct>> = BTreeMap::new();
         for sql in scope_queries {
@@ -635,15 +642,21 @@ impl Silver {
     pub async fn customer_lifetime_value(
         &self,
     ) -> Result<Vec<CustomerLifetimeValue>, DatamartError> {
+        // Transactions counted as groups of (customer, transaction), as in
+        // top_products: no distinct sets per customer.
         let batches = self
             .query(
                 Datamart::CustomerLifetimeValue.name(),
                 r#"SELECT a.customer_no, c.first_name, c.last_name, co.country_name, a.first_purchase,
                           a.last_purchase, a.transactions, a.quantity, a.amount
-                   FROM (SELECT customer_no, MIN("date") AS first_purchase, MAX("date") AS last_purchase,
-                                COUNT(DISTINCT transaction_no) AS transactions,
-                                SUM(CAST(quantity AS BIGINT)) AS quantity, SUM(amount) AS amount
-                         FROM transactions GROUP BY customer_no) a
+                   FROM (SELECT customer_no, MIN(first_date) AS first_purchase,
+                                MAX(last_date) AS last_purchase, COUNT(*) AS transactions,
+                                SUM(quantity) AS quantity, SUM(amount) AS amount
+                         FROM (SELECT customer_no, transaction_no, MIN("date") AS first_date,
+                                      MAX("date") AS last_date,
+                                      SUM(CAST(quantity AS BIGINT)) AS quantity, SUM(amount) AS amount
+                               FROM transactions GROUP BY customer_no, transaction_no)
+                         GROUP BY customer_no) a
                    JOIN customers c ON a.customer_no = c.customer_no
                    JOIN countries co ON c.country_id = co.country_id"#,
             )
