@@ -324,17 +324,34 @@ impl<'a> RawColumns<'a> {
     }
 }
 
-/// One raw row of a keyed table, owned.
-struct RawRow {
+/// A batch of raw rows of a keyed table: its text stays in Arrow's compact
+/// buffers (a `String` per value would take about three times the memory).
+struct RawBatch {
     ingest_date: Arc<str>,
-    source_file: String,
+    values: Vec<StringArray>,
+    source_file: StringArray,
+}
+
+/// One raw row of a keyed table: its batch and position.
+struct RawRow {
+    batch: Arc<RawBatch>,
+    row: u32,
     line: i64,
-    values: Vec<Option<String>>,
 }
 
 impl RawRow {
     fn value(&self, column: usize) -> Option<&str> {
-        self.values[column].as_deref()
+        let array = &self.batch.values[column];
+        let row = self.row as usize;
+        (!array.is_null(row)).then(|| array.value(row))
+    }
+
+    fn ingest_date(&self) -> &str {
+        &self.batch.ingest_date
+    }
+
+    fn source_file(&self) -> &str {
+        self.batch.source_file.value(self.row as usize)
     }
 }
 
@@ -423,14 +440,16 @@ async fn clean_keyed(
                     location: location.clone(),
                     source,
                 })?;
+            let raw = Arc::new(RawBatch {
+                ingest_date: Arc::clone(&ingest_date),
+                values: columns.values.iter().map(|&c| c.clone()).collect(),
+                source_file: columns.source_file.clone(),
+            });
             for row in 0..batch.num_rows() {
                 rows.push(RawRow {
-                    ingest_date: Arc::clone(&ingest_date),
-                    source_file: columns.source_file.value(row).to_owned(),
+                    batch: Arc::clone(&raw),
+                    row: row as u32,
                     line: columns.line.value(row),
-                    values: (0..table.columns().len())
-                        .map(|c| columns.value(c, row).map(str::to_owned))
-                        .collect(),
                 });
             }
         }
@@ -448,17 +467,17 @@ async fn clean_keyed(
     })
 }
 
-/// Bytes `rows` keyed rows take once owned: each value and the source file a
-/// `String` (its text and 24 bytes), plus the row itself and its key's share
-/// of the sets and maps built from it.
+/// Bytes `rows` keyed rows take: their text and offsets in Arrow's buffers,
+/// the row itself, and its key's share of the sets and maps built from it
+/// (the winners by key, the keys the transactions are checked against).
 fn keyed_bytes(columns: &RawColumns<'_>, rows: usize) -> usize {
     let text: usize = columns
         .values
         .iter()
         .chain([&columns.source_file])
-        .map(|c| c.value_data().len())
+        .map(|c| c.get_array_memory_size())
         .sum();
-    text + rows * (24 * (columns.values.len() + 1) + 96)
+    text + rows * (std::mem::size_of::<RawRow>() + 96)
 }
 
 /// Applies a keyed table's rules in the contract's order: required columns and
@@ -469,7 +488,7 @@ fn apply_keyed_rules(
     mut rows: Vec<RawRow>,
     rules: &KeyedRules<'_>,
 ) -> (Vec<RawRow>, Vec<(RawRow, &'static str)>) {
-    rows.sort_by(|a, b| (&a.ingest_date, a.line).cmp(&(&b.ingest_date, b.line)));
+    rows.sort_by(|a, b| (a.ingest_date(), a.line).cmp(&(b.ingest_date(), b.line)));
     let mut rejected = Vec::new();
     let mut candidates = Vec::with_capacity(rows.len());
     for row in rows {
@@ -553,8 +572,8 @@ impl CleanedKeyed {
             self.report.reject(why);
             rejects.push(
                 (0..table.columns().len()).map(|c| row.value(c)),
-                &row.ingest_date,
-                &row.source_file,
+                row.ingest_date(),
+                row.source_file(),
                 row.line,
                 why,
             );
@@ -1730,10 +1749,13 @@ mod tests {
 
     fn raw(date: &str, line: i64, values: &[Option<&str>]) -> RawRow {
         RawRow {
-            ingest_date: Arc::from(date),
-            source_file: "f.csv".into(),
+            batch: Arc::new(RawBatch {
+                ingest_date: Arc::from(date),
+                values: values.iter().map(|v| StringArray::from(vec![*v])).collect(),
+                source_file: StringArray::from(vec!["f.csv"]),
+            }),
+            row: 0,
             line,
-            values: values.iter().map(|v| v.map(str::to_owned)).collect(),
         }
     }
 
@@ -1748,12 +1770,12 @@ mod tests {
     ) -> (Vec<RowId>, Vec<Rejected>) {
         (
             kept.iter()
-                .map(|r| (r.ingest_date.to_string(), r.line))
+                .map(|r| (r.ingest_date().to_string(), r.line))
                 .collect(),
             {
                 let mut r: Vec<_> = rejected
                     .iter()
-                    .map(|(r, why)| (r.ingest_date.to_string(), r.line, *why))
+                    .map(|(r, why)| (r.ingest_date().to_string(), r.line, *why))
                     .collect();
                 r.sort();
                 r
