@@ -7,7 +7,8 @@
 # comparable. AURUM_BENCH_BASELINE=<a job-runner binary built from another
 # commit> also times that binary's `run` on the same data, right after this
 # one's (side by side, under the same load); AURUM_BENCH_SEPARATE=0 skips the
-# six separate commands (only the one-process `run`).
+# six separate commands (only the one-process `run`); AURUM_BENCH_DIR is where
+# the generated data goes (big: about 60 bytes per transaction line, plus the lake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,21 +20,29 @@ mkdir -p "$cache"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 
 # --workspace: the features the tests and images build with (no second DataFusion build).
-cargo build --release --workspace --bin aurum-job-runner
-runner=$CARGO_TARGET_DIR/release/aurum-job-runner
+# AURUM_BENCH_RUNNER: a binary already built (nothing is built then).
+runner=${AURUM_BENCH_RUNNER:-}
+if [ -z "$runner" ]; then
+  cargo build --release --workspace --bin aurum-job-runner
+  runner=$CARGO_TARGET_DIR/release/aurum-job-runner
+fi
 eval "$(testenv/postgres.sh start "$cache/postgres")"
 export DATABASE_URL
 trap 'testenv/postgres.sh stop "$cache/postgres"' EXIT
 
 measure() { # label, then the command; prints the report's stages and peak RSS
   local label=$1; shift
-  /usr/bin/time -f "%M %e %P" -o "$cache/time" "$@" --report "$cache/report.json" >/dev/null 2>"$cache/stderr" ||
-    { tail -5 "$cache/stderr"; return 1; }
-  read -r rss_kb seconds cpu < "$cache/time"
-  python3 - "$cache/report.json" "$label" "$rss_kb" "$seconds" "$cpu" <<'PY'
+  # A size that fails is reported and the benchmark goes on with the next.
+  /usr/bin/time -f "%M %e %P %U %S" -o "$cache/time" "$@" --report "$cache/report.json" >/dev/null 2>"$cache/stderr" ||
+    { echo "  $label: FAILED ($(tail -1 "$cache/time"))"; tail -5 "$cache/stderr"; return 0; }
+  read -r rss_kb seconds cpu user system < "$cache/time"
+  python3 - "$cache/report.json" "$label" "$rss_kb" "$seconds" "$cpu" "$user" "$system" <<'PY'
 import json, sys
 report, label = json.load(open(sys.argv[1])), sys.argv[2]
-rss_kb, seconds, cpu = int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+rss_kb, seconds = int(sys.argv[3]), float(sys.argv[4])
+# CPU seconds as well as the share: on a loaded machine the wall time stretches,
+# the CPU time much less.
+cpu = f"{sys.argv[5]} = {float(sys.argv[6]) + float(sys.argv[7]):.1f} s"
 for s in report["stages"]:
     # A baseline binary's report may lack the CPU and spill fields.
     print(f"  {s['stage']:<11}{s['table']:<31}{s['rows_read']:>10} rows {s['duration_ms']/1000:>7.2f} s "
@@ -53,7 +62,7 @@ bench() { # size, memory limit
   [ -f "$src/transactions.csv" ] || "$runner" generate --out "$src" --transactions "$n" >/dev/null
   lake=$cache/lake-$n
   rm -rf "$lake"
-  echo "== $n transactions ($(du -sh "$src" | cut -f1) of CSV), --memory-limit $limit, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $n transactions ($(du -sh "$src/" | cut -f1) of CSV), --memory-limit $limit, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   export AURUM_MEMORY_LIMIT=$limit
   if [ "${AURUM_BENCH_SEPARATE:-1}" != 0 ]; then
     start=$(date +%s.%N)
