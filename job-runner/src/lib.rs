@@ -5,7 +5,8 @@
 //! reads them, [`feed`] writes the raw layer, [`silver`] applies the contract's
 //! [`rules`] and publishes a [`snapshot`], [`datamart`] computes and checks the
 //! gold tables with DataFusion, and [`warehouse`] publishes them to PostgreSQL.
-//! [`resources`] sizes the run to its pod's cores and memory.
+//! [`resources`] sizes the run to its pod's cores and memory; [`dedup`] decides
+//! `duplicate_row` within that memory.
 //! [`storage`] is the one seam to the lake's file system; [`pipeline`] runs the
 //! commands and fills the [`report`]; [`catalog`] registers a published
 //! snapshot's tables in a Hive Metastore, when one is given. [`engine`] chooses
@@ -15,6 +16,7 @@
 pub mod ballista;
 pub mod catalog;
 pub mod datamart;
+pub mod dedup;
 pub mod engine;
 pub mod feed;
 pub mod generate;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::error::DataFusionError;
-use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::disk_manager::{DiskManager, DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{
     MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
 };
@@ -467,6 +467,16 @@ impl Engine {
     /// The partitions each query runs with.
     pub fn partitions(&self) -> usize {
         self.resources.threads
+    }
+
+    /// The run's memory pool, for memory held outside DataFusion's operators.
+    pub fn memory_pool(&self) -> &Arc<dyn MemoryPool> {
+        &self.runtime.memory_pool
+    }
+
+    /// Where the run's spill files go.
+    pub fn disk_manager(&self) -> &Arc<DiskManager> {
+        &self.runtime.disk_manager
     }
 
     /// A session configuration with [`Engine::partitions`] partitions.

@@ -3,38 +3,44 @@
 //!
 //! Keyed tables (countries, customers, products) are small: they are gathered
 //! whole, then the rules run in the contract's order. Transactions grow with
-//! the lake, so they never are held whole: rules 1 to 9 run on every core over
-//! the raw rows as they stream in; the rows that pass (the candidates) go
-//! through one DataFusion query, `row_number()` over the copies of each parsed
-//! line in (ingest date, line) order, whose sort spills to disk under the
-//! run's memory limit; the first copy is kept, the others are `duplicate_row`.
-//! Each of the query's partitions then writes its own silver files.
+//! the lake, so they never are held whole: the raw files are read by row
+//! group on every core, where rules 1 to 9 run and the rows that pass are
+//! parsed into silver rows with a fingerprint of their parsed line. One
+//! sequencer takes the batches back in stream order, (ingest date, line), and
+//! decides `duplicate_row` with a set of fingerprints counted in the run's
+//! memory pool, deferring lines to bucket files on disk once the pool is full
+//! ([`crate::dedup`]); the batches are written on every core, each month to
+//! its own files, then the buckets are decided and written.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Array,
-    Int64Builder, RecordBatch, StringArray, StringBuilder,
+    Array, ArrayBuilder, ArrayRef, BooleanArray, BooleanBuilder, Date32Array, Date32Builder,
+    Decimal128Builder, Int32Builder, Int64Array, Int64Builder, RecordBatch, StringArray,
+    StringBuilder, UInt32Array,
 };
-use datafusion::arrow::array::{BooleanBuilder, UInt64Array};
-use datafusion::arrow::compute::filter;
+use datafusion::arrow::compute::{filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::streaming::StreamingTable;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+};
 use datafusion::error::DataFusionError;
-use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Partitioning, lit};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::physical_plan::{ExecutionPlanProperties, SendableRecordBatchStream};
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use futures::StreamExt;
 use object_store::ObjectMeta;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::AsyncFileReader;
 use tokio::sync::mpsc;
 
+use crate::dedup::{self, Bucket, Buckets, Decision, Fingerprints};
 use crate::report::{Progress, StageReport, timestamp};
-use crate::resources::{Engine, spilled_bytes};
+use crate::resources::Engine;
 use crate::rules;
 use crate::snapshot::{Snapshot, SnapshotError, TableFiles};
 use crate::storage::{ParquetFileWriter, Storage, StorageError};
@@ -123,6 +129,19 @@ pub enum SilverError {
     /// The silver writer of a table stopped (its error is the cause).
     #[error("writing silver {0} stopped unexpectedly")]
     WriterGone(Table),
+    /// A raw file whose lines are not in order (the feed writes them in
+    /// order; `duplicate_row` keeps the earliest copy in that order).
+    #[error(
+        "{location}: line {line} comes after line {previous}: a raw file's lines must be in order"
+    )]
+    RawOrder {
+        /// The raw file.
+        location: String,
+        /// The line out of order.
+        line: i64,
+        /// The line before it.
+        previous: i64,
+    },
     /// A row that passed the rules failed them when read back.
     #[error("{location} line {line}: passed the rules, then failed {reason} when read back")]
     Inconsistent {
@@ -305,17 +324,34 @@ impl<'a> RawColumns<'a> {
     }
 }
 
-/// One raw row of a keyed table, owned.
-struct RawRow {
+/// A batch of raw rows of a keyed table: its text stays in Arrow's compact
+/// buffers (a `String` per value would take about three times the memory).
+struct RawBatch {
     ingest_date: Arc<str>,
-    source_file: String,
+    values: Vec<StringArray>,
+    source_file: StringArray,
+}
+
+/// One raw row of a keyed table: its batch and position.
+struct RawRow {
+    batch: Arc<RawBatch>,
+    row: u32,
     line: i64,
-    values: Vec<Option<String>>,
 }
 
 impl RawRow {
     fn value(&self, column: usize) -> Option<&str> {
-        self.values[column].as_deref()
+        let array = &self.batch.values[column];
+        let row = self.row as usize;
+        (!array.is_null(row)).then(|| array.value(row))
+    }
+
+    fn ingest_date(&self) -> &str {
+        &self.batch.ingest_date
+    }
+
+    fn source_file(&self) -> &str {
+        self.batch.source_file.value(self.row as usize)
     }
 }
 
@@ -373,6 +409,8 @@ struct CleanedKeyed {
     rejected: Vec<(RawRow, &'static str)>,
     report: StageReport,
     progress: Progress,
+    /// The rows' memory in the pool, returned when they are written.
+    _reservation: MemoryReservation,
 }
 
 async fn clean_keyed(
@@ -383,6 +421,10 @@ async fn clean_keyed(
 ) -> Result<CleanedKeyed, SilverError> {
     let mut report = StageReport::new("preprocess", table.name());
     let progress = Progress::new("preprocess", table.name());
+    // Keyed rows are held whole until silver is written: counted in the
+    // pool, so a keyed table too big for the limit fails cleanly.
+    let reservation =
+        MemoryConsumer::new(format!("preprocess {table} rows")).register(engine.memory_pool());
     let mut rows = Vec::new();
     for partition in raw_partitions(lake, table).await? {
         report.bytes_read += partition.object.size;
@@ -392,14 +434,22 @@ async fn clean_keyed(
         while let Some(batch) = batches.next().await {
             let batch = batch?;
             let columns = RawColumns::of(&batch, table, &location)?;
+            reservation
+                .try_grow(keyed_bytes(&columns, batch.num_rows()))
+                .map_err(|source| SilverError::Read {
+                    location: location.clone(),
+                    source,
+                })?;
+            let raw = Arc::new(RawBatch {
+                ingest_date: Arc::clone(&ingest_date),
+                values: columns.values.iter().map(|&c| c.clone()).collect(),
+                source_file: columns.source_file.clone(),
+            });
             for row in 0..batch.num_rows() {
                 rows.push(RawRow {
-                    ingest_date: Arc::clone(&ingest_date),
-                    source_file: columns.source_file.value(row).to_owned(),
+                    batch: Arc::clone(&raw),
+                    row: row as u32,
                     line: columns.line.value(row),
-                    values: (0..table.columns().len())
-                        .map(|c| columns.value(c, row).map(str::to_owned))
-                        .collect(),
                 });
             }
         }
@@ -413,7 +463,21 @@ async fn clean_keyed(
         rejected,
         report,
         progress,
+        _reservation: reservation,
     })
+}
+
+/// Bytes `rows` keyed rows take: their text and offsets in Arrow's buffers,
+/// the row itself, and its key's share of the sets and maps built from it
+/// (the winners by key, the keys the transactions are checked against).
+fn keyed_bytes(columns: &RawColumns<'_>, rows: usize) -> usize {
+    let text: usize = columns
+        .values
+        .iter()
+        .chain([&columns.source_file])
+        .map(|c| c.get_array_memory_size())
+        .sum();
+    text + rows * (std::mem::size_of::<RawRow>() + 96)
 }
 
 /// Applies a keyed table's rules in the contract's order: required columns and
@@ -424,7 +488,7 @@ fn apply_keyed_rules(
     mut rows: Vec<RawRow>,
     rules: &KeyedRules<'_>,
 ) -> (Vec<RawRow>, Vec<(RawRow, &'static str)>) {
-    rows.sort_by(|a, b| (&a.ingest_date, a.line).cmp(&(&b.ingest_date, b.line)));
+    rows.sort_by(|a, b| (a.ingest_date(), a.line).cmp(&(b.ingest_date(), b.line)));
     let mut rejected = Vec::new();
     let mut candidates = Vec::with_capacity(rows.len());
     for row in rows {
@@ -508,8 +572,8 @@ impl CleanedKeyed {
             self.report.reject(why);
             rejects.push(
                 (0..table.columns().len()).map(|c| row.value(c)),
-                &row.ingest_date,
-                &row.source_file,
+                row.ingest_date(),
+                row.source_file(),
                 row.line,
                 why,
             );
@@ -655,10 +719,81 @@ fn fingerprint(
     twox_hash::XxHash3_128::oneshot(buffer)
 }
 
-/// Silver transaction rows of one month, being gathered into a batch.
-struct MonthRows {
-    path: String,
-    writer: ParquetFileWriter,
+/// Raw rows per batch passed between the transactions tasks: a few of them
+/// are in flight per thread, so they stay a few MiB each.
+const UNIT_ROWS: usize = 16 * 1024;
+
+/// Batches a writer handles before it closes the month files it has not
+/// written to since: raw files mostly come in date order, so a month is
+/// written in one stretch and then left (its file closed, its memory freed).
+const STALE_AFTER: usize = 8;
+
+/// Most bucket files `duplicate_row` spreads deferred lines over.
+const MAX_BUCKETS: u64 = 1024;
+
+/// A raw transactions file, opened for reading by row group.
+struct RawFile {
+    ingest_date: Arc<str>,
+    location: String,
+    object: ObjectMeta,
+    metadata: ArrowReaderMetadata,
+}
+
+/// A piece of the raw stream: one row group of one raw file. Units in
+/// order are the raw rows in (ingest date, line) order.
+#[derive(Clone, Copy)]
+struct Unit {
+    file: usize,
+    row_group: usize,
+}
+
+async fn open_raw(
+    lake: &Storage,
+    partitions: Vec<RawPartition>,
+) -> Result<Vec<RawFile>, SilverError> {
+    let mut files = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        let location = lake.object_url(&partition.object.location);
+        let mut reader = raw_reader(lake, &partition.object, &location)?;
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|e| SilverError::Read {
+                location: location.clone(),
+                source: e.into(),
+            })?;
+        files.push(RawFile {
+            ingest_date: Arc::from(partition.ingest_date.as_str()),
+            location,
+            object: partition.object,
+            metadata,
+        });
+    }
+    Ok(files)
+}
+
+fn raw_reader(
+    lake: &Storage,
+    file: &ObjectMeta,
+    location: &str,
+) -> Result<Box<dyn AsyncFileReader>, SilverError> {
+    // AsyncFileReader is Send: the box is too, without saying so.
+    let reader: Box<dyn AsyncFileReader + Send> =
+        DefaultParquetFileReaderFactory::new(Arc::clone(lake.store()))
+            .create_reader(
+                0,
+                PartitionedFile::from(file.clone()),
+                None,
+                &ExecutionPlanMetricsSet::new(),
+            )
+            .map_err(|source| SilverError::Read {
+                location: location.to_owned(),
+                source,
+            })?;
+    Ok(reader)
+}
+
+/// Silver transaction rows being gathered into a batch.
+struct SilverRows {
     transaction_no: StringBuilder,
     date: Date32Builder,
     product_no: StringBuilder,
@@ -668,15 +803,9 @@ struct MonthRows {
     amount: Decimal128Builder,
 }
 
-impl MonthRows {
-    /// Rows of `year`/`month` for the file named `file` (relative to the
-    /// month's folder, without `.parquet`).
-    fn new(lake: &Storage, file: &str, year: i32, month: u32) -> Result<MonthRows, SilverError> {
-        let path = format!("silver/transactions/year={year}/month={month}/{file}.parquet");
-        let writer = lake.parquet_writer(&lake.path(&path), transactions_schema())?;
-        Ok(MonthRows {
-            path,
-            writer,
+impl SilverRows {
+    fn new() -> SilverRows {
+        SilverRows {
             transaction_no: StringBuilder::new(),
             date: Date32Builder::new(),
             product_no: StringBuilder::new(),
@@ -684,17 +813,37 @@ impl MonthRows {
             quantity: Int32Builder::new(),
             price: Decimal128Builder::new().with_data_type(DataType::Decimal128(12, 2)),
             amount: Decimal128Builder::new().with_data_type(DataType::Decimal128(18, 2)),
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.quantity.len()
-    }
-
-    async fn flush(&mut self) -> Result<(), SilverError> {
-        if self.len() == 0 {
-            return Ok(());
         }
+    }
+
+    /// Appends a parsed line; its amount must fit numeric(18,2).
+    fn push(
+        &mut self,
+        parsed: &ParsedTransaction<'_>,
+        location: &str,
+        line: i64,
+        price: Option<&str>,
+    ) -> Result<(), SilverError> {
+        let amount = i128::from(parsed.quantity) * i128::from(parsed.price);
+        if amount.unsigned_abs() >= 10u128.pow(18) {
+            return Err(SilverError::AmountOverflow {
+                location: location.to_owned(),
+                line,
+                quantity: parsed.quantity,
+                price: price.unwrap_or_default().to_owned(),
+            });
+        }
+        self.transaction_no.append_value(parsed.transaction_no);
+        self.date.append_value(parsed.date);
+        self.product_no.append_value(parsed.product_no);
+        self.customer_no.append_value(parsed.customer_no);
+        self.quantity.append_value(parsed.quantity);
+        self.price.append_value(i128::from(parsed.price));
+        self.amount.append_value(amount);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, SilverError> {
         let arrays: Vec<ArrayRef> = vec![
             Arc::new(self.transaction_no.finish()),
             Arc::new(self.date.finish()),
@@ -704,88 +853,118 @@ impl MonthRows {
             Arc::new(self.price.finish()),
             Arc::new(self.amount.finish()),
         ];
-        let batch = RecordBatch::try_new(transactions_schema(), arrays)
-            .expect("silver batch matches its schema");
-        self.writer.write(&batch).await?;
-        Ok(())
+        RecordBatch::try_new(transactions_schema(), arrays).map_err(|e| query_error(e.into()))
     }
 }
 
-/// Column of the candidates: the parsed date (duplicates share it, and the
-/// query's output then comes month by month).
-const DAY_COLUMN: &str = "_day";
-/// Columns of the candidates: the two halves of the parsed line's fingerprint.
-const FP_HI_COLUMN: &str = "_fp_hi";
-const FP_LO_COLUMN: &str = "_fp_lo";
-/// Column of the query's output: the copy's position among its duplicates.
-const COPY_COLUMN: &str = "_copy";
-
-/// The schema of the candidates: the raw row, where it comes from, and what
-/// identifies its parsed values.
-fn candidate_schema() -> SchemaRef {
-    let raw = Table::Transactions.raw_schema();
-    let mut fields: Vec<Field> = raw.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(INGEST_DATE_COLUMN, DataType::Utf8, false));
-    fields.push(Field::new(DAY_COLUMN, DataType::Date32, false));
-    fields.push(Field::new(FP_HI_COLUMN, DataType::Int64, false));
-    fields.push(Field::new(FP_LO_COLUMN, DataType::Int64, false));
-    Arc::new(Schema::new(fields))
+/// The month files one writer has open.
+struct MonthFiles {
+    lake: Storage,
+    /// File name prefix, relative to the month's folder.
+    name: String,
+    /// Files opened so far (each new file gets the next number).
+    opened: usize,
+    /// Batches handled so far.
+    tick: usize,
+    open: BTreeMap<(i32, u32), (ParquetFileWriter, String, usize)>,
 }
 
-/// The `duplicate_row` query: each candidate with its position among the
-/// copies of its parsed line, earliest (ingest date, then line) first. The
-/// partition key starts with the date, so each output partition comes sorted
-/// by date: its silver files are written one month at a time.
-fn duplicate_row_sql() -> String {
-    let raw = Table::Transactions.raw_schema();
-    let columns: Vec<String> = raw
-        .fields()
-        .iter()
-        .map(|f| format!("\"{}\"", f.name()))
-        .chain([format!("\"{INGEST_DATE_COLUMN}\"")])
-        .collect();
-    format!(
-        "SELECT {columns}, row_number() OVER (PARTITION BY \"{DAY_COLUMN}\", \"{FP_HI_COLUMN}\", \"{FP_LO_COLUMN}\" \
-         ORDER BY \"{INGEST_DATE_COLUMN}\", \"{LINE_COLUMN}\") AS \"{COPY_COLUMN}\" FROM candidates",
-        columns = columns.join(", ")
-    )
-}
-
-/// One partition of the candidates: the batches a rules task sends.
-struct CandidateStream {
-    schema: SchemaRef,
-    batches: std::sync::Mutex<Option<mpsc::Receiver<datafusion::error::Result<RecordBatch>>>>,
-}
-
-impl std::fmt::Debug for CandidateStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CandidateStream")
-    }
-}
-
-impl PartitionStream for CandidateStream {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
+impl MonthFiles {
+    fn new(lake: Storage, name: String) -> MonthFiles {
+        MonthFiles {
+            lake,
+            name,
+            opened: 0,
+            tick: 0,
+            open: BTreeMap::new(),
+        }
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let receiver = self.batches.lock().map(|mut r| r.take()).unwrap_or(None);
-        let stream: futures::stream::BoxStream<'static, _> = match receiver {
-            Some(mut receiver) => {
-                futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
+    /// Writes the rows of `silver` that `keep` selects (all when `None`),
+    /// each to its month's file; returns the rows written.
+    async fn write(
+        &mut self,
+        silver: &RecordBatch,
+        keep: Option<&BooleanArray>,
+    ) -> Result<u64, SilverError> {
+        self.tick += 1;
+        let dates = silver
+            .column(1)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .ok_or_else(|| SilverError::RawColumn {
+                location: "silver transactions".to_owned(),
+                column: "date".to_owned(),
+            })?;
+        // Consecutive rows mostly share a date: convert each date once.
+        let mut keys = Vec::with_capacity(dates.len());
+        let mut last: Option<(i32, (i32, u32))> = None;
+        for &day in dates.values().iter() {
+            let key = match last {
+                Some((d, key)) if d == day => key,
+                _ => {
+                    let date = rules::from_date32(day);
+                    (date.year(), date.month())
+                }
+            };
+            last = Some((day, key));
+            keys.push(key);
+        }
+        let mut months = keys.clone();
+        months.sort_unstable();
+        months.dedup();
+        let everything = keep.is_none_or(|k| k.true_count() == k.len());
+        let mut written = 0;
+        for month in months {
+            let part = if everything && keys.first() == keys.last() {
+                silver.clone()
+            } else {
+                let mask: BooleanArray = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| Some(*key == month && keep.is_none_or(|k| k.value(i))))
+                    .collect();
+                filter_record_batch(silver, &mask).map_err(|e| query_error(e.into()))?
+            };
+            if part.num_rows() == 0 {
+                continue;
             }
-            // The plan runs once: a second execution is a bug, not data.
-            None => futures::stream::once(async {
-                Err(DataFusionError::Internal(
-                    "silver candidates read twice".to_owned(),
-                ))
-            })
-            .boxed(),
-        };
-        Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            stream,
-        ))
+            if !self.open.contains_key(&month) {
+                let path = format!(
+                    "silver/transactions/year={}/month={}/{}-{}.parquet",
+                    month.0, month.1, self.name, self.opened
+                );
+                self.opened += 1;
+                let writer = self
+                    .lake
+                    .parquet_writer(&self.lake.path(&path), transactions_schema())?;
+                self.open.insert(month, (writer, path, self.tick));
+            }
+            if let Some((writer, _, used)) = self.open.get_mut(&month) {
+                writer.write(&part).await?;
+                *used = self.tick;
+            }
+            written += part.num_rows() as u64;
+        }
+        Ok(written)
+    }
+
+    /// Closes the files not written to in the last `after` batches (all of
+    /// them when `after` is 0).
+    async fn close_older(&mut self, after: usize, counts: &mut Counts) -> Result<(), SilverError> {
+        let stale: Vec<(i32, u32)> = self
+            .open
+            .iter()
+            .filter(|(_, (_, _, used))| after == 0 || self.tick - used >= after)
+            .map(|(month, _)| *month)
+            .collect();
+        for month in stale {
+            if let Some((writer, path, _)) = self.open.remove(&month) {
+                counts.bytes_written += writer.close().await?;
+                counts.files.push(path);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -855,94 +1034,140 @@ fn query_error(source: DataFusionError) -> SilverError {
     }
 }
 
-/// Rules 1 to 9 over one partition of the raw rows: rejects go to the rejects
-/// writer, the rows that pass to the `duplicate_row` query with their fingerprint.
-async fn check_partition(
-    mut raw: SendableRecordBatchStream,
-    rules: Arc<TransactionRules>,
-    candidates: mpsc::Sender<datafusion::error::Result<RecordBatch>>,
-) -> Result<Counts, SilverError> {
-    let table = Table::Transactions;
-    let schema = candidate_schema();
-    let mut counts = Counts::default();
-    let mut rejects = RejectRows::new(table);
+/// One batch of raw rows after rules 1 to 9.
+struct Checked {
+    /// Whether it ends its unit (an empty batch after the unit's last).
+    last: bool,
+    /// The raw file it comes from.
+    file: usize,
+    raw: RecordBatch,
+    /// The rows of `raw` that passed, then their silver rows and fingerprints.
+    passed: Vec<u32>,
+    silver: RecordBatch,
+    prints: Vec<u128>,
+}
+
+impl Checked {
+    fn empty(file: usize) -> Checked {
+        Checked {
+            last: true,
+            file,
+            raw: RecordBatch::new_empty(Table::Transactions.raw_schema()),
+            passed: Vec::new(),
+            silver: RecordBatch::new_empty(transactions_schema()),
+            prints: Vec::new(),
+        }
+    }
+}
+
+/// Rules 1 to 9 over a batch of raw rows: rejects are gathered, the rows
+/// that pass are parsed into silver rows with their fingerprints.
+fn check_batch(
+    raw: RecordBatch,
+    index: usize,
+    file: &RawFile,
+    rules: &TransactionRules,
+    counts: &mut Counts,
+    rejects: &mut RejectRows,
+) -> Result<Checked, SilverError> {
+    let columns = RawColumns::of(&raw, Table::Transactions, &file.location)?;
+    let mut passed = Vec::with_capacity(raw.num_rows());
+    let mut prints = Vec::with_capacity(raw.num_rows());
+    let mut silver = SilverRows::new();
     let mut scratch = Vec::with_capacity(128);
-    while let Some(batch) = raw.next().await {
-        let batch = batch.map_err(query_error)?;
-        let ingest = batch
-            .column_by_name(INGEST_DATE_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| SilverError::RawColumn {
-                location: "raw transactions".to_owned(),
-                column: INGEST_DATE_COLUMN.to_owned(),
-            })?;
-        let location = rules.location(if batch.num_rows() > 0 {
-            ingest.value(0)
-        } else {
-            ""
-        });
-        let columns = RawColumns::of(&batch, table, &location)?;
-        let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
-        let mut day = Date32Builder::with_capacity(batch.num_rows());
-        let mut fp_hi = Int64Builder::with_capacity(batch.num_rows());
-        let mut fp_lo = Int64Builder::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            counts.read += 1;
-            let value = |c| columns.value(c, row);
-            match check_transaction(
-                [value(0), value(1), value(2), value(3), value(4), value(5)],
-                &rules.products,
-                &rules.customers,
-            ) {
-                Ok(parsed) => {
-                    let print = fingerprint(
-                        &mut scratch,
-                        parsed.transaction_no,
-                        parsed.date,
-                        parsed.product_no,
-                        parsed.customer_no,
-                        parsed.quantity,
-                        parsed.price,
-                    );
-                    keep.append_value(true);
-                    day.append_value(parsed.date);
-                    fp_hi.append_value((print >> 64) as i64);
-                    fp_lo.append_value(print as i64);
-                }
-                Err(why) => {
-                    keep.append_value(false);
-                    counts.reject(why);
-                    rejects.push(
-                        (0..6).map(value),
-                        ingest.value(row),
-                        columns.source_file.value(row),
-                        columns.line.value(row),
-                        why,
-                    );
-                }
+    for row in 0..raw.num_rows() {
+        counts.read += 1;
+        let value = |c| columns.value(c, row);
+        match check_transaction(
+            [value(0), value(1), value(2), value(3), value(4), value(5)],
+            &rules.products,
+            &rules.customers,
+        ) {
+            Ok(parsed) => {
+                silver.push(&parsed, &file.location, columns.line.value(row), value(5))?;
+                prints.push(fingerprint(
+                    &mut scratch,
+                    parsed.transaction_no,
+                    parsed.date,
+                    parsed.product_no,
+                    parsed.customer_no,
+                    parsed.quantity,
+                    parsed.price,
+                ));
+                passed.push(row as u32);
+            }
+            Err(why) => {
+                counts.reject(why);
+                rejects.push(
+                    (0..6).map(value),
+                    &file.ingest_date,
+                    columns.source_file.value(row),
+                    columns.line.value(row),
+                    why,
+                );
             }
         }
-        rules.send_rejects(&mut rejects, BATCH_ROWS).await?;
-        let keep = keep.finish();
-        let mut arrays = Vec::with_capacity(schema.fields().len());
-        for field in table.raw_schema().fields() {
-            let column =
-                batch
-                    .column_by_name(field.name())
-                    .ok_or_else(|| SilverError::RawColumn {
-                        location: location.clone(),
-                        column: field.name().clone(),
-                    })?;
-            arrays.push(filter(column, &keep).map_err(|e| query_error(e.into()))?);
+    }
+    let silver = silver.finish()?;
+    Ok(Checked {
+        last: false,
+        file: index,
+        raw,
+        passed,
+        silver,
+        prints,
+    })
+}
+
+/// What the checking tasks share.
+struct RawStream {
+    lake: Storage,
+    files: Vec<RawFile>,
+    units: Vec<Unit>,
+}
+
+/// Reads units `first`, `first + step`, ... and checks them, sending each
+/// batch on in order.
+async fn check_units(
+    stream: Arc<RawStream>,
+    first: usize,
+    step: usize,
+    rules: Arc<TransactionRules>,
+    out: mpsc::Sender<Checked>,
+) -> Result<Counts, SilverError> {
+    let mut counts = Counts::default();
+    let mut rejects = RejectRows::new(Table::Transactions);
+    for unit in stream.units.iter().skip(first).step_by(step) {
+        let file = &stream.files[unit.file];
+        let read_error = |e: parquet::errors::ParquetError| SilverError::Read {
+            location: file.location.clone(),
+            source: e.into(),
+        };
+        let mut batches = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            raw_reader(&stream.lake, &file.object, &file.location)?,
+            file.metadata.clone(),
+        )
+        .with_row_groups(vec![unit.row_group])
+        .with_batch_size(UNIT_ROWS)
+        .build()
+        .map_err(read_error)?;
+        while let Some(batch) = batches.next().await {
+            let checked = check_batch(
+                batch.map_err(read_error)?,
+                unit.file,
+                file,
+                &rules,
+                &mut counts,
+                &mut rejects,
+            )?;
+            if out.send(checked).await.is_err() {
+                // The sequencer stopped (its error, or a writer's, is the cause).
+                return Ok(counts);
+            }
+            rules.send_rejects(&mut rejects, BATCH_ROWS).await?;
         }
-        arrays.push(filter(ingest, &keep).map_err(|e| query_error(e.into()))?);
-        arrays.push(Arc::new(day.finish()) as ArrayRef);
-        arrays.push(Arc::new(fp_hi.finish()) as ArrayRef);
-        arrays.push(Arc::new(fp_lo.finish()) as ArrayRef);
-        let kept =
-            RecordBatch::try_new(Arc::clone(&schema), arrays).map_err(|e| query_error(e.into()))?;
-        if kept.num_rows() > 0 && candidates.send(Ok(kept)).await.is_err() {
-            // The query stopped (its error is the cause): nothing to add.
+        // An empty batch ends the unit: the sequencer then turns to the next checker.
+        if out.send(Checked::empty(unit.file)).await.is_err() {
             return Ok(counts);
         }
     }
@@ -950,118 +1175,263 @@ async fn check_partition(
     Ok(counts)
 }
 
-/// One partition of the `duplicate_row` query's output: first copies become
-/// silver rows (in files of this partition, one month after the other), the
-/// others are rejected as `duplicate_row`.
-async fn write_partition(
-    mut copies: SendableRecordBatchStream,
+/// A checked batch with the `duplicate_row` decision of each row that passed.
+struct Decided {
+    checked: Checked,
+    decisions: Vec<Decision>,
+}
+
+/// The schema of lines deferred to a `duplicate_row` bucket: the raw row,
+/// its ingest date and its fingerprint.
+fn deferred_schema() -> SchemaRef {
+    let raw = Table::Transactions.raw_schema();
+    let mut fields: Vec<Field> = raw.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(INGEST_DATE_COLUMN, DataType::Utf8, false));
+    fields.push(Field::new(FP_HI_COLUMN, DataType::Int64, false));
+    fields.push(Field::new(FP_LO_COLUMN, DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Columns of deferred lines: the two halves of the fingerprint.
+const FP_HI_COLUMN: &str = "_fp_hi";
+const FP_LO_COLUMN: &str = "_fp_lo";
+
+/// Decides `duplicate_row` for the checked batches in stream order: batches
+/// of unit k come from checker k mod n and go to writer k mod n. Returns the
+/// bucket files of the lines it deferred, and their bytes.
+async fn sequence(
+    mut inputs: Vec<mpsc::Receiver<Checked>>,
+    outputs: Vec<mpsc::Sender<Decided>>,
+    stream: Arc<RawStream>,
+    engine: Engine,
+) -> Result<Option<(Vec<Bucket>, u64)>, SilverError> {
+    let n = inputs.len();
+    let total_rows: u64 = stream
+        .files
+        .iter()
+        .map(|f| f.metadata.metadata().file_metadata().num_rows().max(0) as u64)
+        .sum();
+    let mut set = Fingerprints::new(engine.memory_pool(), "duplicate_row fingerprints");
+    let mut buckets: Option<Buckets> = None;
+    let mut offered = 0u64;
+    let mut previous: Option<(usize, i64)> = None;
+    for k in 0..stream.units.len() {
+        loop {
+            let Some(checked) = inputs[k % n].recv().await else {
+                return Err(SilverError::ReaderGone(Table::Transactions));
+            };
+            let file = &stream.files[checked.file];
+            let lines = checked
+                .raw
+                .column_by_name(LINE_COLUMN)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                .ok_or_else(|| SilverError::RawColumn {
+                    location: file.location.clone(),
+                    column: LINE_COLUMN.to_owned(),
+                })?;
+            // Stream order is (ingest date, line) order only if each raw file
+            // is in line order, as the feed writes it.
+            for &line in lines.values().iter() {
+                if let Some((f, before)) = previous
+                    && f == checked.file
+                    && line < before
+                {
+                    return Err(SilverError::RawOrder {
+                        location: file.location.clone(),
+                        line,
+                        previous: before,
+                    });
+                }
+                previous = Some((checked.file, line));
+            }
+            let mut decisions = Vec::with_capacity(checked.prints.len());
+            let mut deferred: Vec<Vec<u32>> = Vec::new();
+            for (i, &print) in checked.prints.iter().enumerate() {
+                let decision = set.offer(print);
+                if decision == Decision::Deferred {
+                    let buckets = match &mut buckets {
+                        Some(b) => b,
+                        None => {
+                            // Buckets small enough that n of them fit where
+                            // the full set did, with room to spare.
+                            let per_bucket = (set.len() as u64 / (2 * n as u64)).max(1 << 12);
+                            let count = (total_rows.saturating_sub(offered))
+                                .div_ceil(per_bucket)
+                                .clamp(n as u64, MAX_BUCKETS);
+                            tracing::info!(
+                                fingerprints = set.len(),
+                                buckets = count,
+                                "duplicate_row: the memory limit is reached, later lines go to bucket files"
+                            );
+                            buckets.insert(
+                                Buckets::new(
+                                    engine.disk_manager(),
+                                    deferred_schema(),
+                                    count as usize,
+                                )
+                                .map_err(query_error)?,
+                            )
+                        }
+                    };
+                    let b = buckets.of(print);
+                    if deferred.len() <= b {
+                        deferred.resize(b + 1, Vec::new());
+                    }
+                    deferred[b].push(i as u32);
+                }
+                decisions.push(decision);
+            }
+            offered += checked.raw.num_rows() as u64;
+            if let Some(buckets) = &mut buckets {
+                for (b, rows) in deferred.iter().enumerate() {
+                    if !rows.is_empty() {
+                        let batch = deferred_batch(&checked, file, rows, buckets.schema())?;
+                        buckets.write(b, &batch).map_err(query_error)?;
+                    }
+                }
+            }
+            let last = checked.last;
+            if outputs[k % n]
+                .send(Decided { checked, decisions })
+                .await
+                .is_err()
+            {
+                return Err(SilverError::WriterGone(Table::Transactions));
+            }
+            if last {
+                break;
+            }
+        }
+    }
+    // The buckets are read with sets of their own: this one's memory goes back.
+    drop(set);
+    buckets.map(|b| b.finish()).transpose().map_err(query_error)
+}
+
+/// The deferred lines `rows` (positions among the passed rows) of a batch.
+fn deferred_batch(
+    checked: &Checked,
+    file: &RawFile,
+    rows: &[u32],
+    schema: &SchemaRef,
+) -> Result<RecordBatch, SilverError> {
+    let indices = UInt32Array::from_iter_values(rows.iter().map(|&i| checked.passed[i as usize]));
+    let mut arrays = Vec::with_capacity(schema.fields().len());
+    for column in checked.raw.columns() {
+        arrays.push(take(column, &indices, None).map_err(|e| query_error(e.into()))?);
+    }
+    arrays.push(Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|_| &*file.ingest_date),
+    )) as ArrayRef);
+    let halves: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|&i| dedup::halves(checked.prints[i as usize]))
+        .collect();
+    arrays.push(Arc::new(Int64Array::from_iter_values(halves.iter().map(|h| h.0))) as ArrayRef);
+    arrays.push(Arc::new(Int64Array::from_iter_values(halves.iter().map(|h| h.1))) as ArrayRef);
+    RecordBatch::try_new(Arc::clone(schema), arrays).map_err(|e| query_error(e.into()))
+}
+
+/// Writes the decided batches it is sent (first copies to silver, later
+/// ones to the rejects), then decides and writes the buckets it is sent.
+async fn write_decided(
+    mut decided: mpsc::Receiver<Decided>,
+    mut buckets: mpsc::UnboundedReceiver<Bucket>,
+    stream: Arc<RawStream>,
     rules: Arc<TransactionRules>,
-    lake: Storage,
-    file: String,
+    name: String,
+    engine: Engine,
 ) -> Result<Counts, SilverError> {
     let table = Table::Transactions;
     let mut counts = Counts::default();
     let mut rejects = RejectRows::new(table);
-    let mut month: Option<((i32, u32), MonthRows)> = None;
-    // Months this partition already closed a file of: a month seen again
-    // (only if the output were not sorted by date) gets a further file.
-    let mut written: HashMap<(i32, u32), usize> = HashMap::new();
-    while let Some(batch) = copies.next().await {
-        let batch = batch.map_err(query_error)?;
-        let columns = RawColumns::of(&batch, table, "the duplicate_row query")?;
-        let ingest = batch
-            .column_by_name(INGEST_DATE_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-        let copy = batch
-            .column_by_name(COPY_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>());
-        let (Some(ingest), Some(copy)) = (ingest, copy) else {
-            return Err(SilverError::RawColumn {
-                location: "the duplicate_row query".to_owned(),
-                column: COPY_COLUMN.to_owned(),
-            });
-        };
-        for row in 0..batch.num_rows() {
-            let value = |c| columns.value(c, row);
-            let line = columns.line.value(row);
-            if copy.value(row) > 1 {
+    let mut months = MonthFiles::new(stream.lake.clone(), name);
+    while let Some(Decided { checked, decisions }) = decided.recv().await {
+        let file = &stream.files[checked.file];
+        let columns = RawColumns::of(&checked.raw, table, &file.location)?;
+        let mut keep = BooleanBuilder::with_capacity(decisions.len());
+        for (i, decision) in decisions.iter().enumerate() {
+            keep.append_value(*decision == Decision::First);
+            if *decision == Decision::Copy {
+                let row = checked.passed[i] as usize;
                 counts.reject(reason::DUPLICATE_ROW);
                 rejects.push(
-                    (0..6).map(value),
-                    ingest.value(row),
+                    (0..6).map(|c| columns.value(c, row)),
+                    &file.ingest_date,
                     columns.source_file.value(row),
-                    line,
+                    columns.line.value(row),
                     reason::DUPLICATE_ROW,
                 );
-                continue;
-            }
-            // The candidates passed these rules a moment ago: parsing again
-            // is cheaper than carrying the parsed columns through the sort.
-            let parsed = check_transaction(
-                [value(0), value(1), value(2), value(3), value(4), value(5)],
-                &rules.products,
-                &rules.customers,
-            )
-            .map_err(|why| SilverError::Inconsistent {
-                location: rules.location(ingest.value(row)),
-                line,
-                reason: why,
-            })?;
-            let amount = i128::from(parsed.quantity) * i128::from(parsed.price);
-            if amount.unsigned_abs() >= 10u128.pow(18) {
-                return Err(SilverError::AmountOverflow {
-                    location: rules.location(ingest.value(row)),
-                    line,
-                    quantity: parsed.quantity,
-                    price: value(5).unwrap_or_default().to_owned(),
-                });
-            }
-            let date = rules::from_date32(parsed.date);
-            let key = (date.year(), date.month());
-            if month.as_ref().is_some_and(|(open, _)| *open != key)
-                && let Some((closed, rows)) = month.take()
-            {
-                close_month(rows, &mut counts).await?;
-                *written.entry(closed).or_default() += 1;
-            }
-            let rows = match &mut month {
-                Some((_, rows)) => rows,
-                None => {
-                    let name = match written.get(&key) {
-                        None => file.clone(),
-                        Some(n) => format!("{file}-{n}"),
-                    };
-                    &mut month
-                        .insert((key, MonthRows::new(&lake, &name, key.0, key.1)?))
-                        .1
-                }
-            };
-            rows.transaction_no.append_value(parsed.transaction_no);
-            rows.date.append_value(parsed.date);
-            rows.product_no.append_value(parsed.product_no);
-            rows.customer_no.append_value(parsed.customer_no);
-            rows.quantity.append_value(parsed.quantity);
-            rows.price.append_value(i128::from(parsed.price));
-            rows.amount.append_value(amount);
-            counts.written += 1;
-            if rows.len() >= BATCH_ROWS {
-                rows.flush().await?;
             }
         }
+        counts.written += months.write(&checked.silver, Some(&keep.finish())).await?;
+        months.close_older(STALE_AFTER, &mut counts).await?;
         rules.send_rejects(&mut rejects, BATCH_ROWS).await?;
     }
-    if let Some((_, rows)) = month.take() {
-        close_month(rows, &mut counts).await?;
+    while let Some(bucket) = buckets.recv().await {
+        let mut set = Fingerprints::new(engine.memory_pool(), "duplicate_row bucket");
+        let location = "a duplicate_row bucket";
+        for batch in bucket.batches().map_err(query_error)? {
+            let batch = batch.map_err(query_error)?;
+            let columns = RawColumns::of(&batch, table, location)?;
+            let int64 = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                    .ok_or_else(|| SilverError::RawColumn {
+                        location: location.to_owned(),
+                        column: name.to_owned(),
+                    })
+            };
+            let (hi, lo) = (int64(FP_HI_COLUMN)?, int64(FP_LO_COLUMN)?);
+            let ingest = batch
+                .column_by_name(INGEST_DATE_COLUMN)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| SilverError::RawColumn {
+                    location: location.to_owned(),
+                    column: INGEST_DATE_COLUMN.to_owned(),
+                })?;
+            let mut silver = SilverRows::new();
+            for row in 0..batch.num_rows() {
+                let value = |c| columns.value(c, row);
+                let line = columns.line.value(row);
+                let decision = set
+                    .offer_exact(dedup::print_at(hi, lo, row))
+                    .map_err(query_error)?;
+                if decision != Decision::First {
+                    counts.reject(reason::DUPLICATE_ROW);
+                    rejects.push(
+                        (0..6).map(value),
+                        ingest.value(row),
+                        columns.source_file.value(row),
+                        line,
+                        reason::DUPLICATE_ROW,
+                    );
+                    continue;
+                }
+                // The line passed these rules before it was deferred:
+                // parsing again is cheaper than carrying parsed columns.
+                let parsed = check_transaction(
+                    [value(0), value(1), value(2), value(3), value(4), value(5)],
+                    &rules.products,
+                    &rules.customers,
+                )
+                .map_err(|why| SilverError::Inconsistent {
+                    location: rules.location(ingest.value(row)),
+                    line,
+                    reason: why,
+                })?;
+                silver.push(&parsed, &rules.location(ingest.value(row)), line, value(5))?;
+            }
+            counts.written += months.write(&silver.finish()?, None).await?;
+            rules.send_rejects(&mut rejects, BATCH_ROWS).await?;
+        }
+        // A bucket's lines span every month: its files end with it.
+        months.close_older(0, &mut counts).await?;
     }
+    months.close_older(0, &mut counts).await?;
     rules.send_rejects(&mut rejects, 1).await?;
     Ok(counts)
-}
-
-async fn close_month(mut rows: MonthRows, counts: &mut Counts) -> Result<(), SilverError> {
-    rows.flush().await?;
-    counts.bytes_written += rows.writer.close().await?;
-    counts.files.push(rows.path);
-    Ok(())
 }
 
 /// The first error of a set of tasks that failed together, preferring a cause
@@ -1091,38 +1461,33 @@ async fn clean_transactions(
     let snapshot_id = snapshot.snapshot_id.clone();
     let n = engine.partitions();
 
-    // Every raw partition, with its ingest date, spread over n partitions.
-    // Batches of DataFusion's usual size, not of the writers' BATCH_ROWS: the
-    // sort's memory is counted in batches, and small ones let it fit (and
-    // spill) under a small memory limit.
-    let ctx = engine.session(engine.config().with_batch_size(8192));
-    lake.register(&ctx);
-    let mut raw: Option<DataFrame> = None;
-    let mut locations = HashMap::new();
-    for partition in &partitions {
-        let location = lake.object_url(&partition.object.location);
-        let read_error = |source| SilverError::Read {
-            location: location.clone(),
-            source,
-        };
-        let frame = ctx
-            .read_parquet(location.as_str(), ParquetReadOptions::default())
-            .await
-            .map_err(read_error)?
-            .with_column(INGEST_DATE_COLUMN, lit(partition.ingest_date.as_str()))
-            .map_err(read_error)?;
-        raw = Some(match raw {
-            None => frame,
-            Some(all) => all.union(frame).map_err(read_error)?,
-        });
-        locations.insert(partition.ingest_date.clone(), location);
-    }
-    let raw = raw
-        .ok_or(SilverError::NoRawData(table))?
-        .repartition(Partitioning::RoundRobinBatch(n))
+    // What the tasks hold outside the fingerprint set is counted first, so
+    // that the set only grows into what is left, and a limit too small for
+    // the batches in flight fails here, before anything is written.
+    let in_flight = MemoryConsumer::new("preprocess transactions batches in flight")
+        .register(engine.memory_pool());
+    in_flight
+        .try_grow(in_flight_bytes(n))
         .map_err(query_error)?;
-    let raw_plan = raw.create_physical_plan().await.map_err(query_error)?;
-    let task_ctx = ctx.task_ctx();
+
+    let files = open_raw(lake, partitions).await?;
+    let units = files
+        .iter()
+        .enumerate()
+        .flat_map(|(f, file)| {
+            (0..file.metadata.metadata().num_row_groups())
+                .map(move |row_group| Unit { file: f, row_group })
+        })
+        .collect();
+    let locations = files
+        .iter()
+        .map(|f| (f.ingest_date.to_string(), f.location.clone()))
+        .collect();
+    let stream = Arc::new(RawStream {
+        lake: lake.clone(),
+        files,
+        units,
+    });
 
     // The rejects of every task go to one file.
     let rejects_path =
@@ -1143,53 +1508,61 @@ async fn clean_transactions(
         rejects: reject_sender,
     });
 
-    // Rules 1 to 9 on every core, feeding the duplicate_row query.
+    // Rules 1 to 9 on every core (checkers), duplicate_row in stream order
+    // (one sequencer: a set lookup per line), writing on every core (writers).
     let mut checking = Vec::with_capacity(n);
-    let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::with_capacity(n);
-    for i in 0..raw_plan.output_partitioning().partition_count() {
-        let (sender, receiver) = mpsc::channel(2);
-        streams.push(Arc::new(CandidateStream {
-            schema: candidate_schema(),
-            batches: std::sync::Mutex::new(Some(receiver)),
-        }));
-        let input = raw_plan
-            .execute(i, Arc::clone(&task_ctx))
-            .map_err(query_error)?;
-        checking.push(tokio::spawn(check_partition(
-            input,
+    let mut writing = Vec::with_capacity(n);
+    let (mut inputs, mut outputs, mut bucket_senders) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let (sender, receiver) = mpsc::channel(1);
+        inputs.push(receiver);
+        checking.push(tokio::spawn(check_units(
+            Arc::clone(&stream),
+            i,
+            n,
             Arc::clone(&rules),
             sender,
         )));
-    }
-    let candidates = StreamingTable::try_new(candidate_schema(), streams).map_err(query_error)?;
-    ctx.register_table("candidates", Arc::new(candidates))
-        .map_err(query_error)?;
-    let plan = ctx
-        .sql(&duplicate_row_sql())
-        .await
-        .map_err(query_error)?
-        .create_physical_plan()
-        .await
-        .map_err(query_error)?;
-    let mut writing = Vec::new();
-    for j in 0..plan.output_partitioning().partition_count() {
-        let output = plan
-            .execute(j, Arc::clone(&task_ctx))
-            .map_err(query_error)?;
-        writing.push(tokio::spawn(write_partition(
-            output,
+        let (sender, receiver) = mpsc::channel(1);
+        outputs.push(sender);
+        let (bucket_sender, bucket_receiver) = mpsc::unbounded_channel();
+        bucket_senders.push(bucket_sender);
+        writing.push(tokio::spawn(write_decided(
+            receiver,
+            bucket_receiver,
+            Arc::clone(&stream),
             Arc::clone(&rules),
-            lake.clone(),
             // In the snapshot's own folder, which a Hive table's partition points at.
-            format!("snapshot={snapshot_id}/part-{snapshot_id}-{j}"),
+            format!("snapshot={snapshot_id}/part-{snapshot_id}-{i}"),
+            engine.clone(),
         )));
     }
     drop(rules);
+    let sequenced = tokio::spawn(sequence(
+        inputs,
+        outputs,
+        Arc::clone(&stream),
+        engine.clone(),
+    ))
+    .await;
 
     // Every task ends before this returns, failed or not: no write is left
     // running while the process reports and exits.
-    let mut counts = Counts::default();
     let mut errors = Vec::new();
+    match sequenced {
+        Ok(Ok(Some((buckets, bytes)))) => {
+            report.spilled_bytes = bytes;
+            for (b, bucket) in buckets.into_iter().enumerate() {
+                // A writer that stopped has its own error to report.
+                let _ = bucket_senders[b % n].send(bucket);
+            }
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => errors.push(e),
+        Err(_) => errors.push(SilverError::ReaderGone(table)),
+    }
+    drop(bucket_senders);
+    let mut counts = Counts::default();
     for task in checking.into_iter().chain(writing) {
         match task.await {
             Ok(Ok(task_counts)) => counts.add(task_counts, &mut report),
@@ -1207,7 +1580,6 @@ async fn clean_transactions(
     report.rows_read = counts.read;
     report.rows_written = counts.written;
     report.bytes_written += counts.bytes_written;
-    report.spilled_bytes = spilled_bytes(plan.as_ref()) + spilled_bytes(raw_plan.as_ref());
     counts.files.sort();
     snapshot.tables.insert(
         table.name().to_owned(),
@@ -1223,8 +1595,22 @@ async fn clean_transactions(
             rows: report.rows_rejected,
         },
     );
+    drop(in_flight);
     report.finish(progress.elapsed(), progress.cpu());
     Ok(report)
+}
+
+/// Memory the transactions tasks hold besides the fingerprint set: with n
+/// checkers and n writers, at most 4n + 1 batches (one being built and one
+/// queued per checker and per writer, one with the sequencer) of raw and
+/// silver rows, and the month files each writer keeps open (at most
+/// `STALE_AFTER` batches of encoded rows).
+fn in_flight_bytes(n: usize) -> usize {
+    /// Raw and parsed bytes of a transaction row, with Arrow's offsets.
+    const ROW_BYTES: usize = 200;
+    /// Encoded bytes of a silver row in an open Parquet row group.
+    const ENCODED_ROW_BYTES: usize = 32;
+    (4 * n + 1) * UNIT_ROWS * ROW_BYTES + n * STALE_AFTER * UNIT_ROWS * ENCODED_ROW_BYTES
 }
 
 /// A transaction line that passed rules 1 to 9.
@@ -1363,10 +1749,13 @@ mod tests {
 
     fn raw(date: &str, line: i64, values: &[Option<&str>]) -> RawRow {
         RawRow {
-            ingest_date: Arc::from(date),
-            source_file: "f.csv".into(),
+            batch: Arc::new(RawBatch {
+                ingest_date: Arc::from(date),
+                values: values.iter().map(|v| StringArray::from(vec![*v])).collect(),
+                source_file: StringArray::from(vec!["f.csv"]),
+            }),
+            row: 0,
             line,
-            values: values.iter().map(|v| v.map(str::to_owned)).collect(),
         }
     }
 
@@ -1381,12 +1770,12 @@ mod tests {
     ) -> (Vec<RowId>, Vec<Rejected>) {
         (
             kept.iter()
-                .map(|r| (r.ingest_date.to_string(), r.line))
+                .map(|r| (r.ingest_date().to_string(), r.line))
                 .collect(),
             {
                 let mut r: Vec<_> = rejected
                     .iter()
-                    .map(|(r, why)| (r.ingest_date.to_string(), r.line, *why))
+                    .map(|(r, why)| (r.ingest_date().to_string(), r.line, *why))
                     .collect();
                 r.sort();
                 r
