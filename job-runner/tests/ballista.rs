@@ -65,21 +65,14 @@ const FINISHED_JOB: &str = "Job finished successfully";
 
 /// `run` of `source` into `lake` and `database_url`, with `--engine` when given.
 fn run(source: &str, lake: &str, database_url: &str, engine: Option<&str>) -> serde_json::Value {
-    let mut args = vec![
-        "run",
-        "--source",
+    let engine_args = engine.map(|engine| ["--engine", engine]);
+    support::run_with(
         source,
-        "--lake",
         lake,
-        "--database-url",
         database_url,
-        "--ingest-date",
         "2024-03-01",
-    ];
-    if let Some(engine) = engine {
-        args.extend(["--engine", engine]);
-    }
-    support::job_runner_ok(&args)
+        engine_args.as_ref().map_or(&[][..], |args| &args[..]),
+    )
 }
 
 /// Every silver row of a published snapshot, per table, as sorted text: the

@@ -127,7 +127,18 @@ pub fn feed(source: &str, lake: &str, ingest_date: &str) -> serde_json::Value {
 /// `run --source SOURCE --lake LAKE --database-url DATABASE_URL
 /// --ingest-date INGEST_DATE`, which must succeed; returns the report.
 pub fn run(source: &str, lake: &str, database_url: &str, ingest_date: &str) -> serde_json::Value {
-    job_runner_ok(&[
+    run_with(source, lake, database_url, ingest_date, &[])
+}
+
+/// [`run`] with more arguments after the usual ones (`--engine ...`).
+pub fn run_with(
+    source: &str,
+    lake: &str,
+    database_url: &str,
+    ingest_date: &str,
+    more: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
         "run",
         "--source",
         source,
@@ -137,7 +148,9 @@ pub fn run(source: &str, lake: &str, database_url: &str, ingest_date: &str) -> s
         database_url,
         "--ingest-date",
         ingest_date,
-    ])
+    ];
+    args.extend_from_slice(more);
+    job_runner_ok(&args)
 }
 
 /// Each of the four datamarts of LAKE into DATABASE_URL, in turn; each must succeed.
