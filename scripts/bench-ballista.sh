@@ -17,7 +17,8 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurum/target}
 cache=${AURUM_BENCH_DIR:-$HOME/.cache/aurum/bench-ballista}
-sizes=("${@:-5000000}")
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(5000000)
 slots=${AURUM_BENCH_SLOTS:-2}
 mkdir -p "$cache"
 
@@ -114,4 +115,4 @@ bench() {
 }
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-for n in ${sizes[@]}; do bench "$n"; done
+for n in "${sizes[@]}"; do bench "$n"; done
