@@ -223,11 +223,7 @@ async fn catalog_reaches_the_job_and_its_outcome_the_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn real_job_runner_reports_a_metastore_that_is_down() {
-    let Some(runner) = real_runner() else {
-        eprintln!(
-            "\n!!!!! SKIPPED real_job_runner_reports_a_metastore_that_is_down: AURUM_JOB_RUNNER_BIN \
-             is not set or not a file (build aurum-job-runner and point it there) !!!!!\n"
-        );
+    let Some(runner) = real_runner("real_job_runner_reports_a_metastore_that_is_down") else {
         return;
     };
     let Some(env) = TestEnv::new("catalog-real", runner.clone()).await else {

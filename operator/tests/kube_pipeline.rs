@@ -38,11 +38,7 @@ fn generate(runner: &Path, out: &Path, transactions: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn datalake_and_datamarts_reach_gold_tables() {
-    let Some(runner) = real_runner() else {
-        eprintln!(
-            "\n!!!!! SKIPPED datalake_and_datamarts_reach_gold_tables: AURUM_JOB_RUNNER_BIN is not set \
-             or not a file (build aurum-job-runner and point it there) !!!!!\n"
-        );
+    let Some(runner) = real_runner("datalake_and_datamarts_reach_gold_tables") else {
         return;
     };
     let Ok(url) = std::env::var("DATABASE_URL") else {
@@ -150,11 +146,8 @@ async fn datalake_and_datamarts_reach_gold_tables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unreachable_database_is_degraded_with_the_job_runners_message() {
-    let Some(runner) = real_runner() else {
-        eprintln!(
-            "\n!!!!! SKIPPED unreachable_database_is_degraded_with_the_job_runners_message: \
-             AURUM_JOB_RUNNER_BIN is not set or not a file !!!!!\n"
-        );
+    let Some(runner) = real_runner("unreachable_database_is_degraded_with_the_job_runners_message")
+    else {
         return;
     };
     let Some(env) = TestEnv::new("gold-fail", runner.clone()).await else {
