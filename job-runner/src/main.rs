@@ -9,7 +9,7 @@ use aurum_job_runner::datamart::Datamart;
 use aurum_job_runner::engine::EngineChoice;
 use aurum_job_runner::pipeline::{PipelineError, Run};
 use aurum_job_runner::report::RunStatus;
-use aurum_job_runner::resources::{CgroupLimits, Engine, Resources};
+use aurum_job_runner::resources::{self, CgroupLimits, Engine, Resources};
 use aurum_job_runner::snapshot::Snapshot;
 use aurum_job_runner::storage::Storage;
 use chrono::NaiveDate;
@@ -366,6 +366,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    resources::bound_allocator(engine.resources.threads);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(engine.resources.threads)
         .enable_all()
@@ -443,7 +444,7 @@ async fn run_command(cli: Cli, mut engine: Engine) -> ExitCode {
     tracing::info!(
         threads = resources.threads,
         threads_from = ?resources.threads_origin,
-        memory_limit = resources.memory_limit.map(aurum_job_runner::resources::human_size),
+        memory_limit = resources.memory_limit.map(resources::human_size),
         memory_limit_from = ?resources.memory_origin,
         spill_dir = %resources.spill_dir.display(),
         engine = %engine.choice,

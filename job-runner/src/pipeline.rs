@@ -210,6 +210,7 @@ impl Run {
         grace: std::time::Duration,
     ) -> Result<Snapshot, PipelineError> {
         self.report.lake = Some(lake.display().to_owned());
+        crate::resources::release_free_memory();
         lake.clean_stale().await?;
         let run_id = self.id().to_owned();
         let outcome = silver::preprocess(lake, &run_id, grace, &self.engine)
@@ -234,6 +235,7 @@ impl Run {
         top_n: u32,
     ) -> Result<(), PipelineError> {
         self.report.lake = Some(lake.display().to_owned());
+        crate::resources::release_free_memory();
         let mut warehouse = Warehouse::connect(database_url, db_schema).await?;
         warehouse.migrate().await?;
         if let Some(role) = reader_role {
@@ -258,6 +260,7 @@ impl Run {
         // Opening read the snapshot whole (totals, row counts): its spills count too.
         self.spilled += silver.spilled_bytes();
         for &datamart in datamarts {
+            crate::resources::release_free_memory();
             let clock = StageClock::start();
             let spilled_before = silver.spilled_bytes();
             let result = self

@@ -23,11 +23,17 @@ use crate::engine::EngineChoice;
 /// killer is never the one to stop a run.
 pub const CGROUP_MEMORY_SHARE: f64 = 0.7;
 
-/// Share of the run's memory limit given to DataFusion's pool (sorts,
-/// aggregations, repartitions). The rest covers what the pool does not
-/// track: Parquet writers' open row groups, batches in flight between tasks,
-/// the silver key sets, the binary itself.
-const POOL_SHARE: f64 = 0.6;
+/// What the process holds before it reads any data: the binary's code, the
+/// threads' stacks, the runtimes (73 MiB measured for a `preprocess` of an
+/// empty lake, release build). It is taken off the limit before the pool's
+/// share.
+const PROCESS_BASE: u64 = 64 << 20;
+
+/// Share of the run's memory limit, less [`PROCESS_BASE`], given to
+/// DataFusion's pool (sorts, aggregations, repartitions). The rest covers
+/// what the pool does not track: Parquet writers' open row groups, batches
+/// in flight between tasks, the silver key sets, the allocator's slack.
+const POOL_SHARE: f64 = 0.5;
 
 /// Why the resource settings are unusable.
 #[derive(Debug, thiserror::Error)]
@@ -284,7 +290,7 @@ impl Resources {
     /// The bytes DataFusion's pool may hold, when there is a limit.
     pub fn pool_bytes(&self) -> Option<usize> {
         self.memory_limit
-            .map(|limit| (limit as f64 * POOL_SHARE) as usize)
+            .map(|limit| (limit.saturating_sub(PROCESS_BASE) as f64 * POOL_SHARE) as usize)
     }
 
     /// Builds the query runtime every stage shares: one pool, so concurrent
@@ -550,6 +556,43 @@ pub fn peak_rss() -> u64 {
     }
     // Linux reports kilobytes.
     usage.ru_maxrss.max(0) as u64 * 1024
+}
+
+/// Glibc's malloc keeps memory a run has freed resident: each thread that
+/// allocates gets its own arena (up to eight per core) and freed blocks stay
+/// in it. Measured at 5M transactions under a 256 MiB limit, that slack put
+/// the peak resident memory 50 to 75 MiB above what the same run needs with
+/// arenas capped at the run's threads, blocks of 256 KiB and more mapped on
+/// their own (returned to the kernel when freed) and the heap's free top
+/// trimmed past 256 KiB, at no measurable CPU cost. Called once, before any
+/// thread starts.
+pub fn bound_allocator(threads: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const RETURNED_FROM: libc::c_int = 256 << 10;
+        let arenas = libc::c_int::try_from(threads.clamp(1, 64)).unwrap_or(1);
+        // SAFETY: mallopt only changes the allocator's tuning parameters; an
+        // unknown parameter or value is refused with 0, leaving the default.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, RETURNED_FROM);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, RETURNED_FROM);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = threads;
+}
+
+/// Hands the memory the allocator holds free back to the kernel. Called
+/// between the stages of one process (`run`), so that what one stage freed
+/// does not stay resident under the next stage's peak.
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free pages of the allocator's own
+    // arenas to the kernel.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Wall and CPU time of a stage, from its start.

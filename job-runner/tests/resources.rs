@@ -162,15 +162,15 @@ async fn a_small_memory_limit_spills_and_gives_the_same_silver_and_gold() {
             "--threads",
             "2",
             // Past the batches in flight (about 36 MiB of the 38 MiB pool
-            // with two threads), too little for every fingerprint: later
-            // lines go to duplicate_row's bucket files.
+            // of a 128 MiB limit with two threads), too little for every
+            // fingerprint: later lines go to duplicate_row's bucket files.
             "--memory-limit",
-            "64MiB",
+            "128MiB",
             "--spill-dir",
             path_arg(&spill),
         ],
     );
-    assert_eq!(limited["resources"]["memory_limit_bytes"], 64 << 20);
+    assert_eq!(limited["resources"]["memory_limit_bytes"], 128 << 20);
     assert_eq!(limited["resources"]["memory_limit_from"], "option");
     let spilled = stage(&limited, "transactions")["spilled_bytes"]
         .as_u64()
