@@ -489,6 +489,25 @@ impl Engine {
             )
     }
 
+    /// A session whose plans run on the Ballista cluster of `--engine`, with
+    /// `--engine-partitions` partitions (the run's own by default); `None`
+    /// when the engine is in-process.
+    pub fn remote_session(&self) -> Option<datafusion::error::Result<SessionContext>> {
+        match &self.choice {
+            EngineChoice::InProcess => None,
+            EngineChoice::Ballista {
+                host,
+                port,
+                partitions,
+            } => {
+                let config = self
+                    .config()
+                    .with_target_partitions(partitions.unwrap_or(self.partitions()));
+                Some(crate::engine::ballista_session(config, host, *port))
+            }
+        }
+    }
+
     /// A session on the shared runtime (pool and spill directory), reading
     /// Parquet text as plain strings (the lake's readers expect `Utf8`).
     pub fn session(&self, config: SessionConfig) -> SessionContext {
