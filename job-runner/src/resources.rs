@@ -452,7 +452,8 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     /// The settings.
     pub resources: Resources,
-    /// Where the datamarts' plans run (`--engine`); preprocess always runs here.
+    /// Where the datamarts' and the transactions' preprocess plans run
+    /// (`--engine`); the keyed tables' preprocess always runs here.
     pub choice: EngineChoice,
 }
 

@@ -24,6 +24,7 @@
 //! the two writes is one task, on one executor, fed by the others' shuffle
 //! output.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -44,6 +45,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use object_store::ObjectMeta;
 
 use crate::engine::register_snapshot_table;
 use crate::report::{Progress, StageReport};
@@ -496,28 +498,56 @@ pub async fn clean_transactions(
         }
     }
 
-    // The files of this snapshot's silver: a task that died after writing
-    // some files and ran again leaves two copies of them, which would count
-    // rows twice. So the files must hold exactly what the write reported,
-    // and every raw line must be in silver or the rejects.
+    // The files of this snapshot's silver. One write names all its files
+    // alike (a random id per run of the sink task): a sink task that died
+    // after closing some files and ran again elsewhere leaves those behind
+    // under another name. So the files are grouped by name, and the group
+    // holding exactly the rows the write reported is silver; the others are
+    // left for the publish's clean-up of unnamed files.
     let prefix = format!("/snapshot={id}/");
-    let mut files = Vec::new();
-    let mut urls = Vec::new();
+    let mut groups: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
     for object in lake.list("silver/transactions").await? {
         let relative = lake.relative(&object.location);
-        if relative.contains(&prefix) && relative.ends_with(".parquet") {
-            report.bytes_written += object.size;
-            urls.push(lake.object_url(&object.location));
-            files.push(relative);
+        if relative.contains(&prefix)
+            && let Some(name) = object
+                .location
+                .filename()
+                .filter(|n| n.ends_with(".parquet"))
+        {
+            groups.entry(name.to_owned()).or_default().push(object);
         }
     }
-    let in_files = footer_rows(engine, lake, urls).await?;
+    let mut chosen = None;
+    let mut in_files = 0;
+    for (name, objects) in groups {
+        let urls = objects
+            .iter()
+            .map(|o| lake.object_url(&o.location))
+            .collect();
+        in_files = footer_rows(engine, lake, urls).await?;
+        if in_files == written {
+            chosen = Some(objects);
+            break;
+        }
+        tracing::warn!(
+            files = %name,
+            rows = in_files,
+            written,
+            "silver files of an earlier try of the write task are left out"
+        );
+    }
+    let objects = chosen.unwrap_or_default();
+    let files: Vec<String> = objects.iter().map(|o| lake.relative(&o.location)).collect();
+    report.bytes_written += objects.iter().map(|o| o.size).sum::<u64>();
     let raw_urls = partitions
         .iter()
         .map(|p| lake.object_url(&p.object.location))
         .collect();
     let raw_rows = footer_rows(engine, lake, raw_urls).await?;
-    if in_files != written || report.rows_rejected != rejected || written + rejected != raw_rows {
+    if (files.is_empty() && written > 0)
+        || report.rows_rejected != rejected
+        || written + rejected != raw_rows
+    {
         return Err(SilverError::Unbalanced {
             snapshot: id,
             raw: raw_rows,
