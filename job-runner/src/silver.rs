@@ -1740,7 +1740,7 @@ pub(crate) fn check_fields(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn set(items: &[&str]) -> HashSet<String> {
@@ -1751,7 +1751,8 @@ mod tests {
         check_transaction(values, &set(&["P1"]), &set(&["K1"])).map(|_| ())
     }
 
-    const GOOD: [Option<&str>; 6] = [
+    /// A transaction line that passes every rule (product P1, customer K1).
+    pub(crate) const GOOD: [Option<&str>; 6] = [
         Some("536365"),
         Some("1/5/2023"),
         Some("P1"),

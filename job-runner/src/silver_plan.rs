@@ -618,14 +618,7 @@ mod tests {
 
     #[test]
     fn the_udf_gives_the_first_failing_rule_or_the_parsed_line() {
-        let good = [
-            Some("536365"),
-            Some("1/5/2023"),
-            Some("P1"),
-            Some("K1"),
-            Some("3"),
-            Some("2.50"),
-        ];
+        let good = crate::silver::tests::GOOD;
         let mut cancelled = good;
         cancelled[0] = Some("C1");
         cancelled[4] = Some("-3");
@@ -656,14 +649,9 @@ mod tests {
 
     #[test]
     fn an_amount_past_numeric_18_2_fails_the_query() {
-        let line = [
-            Some("1"),
-            Some("1/5/2023"),
-            Some("P1"),
-            Some("K1"),
-            Some("2147483647"),
-            Some("9999999999.99"),
-        ];
+        let mut line = crate::silver::tests::GOOD;
+        line[4] = Some("2147483647");
+        line[5] = Some("9999999999.99");
         let error = invoke(&[line]).unwrap_err();
         assert!(
             error.to_string().contains("does not fit numeric(18,2)"),
