@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The datamarts in-process versus on Ballista (docs/ballista.md), at 5M
-# transactions (or the sizes given as arguments): one silver snapshot made once
-# per size (feed + preprocess, in-process: preprocess never runs on Ballista),
-# then the four datamarts, each its own `datamart` command, in-process and with
-# --engine on a loopback cluster of 1 executor (AURUM_BENCH_SLOTS slots, default
-# 2) and of 2 executors (1 slot each, then 2 each). Printed per configuration:
-# wall time of the four commands, CPU seconds of every process involved (the
-# job-runner, and the scheduler and executors: /proc's utime+stime before and
-# after) and CPU per silver row. The machine's load average is printed with
+# Preprocess and the datamarts in-process versus on Ballista (docs/ballista.md),
+# at 5M transactions (or the sizes given as arguments): the raw layer fed once
+# per size, one silver snapshot made in-process (`preprocess`), then the four
+# datamarts, each its own `datamart` command, in-process; then on a loopback
+# cluster of 1 executor (AURUM_BENCH_SLOTS slots, default 2) and of 2 executors
+# (1 slot each, then 2 each): `preprocess --engine` (a new snapshot, its
+# transactions made by the executors) and the four datamarts with --engine.
+# Printed per configuration and stage: wall time, CPU seconds of every process
+# involved (the job-runner, and the scheduler and executors: /proc's
+# utime+stime before and after) and CPU per row (raw line for preprocess,
+# silver row for the datamarts). The machine's load average is printed with
 # each size: figures taken on a busy machine are not comparable.
 #
 # Environment: AURUM_BENCH_DIR (default ~/.cache/aurum/bench-ballista; sources
@@ -51,29 +53,44 @@ cpu_seconds() {
   echo "$total"
 }
 
-# datamarts LABEL LAKE ROWS ENGINE PIDS...: the four datamart commands, timed
-datamarts() {
-  local label=$1 lake=$2 rows=$3 engine=$4
-  shift 4
-  local before after start end d own=0 t
-  before=$(cpu_seconds "$@")
+# timed LABEL ROWS PIDS -- ARGS...: job-runner commands (ARGS, `;` between
+# two) in a row, timed, with the CPU of the processes PIDS
+timed() {
+  local label=$1 rows=$2 pids=() before after start end own=0 t args=()
+  shift 2
+  while [ "$1" != -- ]; do pids+=("$1"); shift; done
+  shift
+  before=$(cpu_seconds "${pids[@]}")
   start=$(date +%s.%N)
-  for d in sales-country-year top-products monthly-sales customer-lifetime-value; do
-    /usr/bin/time -f "%U %S" -o "$cache/time" "$runner" datamart "$d" --lake "$lake" --engine "$engine" \
+  while [ $# -gt 0 ]; do
+    args=()
+    while [ $# -gt 0 ] && [ "$1" != ";" ]; do args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    /usr/bin/time -f "%U %S" -o "$cache/time" "$runner" "${args[@]}" \
       >/dev/null 2>"$cache/stderr" || { tail -5 "$cache/stderr"; return 1; }
     t=$(awk '{print int(($1 + $2) * 100)}' "$cache/time")
     own=$((own + t))
   done
   end=$(date +%s.%N)
-  after=$(cpu_seconds "$@")
+  after=$(cpu_seconds "${pids[@]}")
   python3 - "$label" "$start" "$end" "$own" "$((after - before))" "$ticks" "$rows" <<'PY'
 import sys
 label, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 own, cluster, ticks, rows = int(sys.argv[4]) / 100, int(sys.argv[5]) / int(sys.argv[6]), int(sys.argv[6]), int(sys.argv[7])
 cpu = own + cluster
-print(f"  {label:<34} {end - start:7.2f} s wall  CPU {cpu:7.2f} s (job-runner {own:6.2f}, cluster {cluster:6.2f})"
+print(f"  {label:<48} {end - start:7.2f} s wall  CPU {cpu:7.2f} s (job-runner {own:6.2f}, cluster {cluster:6.2f})"
       f"  {cpu / rows * 1e6:6.2f} us CPU/row  cores busy {cpu / (end - start):4.2f}")
 PY
+}
+
+# datamarts LABEL LAKE ROWS ENGINE PIDS...: the four datamart commands, timed
+datamarts() {
+  local label=$1 lake=$2 rows=$3 engine=$4 d commands=()
+  shift 4
+  for d in sales-country-year top-products monthly-sales customer-lifetime-value; do
+    commands+=(datamart "$d" --lake "$lake" --engine "$engine" ";")
+  done
+  timed "datamarts, $label" "$rows" "$@" -- "${commands[@]}"
 }
 
 # cluster N SLOTS: a fresh scheduler and N executors of SLOTS slots
@@ -95,16 +112,20 @@ bench() {
   /usr/bin/time -f "%e %U %S" -o "$cache/preprocess.time" "$runner" preprocess --lake "$lake" \
     > "$cache/preprocess.json" 2>/dev/null
   rows=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sum(s['rows_written'] for s in r['stages'] if s['table']=='transactions'))" "$cache/preprocess.json")
+  raw=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sum(s['rows_read'] for s in r['stages'] if s['table']=='transactions'))" "$cache/preprocess.json")
   echo "== $n source transactions, $rows silver transactions ($(du -sh "$lake/silver" | cut -f1) of silver Parquet), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  for stage in feed preprocess; do
-    read -r wall user sys < "$cache/$stage.time"
-    echo "  $stage (in-process, always): $wall s wall, CPU $(python3 -c "print(f'{$user + $sys:.2f}')") s"
-  done
+  read -r wall user sys < "$cache/feed.time"
+  echo "  feed (in-process, always): $wall s wall, CPU $(python3 -c "print(f'{$user + $sys:.2f}')") s"
+  read -r wall user sys < "$cache/preprocess.time"
+  echo "  preprocess, in-process: $wall s wall, CPU $(python3 -c "print(f'{$user + $sys:.2f}')") s, $(python3 -c "print(f'{($user + $sys) / $raw * 1e6:.2f}')") us CPU/raw line"
   datamarts "in-process" "$lake" "$rows" in-process
   for shape in "1 $slots" "2 1" "2 $slots"; do
     read -r executors per <<< "$shape"
     [ "$executors" = 2 ] && [ "$per" = "$slots" ] && [ "$slots" = 1 ] && continue
     start_cluster "$executors" "$per"
+    # shellcheck disable=SC2086
+    timed "preprocess, ballista, $executors executor(s) x $per slot(s)" "$raw" $AURUM_BALLISTA_PIDS -- \
+      preprocess --lake "$lake" --engine "$AURUM_BALLISTA_URL"
     # shellcheck disable=SC2086
     datamarts "ballista, $executors executor(s) x $per slot(s)" "$lake" "$rows" "$AURUM_BALLISTA_URL" $AURUM_BALLISTA_PIDS
     du -sh "$cluster"/executor* 2>/dev/null | sed 's/^/    shuffle files left: /' || true

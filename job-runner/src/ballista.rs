@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ballista_core::RuntimeProducer;
+use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::utils::default_session_builder;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::SessionBuilder;
@@ -107,15 +108,33 @@ fn runtime_producer(stores: Arc<LakeObjectStores>, work_dir: Option<PathBuf>) ->
     })
 }
 
+/// The scheduler decodes the plans it is sent with its sessions' functions:
+/// DataFusion's and Aurum's own ([`crate::silver_plan::udfs`]).
 fn scheduler_session_builder(stores: Arc<LakeObjectStores>) -> SessionBuilder {
     let runtime = runtime_producer(stores, None);
     Arc::new(move |config: SessionConfig| {
         let state = default_session_builder(config)?;
         let runtime = runtime(state.config())?;
+        let mut functions = state
+            .scalar_functions()
+            .values()
+            .cloned()
+            .collect::<Vec<_>>();
+        functions.extend(crate::silver_plan::udfs());
         Ok(SessionStateBuilder::new_from_existing(state)
             .with_runtime_env(runtime)
+            .with_scalar_functions(functions)
             .build())
     })
+}
+
+/// The executors run tasks with DataFusion's functions and Aurum's own.
+fn executor_functions() -> Arc<BallistaFunctionRegistry> {
+    let mut registry = BallistaFunctionRegistry::default();
+    for udf in crate::silver_plan::udfs() {
+        registry.scalar_functions.insert(udf.name().to_owned(), udf);
+    }
+    Arc::new(registry)
 }
 
 /// Resolves `host:port` to the one address to bind (a name such as
@@ -205,6 +224,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<(), BallistaError>
         job_data_clean_up_interval_seconds: 600,
         memory_pool_size: options.memory_pool_bytes,
         override_runtime_producer: Some(runtime_producer(stores, Some(options.work_dir.clone()))),
+        override_function_registry: Some(executor_functions()),
         ..ExecutorProcessConfig::default()
     };
     tracing::info!(

@@ -31,7 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use postgres_types::ToSql;
 
-use crate::engine::{EngineChoice, ballista_session, register_snapshot_table};
+use crate::engine::{EngineChoice, register_snapshot_table};
 use crate::report::CheckReport;
 use crate::resources::{Engine, spilled_bytes};
 use crate::rules::from_date32;
@@ -311,18 +311,9 @@ impl Silver {
     ) -> Result<Silver, DatamartError> {
         let err = query_error("the silver tables");
         let remote = engine.choice != EngineChoice::InProcess;
-        let ctx = match &engine.choice {
-            EngineChoice::InProcess => engine.session(engine.config()),
-            EngineChoice::Ballista {
-                host,
-                port,
-                partitions,
-            } => {
-                let config = engine
-                    .config()
-                    .with_target_partitions(partitions.unwrap_or(engine.partitions()));
-                ballista_session(config, host, *port).map_err(&err)?
-            }
+        let ctx = match engine.remote_session() {
+            None => engine.session(engine.config()),
+            Some(session) => session.map_err(&err)?,
         };
         lake.register(&ctx);
         for table in Table::ALL {

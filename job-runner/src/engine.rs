@@ -1,4 +1,5 @@
-//! Where the datamarts' DataFusion plans run: in this process (the default), or
+//! Where the datamarts' and the transactions' preprocess DataFusion plans
+//! run: in this process (the default), or
 //! on an Apache Ballista cluster (`--engine ballista://HOST:PORT`, docs/ballista.md).
 //!
 //! A remote session plans here and sends the logical plan to the scheduler,

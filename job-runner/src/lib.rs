@@ -10,7 +10,8 @@
 //! [`storage`] is the one seam to the lake's file system; [`pipeline`] runs the
 //! commands and fills the [`report`]; [`catalog`] registers a published
 //! snapshot's tables in a Hive Metastore, when one is given. [`engine`] chooses
-//! where the datamarts' queries run (in this process or on Ballista), and
+//! where the datamarts' queries run (in this process or on Ballista),
+//! [`silver_plan`] is preprocess of transactions as plans on Ballista, and
 //! [`ballista`] is the job-runner's own Ballista scheduler and executor.
 
 pub mod ballista;
@@ -25,6 +26,7 @@ pub mod report;
 pub mod resources;
 pub mod rules;
 pub mod silver;
+pub mod silver_plan;
 pub mod snapshot;
 pub mod source_csv;
 pub mod storage;

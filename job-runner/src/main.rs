@@ -35,9 +35,10 @@ struct Cli {
     /// Where sorts spill under the memory limit (default: the temp dir, TMPDIR or /tmp).
     #[arg(long, env = "AURUM_SPILL_DIR", global = true)]
     spill_dir: Option<PathBuf>,
-    /// Where the datamarts' queries run: in-process, or ballista://HOST:PORT
-    /// for a Ballista scheduler (docs/ballista.md). Preprocess runs in this
-    /// process either way.
+    /// Where the queries run: in-process, or ballista://HOST:PORT for a
+    /// Ballista scheduler (docs/ballista.md): then the datamarts and the
+    /// preprocess of transactions run on its executors (the small keyed
+    /// tables stay in this process).
     #[arg(long, env = "AURUM_ENGINE", global = true, default_value = "in-process", value_parser = engine_choice)]
     engine: EngineChoice,
     /// With --engine ballista://...: the partitions of each distributed query

@@ -104,6 +104,10 @@ pub struct StageReport {
     pub cpu_per_wall: f64,
     /// Bytes the stage's queries spilled to disk under the memory limit.
     pub spilled_bytes: u64,
+    /// Where the stage's plans ran when not in this process
+    /// (`ballista://HOST:PORT`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 impl StageReport {

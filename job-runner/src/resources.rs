@@ -458,7 +458,8 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     /// The settings.
     pub resources: Resources,
-    /// Where the datamarts' plans run (`--engine`); preprocess always runs here.
+    /// Where the datamarts' and the transactions' preprocess plans run
+    /// (`--engine`); the keyed tables' preprocess always runs here.
     pub choice: EngineChoice,
 }
 
@@ -493,6 +494,25 @@ impl Engine {
                 "datafusion.execution.sort_spill_reservation_bytes",
                 SORT_MERGE_RESERVATION,
             )
+    }
+
+    /// A session whose plans run on the Ballista cluster of `--engine`, with
+    /// `--engine-partitions` partitions (the run's own by default); `None`
+    /// when the engine is in-process.
+    pub fn remote_session(&self) -> Option<datafusion::error::Result<SessionContext>> {
+        match &self.choice {
+            EngineChoice::InProcess => None,
+            EngineChoice::Ballista {
+                host,
+                port,
+                partitions,
+            } => {
+                let config = self
+                    .config()
+                    .with_target_partitions(partitions.unwrap_or(self.partitions()));
+                Some(crate::engine::ballista_session(config, host, *port))
+            }
+        }
     }
 
     /// A session on the shared runtime (pool and spill directory), reading

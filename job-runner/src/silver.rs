@@ -142,6 +142,27 @@ pub enum SilverError {
         /// The line before it.
         previous: i64,
     },
+    /// The rows the Ballista executors wrote and rejected do not add up to
+    /// the raw lines (a write task that ran twice, or lines lost).
+    #[error(
+        "silver transactions of snapshot {snapshot} on Ballista do not add up: {raw} raw lines, \
+         {written} written by the executors ({in_files} in the snapshot's files), {rejected} \
+         rejected ({counted} counted by reason); nothing was published"
+    )]
+    Unbalanced {
+        /// The unpublished snapshot.
+        snapshot: String,
+        /// Raw lines.
+        raw: u64,
+        /// Silver rows the write reported.
+        written: u64,
+        /// Silver rows in the snapshot's files.
+        in_files: u64,
+        /// Rejects the write reported.
+        rejected: u64,
+        /// Rejects counted by reason.
+        counted: u64,
+    },
     /// A row that passed the rules failed them when read back.
     #[error("{location} line {line}: passed the rules, then failed {reason} when read back")]
     Inconsistent {
@@ -191,21 +212,45 @@ pub async fn preprocess(
     let products = clean_keyed(lake, Table::Products, &KeyedRules::products(), engine).await?;
     let product_nos = Arc::new(products.keys());
 
-    // Writing the keyed tables overlaps cleaning the transactions: on HDFS
-    // each small file costs round trips that would otherwise add up.
-    // All four end before an error is returned (no write left running).
-    let [mut c, mut u, mut p, mut t] = std::array::from_fn(|_| snapshot.clone());
-    let written = futures::join!(
-        countries.write(lake, &mut c),
-        customers.write(lake, &mut u),
-        products.write(lake, &mut p),
-        clean_transactions(lake, &product_nos, &customer_nos, &mut t, engine),
-    );
-    let reports = vec![written.0?, written.1?, written.2?, written.3?];
-    for part in [c, u, p, t] {
-        snapshot.tables.extend(part.tables);
-        snapshot.rejects.extend(part.rejects);
-    }
+    let reports = if let Some(remote) = engine.remote_session() {
+        // On Ballista, the executors join the transactions to the keyed
+        // tables' silver files: those are written first.
+        let remote = remote.map_err(|source| SilverError::Read {
+            location: engine.choice.to_string(),
+            source,
+        })?;
+        let [mut c, mut u, mut p] = std::array::from_fn(|_| snapshot.clone());
+        let written = futures::join!(
+            countries.write(lake, &mut c),
+            customers.write(lake, &mut u),
+            products.write(lake, &mut p),
+        );
+        let mut reports = vec![written.0?, written.1?, written.2?];
+        for part in [c, u, p] {
+            snapshot.tables.extend(part.tables);
+            snapshot.rejects.extend(part.rejects);
+        }
+        reports.push(
+            crate::silver_plan::clean_transactions(lake, &mut snapshot, engine, remote).await?,
+        );
+        reports
+    } else {
+        // Writing the keyed tables overlaps cleaning the transactions: on HDFS
+        // each small file costs round trips that would otherwise add up.
+        // All four end before an error is returned (no write left running).
+        let [mut c, mut u, mut p, mut t] = std::array::from_fn(|_| snapshot.clone());
+        let written = futures::join!(
+            countries.write(lake, &mut c),
+            customers.write(lake, &mut u),
+            products.write(lake, &mut p),
+            clean_transactions(lake, &product_nos, &customer_nos, &mut t, engine),
+        );
+        for part in [c, u, p, t] {
+            snapshot.tables.extend(part.tables);
+            snapshot.rejects.extend(part.rejects);
+        }
+        vec![written.0?, written.1?, written.2?, written.3?]
+    };
 
     snapshot.created_at = timestamp(Utc::now());
     snapshot.publish(lake, grace).await?;
@@ -214,12 +259,16 @@ pub async fn preprocess(
 }
 
 /// A raw partition: one table's file for one ingest date.
-struct RawPartition {
-    ingest_date: String,
-    object: ObjectMeta,
+pub(crate) struct RawPartition {
+    pub(crate) ingest_date: String,
+    pub(crate) object: ObjectMeta,
 }
 
-async fn raw_partitions(lake: &Storage, table: Table) -> Result<Vec<RawPartition>, SilverError> {
+/// A table's raw partitions, by ingest date.
+pub(crate) async fn raw_partitions(
+    lake: &Storage,
+    table: Table,
+) -> Result<Vec<RawPartition>, SilverError> {
     let mut partitions: Vec<RawPartition> = lake
         .list(&format!("raw/{table}"))
         .await?
@@ -824,15 +873,14 @@ impl SilverRows {
         line: i64,
         price: Option<&str>,
     ) -> Result<(), SilverError> {
-        let amount = i128::from(parsed.quantity) * i128::from(parsed.price);
-        if amount.unsigned_abs() >= 10u128.pow(18) {
+        let Some(amount) = parsed.amount() else {
             return Err(SilverError::AmountOverflow {
                 location: location.to_owned(),
                 line,
                 quantity: parsed.quantity,
                 price: price.unwrap_or_default().to_owned(),
             });
-        }
+        };
         self.transaction_no.append_value(parsed.transaction_no);
         self.date.append_value(parsed.date);
         self.product_no.append_value(parsed.product_no);
@@ -1613,15 +1661,26 @@ fn in_flight_bytes(n: usize) -> usize {
     (4 * n + 1) * UNIT_ROWS * ROW_BYTES + n * STALE_AFTER * UNIT_ROWS * ENCODED_ROW_BYTES
 }
 
-/// A transaction line that passed rules 1 to 9.
+/// A transaction line that passed the rules.
 #[derive(Debug, PartialEq, Eq)]
-struct ParsedTransaction<'a> {
-    transaction_no: &'a str,
-    date: i32,
-    product_no: &'a str,
-    customer_no: &'a str,
-    quantity: i32,
-    price: i64,
+pub(crate) struct ParsedTransaction<'a> {
+    pub(crate) transaction_no: &'a str,
+    /// Arrow `Date32`.
+    pub(crate) date: i32,
+    pub(crate) product_no: &'a str,
+    pub(crate) customer_no: &'a str,
+    pub(crate) quantity: i32,
+    /// Hundredths.
+    pub(crate) price: i64,
+}
+
+impl ParsedTransaction<'_> {
+    /// quantity * price in hundredths, or `None` when it does not fit
+    /// numeric(18,2).
+    pub(crate) fn amount(&self) -> Option<i128> {
+        let amount = i128::from(self.quantity) * i128::from(self.price);
+        (amount.unsigned_abs() < 10u128.pow(18)).then_some(amount)
+    }
 }
 
 /// Rules 1 to 9 of transactions, in order; the first that fails is the reason.
@@ -1631,6 +1690,22 @@ fn check_transaction<'a>(
     products: &HashSet<String>,
     customers: &HashSet<String>,
 ) -> Result<ParsedTransaction<'a>, &'static str> {
+    let parsed = check_fields(values)?;
+    if !products.contains(parsed.product_no) {
+        return Err(reason::UNKNOWN_PRODUCT);
+    }
+    if !customers.contains(parsed.customer_no) {
+        return Err(reason::UNKNOWN_CUSTOMER);
+    }
+    Ok(parsed)
+}
+
+/// Rules 1 to 7 of transactions (those of the line alone), in order; the
+/// first that fails is the reason. Rules 8 and 9 need the silver keys:
+/// [`check_transaction`] here, joins on Ballista ([`crate::silver_plan`]).
+pub(crate) fn check_fields(
+    values: [Option<&str>; 6],
+) -> Result<ParsedTransaction<'_>, &'static str> {
     let [
         Some(no),
         Some(date),
@@ -1654,12 +1729,6 @@ fn check_transaction<'a>(
     if price <= 0 {
         return Err(reason::NON_POSITIVE_PRICE);
     }
-    if !products.contains(product) {
-        return Err(reason::UNKNOWN_PRODUCT);
-    }
-    if !customers.contains(customer) {
-        return Err(reason::UNKNOWN_CUSTOMER);
-    }
     Ok(ParsedTransaction {
         transaction_no: no,
         date: rules::date32(date),
@@ -1671,7 +1740,7 @@ fn check_transaction<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn set(items: &[&str]) -> HashSet<String> {
@@ -1682,7 +1751,8 @@ mod tests {
         check_transaction(values, &set(&["P1"]), &set(&["K1"])).map(|_| ())
     }
 
-    const GOOD: [Option<&str>; 6] = [
+    /// A transaction line that passes every rule (product P1, customer K1).
+    pub(crate) const GOOD: [Option<&str>; 6] = [
         Some("536365"),
         Some("1/5/2023"),
         Some("P1"),
