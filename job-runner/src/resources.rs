@@ -33,7 +33,7 @@ const PROCESS_BASE: u64 = 64 << 20;
 /// DataFusion's pool (sorts, aggregations, repartitions). The rest covers
 /// what the pool does not track: Parquet writers' open row groups, batches
 /// in flight between tasks, the silver key sets, the allocator's slack.
-const POOL_SHARE: f64 = 0.5;
+const POOL_SHARE: f64 = 0.6;
 
 /// Why the resource settings are unusable.
 #[derive(Debug, thiserror::Error)]
