@@ -88,6 +88,11 @@ impl Required {
             signature: Signature::any(1, Volatility::Immutable),
         }
     }
+
+    /// The error of a call with other than one argument.
+    fn one_argument() -> DataFusionError {
+        DataFusionError::Plan(format!("{REQUIRED_UDF} takes one argument"))
+    }
 }
 
 impl ScalarUDFImpl for Required {
@@ -100,16 +105,11 @@ impl ScalarUDFImpl for Required {
     }
 
     fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
-        args.first()
-            .cloned()
-            .ok_or_else(|| DataFusionError::Plan(format!("{REQUIRED_UDF} takes one argument")))
+        args.first().cloned().ok_or_else(Required::one_argument)
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion::error::Result<FieldRef> {
-        let field = args
-            .arg_fields
-            .first()
-            .ok_or_else(|| DataFusionError::Plan(format!("{REQUIRED_UDF} takes one argument")))?;
+        let field = args.arg_fields.first().ok_or_else(Required::one_argument)?;
         Ok(Arc::new(Field::new(
             self.name(),
             field.data_type().clone(),
@@ -121,8 +121,8 @@ impl ScalarUDFImpl for Required {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
-        let [value] = <[ColumnarValue; 1]>::try_from(args.args)
-            .map_err(|_| DataFusionError::Plan(format!("{REQUIRED_UDF} takes one argument")))?;
+        let [value] =
+            <[ColumnarValue; 1]>::try_from(args.args).map_err(|_| Required::one_argument())?;
         let nulls = match &value {
             ColumnarValue::Array(array) => array.null_count() > 0,
             ColumnarValue::Scalar(scalar) => scalar.is_null(),
