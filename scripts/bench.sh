@@ -45,9 +45,16 @@ rss_kb, seconds = int(sys.argv[3]), float(sys.argv[4])
 cpu = f"{sys.argv[5]} = {float(sys.argv[6]) + float(sys.argv[7]):.1f} s"
 for s in report["stages"]:
     # A baseline binary's report may lack the CPU and spill fields.
+    # A datamart's PostgreSQL load is shown apart, with the cores its
+    # computing part kept busy (the job-runner mostly waits during the load).
+    load = s.get('load_ms')
+    computing = ""
+    if load is not None and s['duration_ms'] > load:
+        computing = (f"  (load {load/1000:.2f} s; computing cpu/wall "
+                     f"{s.get('cpu_ms', 0)/(s['duration_ms'] - load):.2f})")
     print(f"  {s['stage']:<11}{s['table']:<31}{s['rows_read']:>10} rows {s['duration_ms']/1000:>7.2f} s "
           f"{s['rows_per_sec']:>12,.0f} rows/s  cpu/wall {s.get('cpu_per_wall', 0):>4.2f}  "
-          f"spilled {s.get('spilled_bytes', 0)/2**20:>7.0f} MiB")
+          f"spilled {s.get('spilled_bytes', 0)/2**20:>7.0f} MiB{computing}")
 r = report.get("resources") or {}
 limit = r.get("memory_limit_bytes")
 limit = f"{limit/2**20:.0f} MiB" if limit else "none"

@@ -5,6 +5,7 @@
 //! transactions); the small per-group results are ranked and rounded here with
 //! exact integer arithmetic.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -404,7 +405,7 @@ impl Silver {
             )
             .await?;
         for batch in &totals {
-            let c = Columns(batch);
+            let c = Columns::new(batch);
             for row in 0..batch.num_rows() {
                 silver.totals = SilverTotals {
                     lines: c.i64(0, row),
@@ -430,7 +431,7 @@ impl Silver {
             )
             .await?
         {
-            let c = Columns(batch);
+            let c = Columns::new(batch);
             for row in 0..batch.num_rows() {
                 silver.by_country.insert(
                     c.string(0, row),
@@ -462,7 +463,7 @@ impl Silver {
                     )
                     .await?
                 {
-                    let c = Columns(batch);
+                    let c = Columns::new(batch);
                     read += (0..batch.num_rows()).map(|row| c.i64(0, row)).sum::<i64>();
                 }
                 read
@@ -520,7 +521,7 @@ impl Silver {
             )
             .await?;
         for batch in &batches {
-            let c = Columns(batch);
+            let c = Columns::new(batch);
             for row in 0..batch.num_rows() {
                 if let Some(country) = self.by_country.get_mut(&c.string(0, row)) {
                     country.products = c.i64(1, row);
@@ -533,7 +534,7 @@ impl Silver {
     async fn distinct(&self, sql: &str) -> Result<HashSet<String>, DatamartError> {
         let mut values = HashSet::new();
         for batch in self.query("silver keys", sql).await? {
-            let c = Columns(&batch);
+            let c = Columns::new(&batch);
             for row in 0..batch.num_rows() {
                 if let Some(v) = c.opt_string(0, row) {
                     values.insert(v);
@@ -556,7 +557,7 @@ impl Silver {
             .await?;
         let mut rows = Vec::new();
         for batch in &batches {
-            let c = Columns(batch);
+            let c = Columns::new(batch);
             for row in 0..batch.num_rows() {
                 rows.push(SalesCountryYear {
                     year: c.i32(0, row),
@@ -580,7 +581,7 @@ impl Silver {
             .await?
             .iter()
             .flat_map(|batch| {
-                let c = Columns(batch);
+                let c = Columns::new(batch);
                 (0..batch.num_rows()).map(move |row| (c.string(0, row), c.string(1, row)))
             })
             .collect();
@@ -604,7 +605,7 @@ impl Silver {
         let mut scopes: BTreeMap<String, Vec<TopProduct>> = BTreeMap::new();
         for sql in scope_queries {
             for batch in &self.query(what, sql).await? {
-                let c = Columns(batch);
+                let c = Columns::new(batch);
                 for row in 0..batch.num_rows() {
                     let product_no = c.string(1, row);
                     let product = TopProduct {
@@ -640,7 +641,7 @@ impl Silver {
             .await?;
         let mut months = Vec::new();
         for batch in &batches {
-            let c = Columns(batch);
+            let c = Columns::new(batch);
             for row in 0..batch.num_rows() {
                 let (year, month) = (c.i32(0, row), c.i32(1, row));
                 let Some(first_day) = NaiveDate::from_ymd_opt(year, month as u32, 1) else {
@@ -687,7 +688,7 @@ impl Silver {
             .await?;
         let mut customers = Vec::new();
         for batch in &batches {
-            let c = Columns(batch);
+            let c = Columns::new(batch);
             for row in 0..batch.num_rows() {
                 let transactions = c.i64(6, row);
                 let lifetime_value = c.cents(8, row);
@@ -771,7 +772,9 @@ fn with_growth(mut months: Vec<MonthlySales>) -> Vec<MonthlySales> {
 /// Ranks customers by lifetime value descending then customer number (bytes),
 /// with `ntile(4)` quartiles over that order.
 fn rank_customers(mut customers: Vec<CustomerLifetimeValue>) -> Vec<CustomerLifetimeValue> {
-    customers.sort_by(|a, b| {
+    // Customer numbers are unique, so an unstable sort gives the one order
+    // (without a stable sort's buffer of a copy of every row).
+    customers.sort_unstable_by(|a, b| {
         b.lifetime_value
             .cmp(&a.lifetime_value)
             .then_with(|| a.customer_no.cmp(&b.customer_no))
@@ -819,10 +822,10 @@ impl<'a> Checks<'a> {
             results: Vec::new(),
         };
         let mut seen = HashSet::with_capacity(rows.len());
+        // `replace` hands back a key already there: no copy of every key.
         let duplicates: Vec<String> = rows
             .iter()
-            .map(GoldRow::key)
-            .filter(|k| !seen.insert(k.clone()))
+            .filter_map(|row| seen.replace(row.key()))
             .collect();
         checks.record("primary_key_unique", duplicates);
         // The base every datamart stands on: each silver transaction lands in
@@ -886,7 +889,7 @@ pub fn check_sales_country_year<'a>(silver: &'a Silver, rows: &[SalesCountryYear
             rows.iter()
                 .map(|r| (r.country.as_str(), r.total_sales, r.total_quantity, None)),
         );
-        fits(checks, rows.iter().map(|r| (r.key(), r.total_sales, 18)));
+        fits(checks, rows.iter().map(|r| (r, r.total_sales, 18)));
     })
 }
 
@@ -927,7 +930,7 @@ pub fn check_top_products<'a>(silver: &'a Silver, rows: &[TopProduct], top_n: u3
             "scopes_reconcile",
             top_products_scopes(silver, &by_scope, top_n),
         );
-        fits(checks, rows.iter().map(|r| (r.key(), r.total_sales, 18)));
+        fits(checks, rows.iter().map(|r| (r, r.total_sales, 18)));
     })
 }
 
@@ -941,15 +944,10 @@ pub fn check_monthly_sales<'a>(silver: &'a Silver, rows: &[MonthlySales]) -> Che
         fits(
             checks,
             rows.iter()
-                .flat_map(|r| {
-                    [
-                        (r.key(), r.total_sales, 18),
-                        (r.key(), r.avg_transaction_value, 18),
-                    ]
-                })
+                .flat_map(|r| [(r, r.total_sales, 18), (r, r.avg_transaction_value, 18)])
                 .chain(
                     rows.iter()
-                        .filter_map(|r| r.mom_growth_pct.map(|g| (r.key(), g, 12))),
+                        .filter_map(|r| r.mom_growth_pct.map(|g| (r, g, 12))),
                 ),
         );
     })
@@ -997,12 +995,8 @@ pub fn check_customer_lifetime_value<'a>(
         );
         fits(
             checks,
-            rows.iter().flat_map(|r| {
-                [
-                    (r.key(), r.lifetime_value, 18),
-                    (r.key(), r.avg_transaction_value, 18),
-                ]
-            }),
+            rows.iter()
+                .flat_map(|r| [(r, r.lifetime_value, 18), (r, r.avg_transaction_value, 18)]),
         );
     })
 }
@@ -1126,25 +1120,49 @@ fn totals(checks: &mut Checks<'_>, rows: impl Iterator<Item = (Money, i64)>) {
     checks.record("totals_reconcile", offending);
 }
 
-/// Every money value fits its numeric column.
-fn fits(checks: &mut Checks<'_>, values: impl Iterator<Item = (String, Money, u32)>) {
+/// Every money value fits its numeric column: (row, value, precision).
+fn fits<'r, R: GoldRow + 'r>(
+    checks: &mut Checks<'_>,
+    values: impl Iterator<Item = (&'r R, Money, u32)>,
+) {
+    // Keys are formatted for the offending rows only: one string per value
+    // of every row was most of the checks' time on a large table.
     let offending = values
         .filter(|(_, value, precision)| !value.fits_precision(*precision))
-        .map(|(key, value, precision)| {
-            format!("{key}: {value} does not fit numeric({precision},2)")
+        .map(|(row, value, precision)| {
+            format!("{}: {value} does not fit numeric({precision},2)", row.key())
         })
         .collect();
     checks.record("values_fit_columns", offending);
 }
 
 /// Typed access to the columns of a query result, whatever Arrow type
-/// DataFusion chose (views, wider decimals).
-struct Columns<'a>(&'a RecordBatch);
+/// DataFusion chose (views, wider decimals). Each column is cast once, on
+/// first use: casting per cell copied the whole column for every row read.
+struct Columns<'a> {
+    batch: &'a RecordBatch,
+    cast: Vec<OnceCell<Arc<dyn Array>>>,
+}
 
-impl Columns<'_> {
+impl<'a> Columns<'a> {
+    fn new(batch: &'a RecordBatch) -> Columns<'a> {
+        Columns {
+            batch,
+            cast: vec![OnceCell::new(); batch.num_columns()],
+        }
+    }
+
     fn cast(&self, column: usize, to: &DataType) -> Arc<dyn Array> {
         // Every cast used here (string views, wider integers and decimals) is lossless.
-        cast(self.0.column(column), to).expect("lossless cast of a query result")
+        let cast_to = |to: &DataType| {
+            cast(self.batch.column(column), to).expect("lossless cast of a query result")
+        };
+        let array = self.cast[column].get_or_init(|| cast_to(to));
+        if array.data_type() == to {
+            Arc::clone(array)
+        } else {
+            cast_to(to)
+        }
     }
 
     fn string(&self, column: usize, row: usize) -> String {

@@ -270,11 +270,12 @@ impl Run {
             let spilled = silver.spilled_bytes() - spilled_before;
             self.spilled += spilled;
             match result {
-                Ok(rows) => {
+                Ok(published) => {
                     let mut stage = StageReport::new("datamart", datamart.table());
                     stage.rows_read = silver.totals.lines as u64;
-                    stage.rows_written = rows;
+                    stage.rows_written = published.rows;
                     stage.spilled_bytes = spilled;
+                    stage.load_ms = Some(published.load.as_millis() as u64);
                     stage.finish(clock.wall(), clock.cpu());
                     self.report.stages.push(stage);
                 }
@@ -299,7 +300,7 @@ impl Run {
         datamart: Datamart,
         top_n: u32,
         record: &RunRecord,
-    ) -> Result<u64, PipelineError> {
+    ) -> Result<Published, PipelineError> {
         match datamart {
             Datamart::SalesCountryYear => {
                 let rows = silver.sales_country_year().await?;
@@ -335,7 +336,7 @@ impl Run {
         record: &RunRecord,
         rows: &[R],
         checks: datamart::Checks<'_>,
-    ) -> Result<u64, PipelineError> {
+    ) -> Result<Published, PipelineError> {
         let passed = checks.passed();
         let failed: Vec<String> = checks
             .results
@@ -350,9 +351,28 @@ impl Run {
                 checks: failed.join(", "),
             });
         }
+        let load = std::time::Instant::now();
         warehouse.check_shape(datamart).await?;
         let written = warehouse.publish(datamart, record, rows).await?;
-        tracing::info!(datamart = %datamart, table = datamart.table(), rows = written, "gold table published");
-        Ok(written)
+        let load = load.elapsed();
+        tracing::info!(
+            datamart = %datamart,
+            table = datamart.table(),
+            rows = written,
+            load_ms = load.as_millis() as u64,
+            "gold table published"
+        );
+        Ok(Published {
+            rows: written,
+            load,
+        })
     }
+}
+
+/// A gold table just published.
+struct Published {
+    /// Its rows.
+    rows: u64,
+    /// The wall time PostgreSQL took to load and swap them in.
+    load: std::time::Duration,
 }

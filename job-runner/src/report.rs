@@ -104,6 +104,12 @@ pub struct StageReport {
     pub cpu_per_wall: f64,
     /// Bytes the stage's queries spilled to disk under the memory limit.
     pub spilled_bytes: u64,
+    /// `datamart` stages: the part of `duration_ms` spent loading the gold
+    /// table into PostgreSQL (COPY into staging, then the swap), where this
+    /// process mostly waits: `cpu_ms / (duration_ms - load_ms)` is how many
+    /// cores the computing part kept busy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_ms: Option<u64>,
     /// Where the stage's plans ran when not in this process
     /// (`ballista://HOST:PORT`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
