@@ -983,9 +983,16 @@ impl MonthFiles {
                     month.0, month.1, self.name, self.opened
                 );
                 self.opened += 1;
-                let writer = self
-                    .lake
-                    .parquet_writer(&self.lake.path(&path), transactions_schema())?;
+                // A writer keeps a file per month open, up to every month of
+                // the lake at once while it writes a duplicate_row bucket:
+                // dictionaries of these nearly unique columns were most of
+                // that memory (122 MB of 2 writers' at 20M lines) for little
+                // compression.
+                let writer = self.lake.parquet_writer_without_dictionary(
+                    &self.lake.path(&path),
+                    transactions_schema(),
+                    &["transaction_no", "customer_no"],
+                )?;
                 self.open.insert(month, (writer, path, self.tick));
             }
             if let Some((writer, _, used)) = self.open.get_mut(&month) {
@@ -1519,12 +1526,22 @@ async fn clean_transactions(
         .map(|g| g.num_rows().max(0) as usize)
         .max()
         .unwrap_or(0);
-    let lookahead = lookahead_for(unit_rows, n, engine.resources.pool_bytes());
+    // The keyed tables may still hold their rows (they are written beside
+    // this): then less room, down to one batch, rather than a failure.
+    let mut lookahead = lookahead_for(unit_rows, n, engine.resources.pool_bytes());
     let in_flight = MemoryConsumer::new("preprocess transactions batches in flight")
         .register(engine.memory_pool());
-    in_flight
-        .try_grow(in_flight_bytes(n, lookahead))
-        .map_err(query_error)?;
+    while let Err(e) = in_flight.try_grow(in_flight_bytes(n, lookahead)) {
+        if lookahead == 1 {
+            return Err(query_error(e));
+        }
+        lookahead /= 2;
+    }
+    tracing::debug!(
+        lookahead,
+        tasks = n,
+        "batches of room between the transactions tasks"
+    );
     let units = files
         .iter()
         .enumerate()

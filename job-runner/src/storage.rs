@@ -23,6 +23,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use url::Url;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -338,9 +339,29 @@ impl Storage {
         path: &Path,
         schema: SchemaRef,
     ) -> Result<ParquetFileWriter, StorageError> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(128 * 1024))
+        self.parquet_writer_without_dictionary(path, schema, &[])
+    }
+
+    /// Starts a Parquet file at `path` whose columns `plain` are written
+    /// without a dictionary: for columns of nearly unique values, where a
+    /// dictionary saves little and its encoder holds every value of the row
+    /// group in memory until the group is written.
+    pub fn parquet_writer_without_dictionary(
+        &self,
+        path: &Path,
+        schema: SchemaRef,
+        plain: &[&str],
+    ) -> Result<ParquetFileWriter, StorageError> {
+        let props = plain
+            .iter()
+            .fold(
+                WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(128 * 1024)),
+                |builder, &column| {
+                    builder.set_column_dictionary_enabled(ColumnPath::from(column), false)
+                },
+            )
             .build();
         let object = BufWriter::new(Arc::clone(&self.store), path.clone());
         let writer = AsyncArrowWriter::try_new(object, schema, Some(props)).map_err(|source| {
