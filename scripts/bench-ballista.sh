@@ -13,7 +13,9 @@
 # each size: figures taken on a busy machine are not comparable.
 #
 # Environment: AURUM_BENCH_DIR (default ~/.cache/aurum/bench-ballista; sources
-# are kept there, lakes deleted), AURUM_BENCH_SLOTS, AURUM_BENCH_PROFILE.
+# are kept there, lakes deleted), AURUM_BENCH_SLOTS, AURUM_BENCH_PROFILE,
+# AURUM_BENCH_SHAPES (the clusters, EXECUTORSxSLOTS, default "1x2 2x1 2x2").
+# Each cluster's runs use --engine-partitions = its slots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -119,10 +121,12 @@ bench() {
   read -r wall user sys < "$cache/preprocess.time"
   echo "  preprocess, in-process: $wall s wall, CPU $(python3 -c "print(f'{$user + $sys:.2f}')") s, $(python3 -c "print(f'{($user + $sys) / $raw * 1e6:.2f}')") us CPU/raw line"
   datamarts "in-process" "$lake" "$rows" in-process
-  for shape in "1 $slots" "2 1" "2 $slots"; do
-    read -r executors per <<< "$shape"
+  for shape in ${AURUM_BENCH_SHAPES:-1x$slots 2x1 2x$slots}; do
+    executors=${shape%x*} per=${shape#*x}
     [ "$executors" = 2 ] && [ "$per" = "$slots" ] && [ "$slots" = 1 ] && continue
     start_cluster "$executors" "$per"
+    # Every slot of the cluster gets a task of each stage.
+    export AURUM_ENGINE_PARTITIONS=$((executors * per))
     # shellcheck disable=SC2086
     timed "preprocess, ballista, $executors executor(s) x $per slot(s)" "$raw" $AURUM_BALLISTA_PIDS -- \
       preprocess --lake "$lake" --engine "$AURUM_BALLISTA_URL"
@@ -130,6 +134,7 @@ bench() {
     datamarts "ballista, $executors executor(s) x $per slot(s)" "$lake" "$rows" "$AURUM_BALLISTA_URL" $AURUM_BALLISTA_PIDS
     du -sh "$cluster"/executor* 2>/dev/null | sed 's/^/    shuffle files left: /' || true
   done
+  unset AURUM_ENGINE_PARTITIONS
   testenv/ballista.sh stop "$cluster" >/dev/null 2>&1 || true
   rm -rf "$lake"
   echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
