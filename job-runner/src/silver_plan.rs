@@ -10,8 +10,11 @@
 //! - Rules 8 and 9 are left joins (anti-joins that keep their rejects) of the
 //!   raw lines to the silver product and customer keys that this run has
 //!   just written into its unpublished snapshot folder.
-//! - Rule 10 (`duplicate_row`) is `ROW_NUMBER()` over the parsed 6-tuple, by
-//!   ingest date then line: the first copy is kept, exactly.
+//! - Rule 10 (`duplicate_row`): the UDF also gives each line the in-process
+//!   path's 128-bit fingerprint of its parsed 6-tuple; sorted by fingerprint,
+//!   ingest date and line within buckets of fingerprints, a line whose
+//!   predecessor has its fingerprint is a later copy (`LAG`): the first copy
+//!   is kept, as in-process.
 //! - Silver is written by the executors (a `COPY` partitioned by year, month
 //!   and snapshot, the in-process layout), the rejects into the one file
 //!   the in-process path writes; the per-reason counts are an aggregate over
@@ -19,7 +22,7 @@
 //!   without Ballista.
 //!
 //! The raw scan, the UDF, the joins and the window are split into tasks over
-//! every executor (the window after a hash shuffle on the 6-tuple). What does
+//! every executor (the window after a hash shuffle on the buckets). What does
 //! not spread: DataFusion's file sink takes one input partition, so each of
 //! the two writes is one task, on one executor, fed by the others' shuffle
 //! output.
