@@ -1140,15 +1140,7 @@ fn check_batch(
         ) {
             Ok(parsed) => {
                 silver.push(&parsed, &file.location, columns.line.value(row), value(5))?;
-                prints.push(fingerprint(
-                    &mut scratch,
-                    parsed.transaction_no,
-                    parsed.date,
-                    parsed.product_no,
-                    parsed.customer_no,
-                    parsed.quantity,
-                    parsed.price,
-                ));
+                prints.push(parsed.fingerprint(&mut scratch));
                 passed.push(row as u32);
             }
             Err(why) => {
@@ -1726,6 +1718,20 @@ impl ParsedTransaction<'_> {
     pub(crate) fn amount(&self) -> Option<i128> {
         let amount = i128::from(self.quantity) * i128::from(self.price);
         (amount.unsigned_abs() < 10u128.pow(18)).then_some(amount)
+    }
+
+    /// Its fingerprint for `duplicate_row` (`buffer` is scratch space): the
+    /// in-process path and the Ballista plan decide copies on the same value.
+    pub(crate) fn fingerprint(&self, buffer: &mut Vec<u8>) -> u128 {
+        fingerprint(
+            buffer,
+            self.transaction_no,
+            self.date,
+            self.product_no,
+            self.customer_no,
+            self.quantity,
+            self.price,
+        )
     }
 }
 

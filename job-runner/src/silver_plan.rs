@@ -10,8 +10,11 @@
 //! - Rules 8 and 9 are left joins (anti-joins that keep their rejects) of the
 //!   raw lines to the silver product and customer keys that this run has
 //!   just written into its unpublished snapshot folder.
-//! - Rule 10 (`duplicate_row`) is `ROW_NUMBER()` over the parsed 6-tuple, by
-//!   ingest date then line: the first copy is kept, exactly.
+//! - Rule 10 (`duplicate_row`): the UDF also gives each line the in-process
+//!   path's 128-bit fingerprint of its parsed 6-tuple; sorted by fingerprint,
+//!   ingest date and line within buckets of fingerprints, a line whose
+//!   predecessor has its fingerprint is a later copy (`LAG`): the first copy
+//!   is kept, as in-process.
 //! - Silver is written by the executors (a `COPY` partitioned by year, month
 //!   and snapshot, the in-process layout), the rejects into the one file
 //!   the in-process path writes; the per-reason counts are an aggregate over
@@ -19,7 +22,7 @@
 //!   without Ballista.
 //!
 //! The raw scan, the UDF, the joins and the window are split into tasks over
-//! every executor (the window after a hash shuffle on the 6-tuple). What does
+//! every executor (the window after a hash shuffle on the buckets). What does
 //! not spread: DataFusion's file sink takes one input partition, so each of
 //! the two writes is one task, on one executor, fed by the others' shuffle
 //! output.
@@ -29,8 +32,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, Int32Builder, StringBuilder,
-    StructArray,
+    Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder,
+    StringBuilder, StructArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::config::TableParquetOptions;
@@ -138,7 +141,9 @@ impl ScalarUDFImpl for Required {
 
 /// Rules 1 to 7 over the six raw columns: a struct of the first failing
 /// rule's `reason` (NULL when all pass) and the parsed `date`, `quantity`,
-/// `price`, `amount` and the date's `year` and `month` (NULL when a rule failed).
+/// `price`, `amount`, the date's `year` and `month`, and the high and low
+/// halves of the line's 128-bit `duplicate_row` fingerprint (`print_hi`,
+/// `print_lo`, the in-process path's) (NULL when a rule failed).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct TransactionRules {
     signature: Signature,
@@ -160,6 +165,8 @@ impl TransactionRules {
             Field::new("amount", DataType::Decimal128(18, 2), true),
             Field::new("year", DataType::Int32, true),
             Field::new("month", DataType::Int32, true),
+            Field::new("print_hi", DataType::Int64, true),
+            Field::new("print_lo", DataType::Int64, true),
         ])
     }
 }
@@ -203,6 +210,9 @@ impl ScalarUDFImpl for TransactionRules {
             Decimal128Builder::with_capacity(rows).with_data_type(DataType::Decimal128(18, 2));
         let mut year = Int32Builder::with_capacity(rows);
         let mut month = Int32Builder::with_capacity(rows);
+        let mut print_hi = Int64Builder::with_capacity(rows);
+        let mut print_lo = Int64Builder::with_capacity(rows);
+        let mut scratch = Vec::with_capacity(128);
         for row in 0..rows {
             let value = |c: usize| {
                 let column = columns[c];
@@ -228,6 +238,9 @@ impl ScalarUDFImpl for TransactionRules {
                     amount.append_value(total);
                     year.append_value(chrono::Datelike::year(&day));
                     month.append_value(chrono::Datelike::month(&day) as i32);
+                    let print = parsed.fingerprint(&mut scratch);
+                    print_hi.append_value((print >> 64) as i64);
+                    print_lo.append_value(print as i64);
                 }
                 Err(failed) => {
                     why.append_value(failed);
@@ -237,6 +250,8 @@ impl ScalarUDFImpl for TransactionRules {
                     amount.append_null();
                     year.append_null();
                     month.append_null();
+                    print_hi.append_null();
+                    print_lo.append_null();
                 }
             }
         }
@@ -248,6 +263,8 @@ impl ScalarUDFImpl for TransactionRules {
             Arc::new(amount.finish()),
             Arc::new(year.finish()),
             Arc::new(month.finish()),
+            Arc::new(print_hi.finish()),
+            Arc::new(print_lo.finish()),
         ];
         Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
             TransactionRules::fields(),
@@ -286,12 +303,32 @@ fn register_raw(ctx: &SessionContext, lake: &Storage) -> datafusion::error::Resu
     Ok(())
 }
 
-/// The lines after rules 1 to 9 (`reason` NULL for those that passed),
-/// each numbered within its copies (`copy`: 1 for the earliest line that
-/// passed, by ingest date then line, among those of the same parsed 6-tuple).
-/// A rejected line is a group of its own (its ingest date and line in the
-/// key), so one window serves silver and the rejects without a union.
+/// Buckets of fingerprints that the `duplicate_row` window partitions by:
+/// enough to spread over any cluster's tasks, few enough that the window
+/// keeps a handful of partitions' state per task (a partition per line, as a
+/// window over the 6-tuple has, cost most of the plan's CPU).
+const COPY_BUCKETS: u32 = 4096;
+
+/// The lines after rules 1 to 9 (`reason` NULL for those that passed), with
+/// `later_copy` true for a line that passed but is not the earliest (by
+/// ingest date, then line) of those with its fingerprint (the in-process
+/// path's 128-bit fingerprint of the parsed 6-tuple).
+///
+/// The copies of a fingerprint are next to each other in the window's order
+/// (fingerprint, ingest date, line), so a line is a later copy when the one
+/// before it has the same fingerprint: `LAG`, over partitions of a few
+/// thousand buckets of fingerprints (a sort on four small keys, not on the
+/// 6-tuple's strings). `reason` is a key too: rejects never sit between
+/// copies, and silver's `reason IS NULL` applies before the shuffle.
+/// Rejected lines have no fingerprint (rules 1 to 7) or share theirs only
+/// with lines rejected for the same reason (rules 8 and 9 depend on the
+/// 6-tuple alone); their `later_copy` is not used. Those without one are
+/// spread over the buckets by line.
 fn plan_sql(dates: &[String]) -> String {
+    let copies = format!(
+        r#"(PARTITION BY c.reason, COALESCE(c.p['print_hi'], c."{LINE_COLUMN}") % {COPY_BUCKETS}
+             ORDER BY c.p['print_hi'], c.p['print_lo'], c.ingest_date, c."{LINE_COLUMN}")"#
+    );
     let dates = dates
         .iter()
         .map(|d| literal(d))
@@ -317,12 +354,8 @@ fn plan_sql(dates: &[String]) -> String {
            ),
            numbered AS (
              SELECT c.*,
-                    ROW_NUMBER() OVER (
-                      PARTITION BY c.reason, c."TransactionNo", c.p['date'], c."ProductNo",
-                                   c."CustomerNo", c.p['quantity'], c.p['price'],
-                                   CASE WHEN c.reason IS NOT NULL THEN c.ingest_date END,
-                                   CASE WHEN c.reason IS NOT NULL THEN c."{LINE_COLUMN}" END
-                      ORDER BY c.ingest_date, c."{LINE_COLUMN}") AS copy
+                    (LAG(c.p['print_hi']) OVER {copies} = c.p['print_hi']
+                     AND LAG(c.p['print_lo']) OVER {copies} = c.p['print_lo']) AS later_copy
              FROM checked c
            )"#,
         unknown_product = reason::UNKNOWN_PRODUCT,
@@ -365,6 +398,76 @@ async fn footer_rows(
     Ok(count as u64)
 }
 
+/// Registers what the plans read in `ctx`: the UDFs, the lake's object
+/// store, the raw transactions and the silver product and customer keys of
+/// `snapshot`.
+fn register_inputs(
+    ctx: &SessionContext,
+    lake: &Storage,
+    snapshot: &Snapshot,
+) -> Result<(), SilverError> {
+    // DataFusion's leaf-expression pushdown would move each `p['...']`
+    // below the projection that names `p`, so the rules would run once per
+    // field read (three times a line, measured); the setting goes with every
+    // job to the scheduler.
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .optimizer
+        .enable_leaf_expression_pushdown = false;
+    lake.register(ctx);
+    for udf in udfs() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    register_raw(ctx, lake).map_err(query_error("the raw files"))?;
+    for keyed in [Table::Products, Table::Customers] {
+        let urls: Vec<String> = snapshot
+            .table(keyed.name())
+            .iter()
+            .map(|f| lake.object_url(&lake.path(f)))
+            .collect();
+        register_snapshot_table(
+            ctx,
+            &format!("silver_{keyed}"),
+            keyed_silver_schema(keyed),
+            &urls,
+        )
+        .map_err(query_error("the silver keys"))?;
+    }
+    Ok(())
+}
+
+/// The silver rows of the raw lines of `dates`, for snapshot `id`.
+fn silver_sql(dates: &[String], id: &str) -> String {
+    format!(
+        r#"{with}
+           SELECT {REQUIRED_UDF}("TransactionNo") AS transaction_no,
+                  {REQUIRED_UDF}(p['date']) AS "date",
+                  {REQUIRED_UDF}("ProductNo") AS product_no,
+                  {REQUIRED_UDF}("CustomerNo") AS customer_no,
+                  {REQUIRED_UDF}(p['quantity']) AS quantity,
+                  {REQUIRED_UDF}(p['price']) AS price,
+                  {REQUIRED_UDF}(p['amount']) AS amount,
+                  p['year'] AS year, p['month'] AS month, {snapshot} AS snapshot
+           FROM numbered WHERE reason IS NULL AND later_copy IS NOT TRUE"#,
+        with = plan_sql(dates),
+        snapshot = literal(id),
+    )
+}
+
+/// The rejected lines of `dates`, with their reasons.
+fn rejects_sql(dates: &[String]) -> String {
+    format!(
+        r#"{with}
+           SELECT {REJECT_COLUMNS},
+                  {REQUIRED_UDF}(COALESCE(reason, '{duplicate}')) AS reason
+           FROM numbered WHERE reason IS NOT NULL OR later_copy IS TRUE"#,
+        with = plan_sql(dates),
+        duplicate = reason::DUPLICATE_ROW,
+    )
+}
+
 /// Rebuilds silver transactions on the Ballista cluster into `snapshot`
 /// (unpublished), against the silver products and customers it already
 /// holds. The report counts what the executors wrote and rejected.
@@ -383,26 +486,7 @@ pub async fn clean_transactions(
     let dates: Vec<String> = partitions.iter().map(|p| p.ingest_date.clone()).collect();
     let id = snapshot.snapshot_id.clone();
 
-    lake.register(&ctx);
-    for udf in udfs() {
-        ctx.register_udf(udf.as_ref().clone());
-    }
-    register_raw(&ctx, lake).map_err(query_error("the raw files"))?;
-    for keyed in [Table::Products, Table::Customers] {
-        let urls: Vec<String> = snapshot
-            .table(keyed.name())
-            .iter()
-            .map(|f| lake.object_url(&lake.path(f)))
-            .collect();
-        register_snapshot_table(
-            &ctx,
-            &format!("silver_{keyed}"),
-            keyed_silver_schema(keyed),
-            &urls,
-        )
-        .map_err(query_error("the silver keys"))?;
-    }
-    let with = plan_sql(&dates);
+    register_inputs(&ctx, lake, snapshot)?;
     let parquet = {
         let mut options = TableParquetOptions::default();
         options.global.compression = Some("snappy".to_owned());
@@ -411,19 +495,7 @@ pub async fn clean_transactions(
     };
 
     // Silver, in the snapshot's own folder of each month (as in-process).
-    let silver_sql = format!(
-        r#"{with}
-           SELECT {REQUIRED_UDF}("TransactionNo") AS transaction_no,
-                  {REQUIRED_UDF}(p['date']) AS "date",
-                  {REQUIRED_UDF}("ProductNo") AS product_no,
-                  {REQUIRED_UDF}("CustomerNo") AS customer_no,
-                  {REQUIRED_UDF}(p['quantity']) AS quantity,
-                  {REQUIRED_UDF}(p['price']) AS price,
-                  {REQUIRED_UDF}(p['amount']) AS amount,
-                  p['year'] AS year, p['month'] AS month, {snapshot} AS snapshot
-           FROM numbered WHERE reason IS NULL AND copy = 1"#,
-        snapshot = literal(&id),
-    );
+    let silver_sql = silver_sql(&dates, &id);
     let silver_root = format!("{}/", lake.object_url(&lake.path("silver/transactions")));
     let written = ctx
         .sql(&silver_sql)
@@ -444,13 +516,7 @@ pub async fn clean_transactions(
 
     // The rejects, into the one file the in-process path writes.
     let rejects_path = format!("silver/_rejects/{table}/snapshot={id}/part-{id}.parquet");
-    let rejects_sql = format!(
-        r#"{with}
-           SELECT {REJECT_COLUMNS},
-                  {REQUIRED_UDF}(COALESCE(reason, '{duplicate}')) AS reason
-           FROM numbered WHERE reason IS NOT NULL OR copy > 1"#,
-        duplicate = reason::DUPLICATE_ROW,
-    );
+    let rejects_sql = rejects_sql(&dates);
     let rejects_url = lake.object_url(&lake.path(&rejects_path));
     let rejected = ctx
         .sql(&rejects_sql)
@@ -616,6 +682,65 @@ mod tests {
         Ok(array.as_struct().clone())
     }
 
+    /// Not a test: the per-operator metrics of the silver and rejects
+    /// writes, run in this process on a lake given as AURUM_PLAN_LAKE (one
+    /// with raw transactions and a published snapshot, e.g. after an
+    /// in-process `run`), written under AURUM_PLAN_OUT (default: a temp dir).
+    /// `cargo test --workspace silver_plan::tests::plan_metrics -- --ignored --nocapture`
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement on a lake given by AURUM_PLAN_LAKE"]
+    async fn plan_metrics() {
+        let lake = Storage::open(&std::env::var("AURUM_PLAN_LAKE").unwrap(), false).unwrap();
+        let out = std::env::var("AURUM_PLAN_OUT").unwrap_or_else(|_| {
+            std::env::temp_dir()
+                .join(format!("aurum-plan-metrics-{}", std::process::id()))
+                .display()
+                .to_string()
+        });
+        let snapshot = Snapshot::require(&lake).await.unwrap();
+        let dates: Vec<String> = raw_partitions(&lake, Table::Transactions)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.ingest_date)
+            .collect();
+        let engine = Engine::unlimited();
+        let ctx = engine.session(engine.config().with_target_partitions(2));
+        register_inputs(&ctx, &lake, &snapshot).unwrap();
+        let statements = [
+            (
+                "silver",
+                format!(
+                    "COPY ({}) TO '{out}/silver/' STORED AS PARQUET PARTITIONED BY (year, month, snapshot)",
+                    silver_sql(&dates, "measure")
+                ),
+            ),
+            (
+                "rejects",
+                format!(
+                    "COPY ({}) TO '{out}/rejects.parquet' STORED AS PARQUET",
+                    rejects_sql(&dates)
+                ),
+            ),
+        ];
+        for (name, sql) in statements {
+            let clock = crate::report::Progress::new("measure", name);
+            let plan = ctx
+                .sql(&format!("EXPLAIN ANALYZE {sql}"))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            println!(
+                "== {name}: {:?} wall, {:?} CPU\n{}",
+                clock.elapsed(),
+                clock.cpu(),
+                datafusion::arrow::util::pretty::pretty_format_batches(&plan).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn the_udf_gives_the_first_failing_rule_or_the_parsed_line() {
         let good = crate::silver::tests::GOOD;
@@ -645,6 +770,31 @@ mod tests {
             .column(6)
             .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
         assert_eq!((year.value(0), month.value(0)), (2023, 1));
+    }
+
+    #[test]
+    fn the_udf_gives_the_in_process_fingerprint_of_the_parsed_line() {
+        let good = crate::silver::tests::GOOD;
+        // The same parsed line written otherwise: a copy.
+        let mut same = good;
+        same[5] = Some("2.5");
+        let mut other = good;
+        other[4] = Some("4");
+        let mut cancelled = good;
+        cancelled[0] = Some("C1");
+        let out = invoke(&[good, same, other, cancelled]).unwrap();
+        let half = |c: usize| {
+            out.column(c)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .clone()
+        };
+        let (hi, lo) = (half(7), half(8));
+        let print = |row: usize| ((hi.value(row) as u128) << 64) | u128::from(lo.value(row) as u64);
+        let expected = check_fields(good).unwrap().fingerprint(&mut Vec::new());
+        assert_eq!(print(0), expected);
+        assert_eq!(print(1), expected);
+        assert_ne!(print(2), expected);
+        assert!(hi.is_null(3) && lo.is_null(3));
     }
 
     #[test]
