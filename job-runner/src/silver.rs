@@ -1509,17 +1509,17 @@ async fn clean_transactions(
     let n = engine.partitions();
 
     let files = open_raw(lake, partitions).await?;
-    // What the tasks hold outside the fingerprint set is counted first, so
-    // that the set only grows into what is left, and a limit too small for
-    // the batches in flight fails here, before anything is written.
     let unit_rows = files
         .iter()
         .flat_map(|f| f.metadata.metadata().row_groups())
         .map(|g| g.num_rows().max(0) as usize)
         .max()
         .unwrap_or(0);
-    // The keyed tables may still hold their rows (they are written beside
-    // this): then less room, down to one batch, rather than a failure.
+    // What the tasks hold outside the fingerprint set is counted first, so
+    // that the set only grows into what is left, and a limit too small for
+    // the batches in flight fails here, before anything is written. The
+    // keyed tables may still hold their rows (they are written beside this):
+    // then less room, down to one batch, rather than a failure.
     let mut lookahead = lookahead_for(unit_rows, n, engine.resources.pool_bytes());
     let in_flight = MemoryConsumer::new("preprocess transactions batches in flight")
         .register(engine.memory_pool());
